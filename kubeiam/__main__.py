@@ -1,0 +1,7 @@
+"""``python -m kubeiam``."""
+
+from __future__ import annotations
+
+from kubeiam.cli import main
+
+raise SystemExit(main())
