@@ -1,0 +1,79 @@
+"""Shared benchmark helpers: timing, statistics and the table."""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One benchmark line: ours against the peer, same run.
+
+    ``higher_is_better`` is True for throughputs (ops/s) and False for latencies.
+    """
+
+    name: str
+    unit: str
+    ours: float
+    peer: float | None
+    peer_name: str = ""
+    higher_is_better: bool = False
+    ours_min: float | None = None
+    ours_max: float | None = None
+    peer_min: float | None = None
+    peer_max: float | None = None
+    target: str = ""
+    samples: Mapping[str, Sequence[float]] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float | None:
+        """How many times better ours is than the peer (>1 means better)."""
+        if self.peer is None or self.ours == 0 or self.peer == 0:
+            return None
+        return self.ours / self.peer if self.higher_is_better else self.peer / self.ours
+
+
+def time_command(argv: Sequence[str], *, runs: int, env: Mapping[str, str] | None = None,
+                 warmup: int = 1) -> list[float]:
+    """Run a command ``runs`` times and return wall times in milliseconds."""
+    out: list[float] = []
+    for i in range(warmup + runs):
+        start = time.perf_counter()
+        subprocess.run(list(argv), env=dict(env) if env is not None else None, check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if i >= warmup:
+            out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def time_call(func: Callable[[], object], *, runs: int) -> list[float]:
+    """Call ``func`` ``runs`` times and return wall times in milliseconds."""
+    out: list[float] = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of ``values``."""
+    return float(statistics.median(values))
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    """Render rows as a Markdown table."""
+    head = "| benchmark | unit | kubeiam (median) | min-max | peer | peer (median) | min-max | ratio | target |"
+    sep = "|" + "---|" * 9
+    lines = [head, sep]
+    for r in rows:
+        rng = f"{r.ours_min:.2f}-{r.ours_max:.2f}" if r.ours_min is not None else ""
+        prng = f"{r.peer_min:.2f}-{r.peer_max:.2f}" if r.peer_min is not None else ""
+        peer = f"{r.peer:.2f}" if r.peer is not None else ""
+        ratio = f"{r.ratio:.1f}x" if r.ratio is not None else ""
+        lines.append(f"| {r.name} | {r.unit} | {r.ours:.2f} | {rng} | {r.peer_name} | {peer} | {prng} | {ratio} | {r.target} |")
+    return "\n".join(lines)
