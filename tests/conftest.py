@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.fixtures.sts",
     "tests.fixtures.apiserver",
     "tests.fixtures.webhook",
+    "tests.fixtures.faultsts",
 ]
 
 
