@@ -1,7 +1,7 @@
-"""Run every ``bench/bench_*.py`` module and print one table.
+"""Run every ``bench/bench_*.py`` module, print one table, write bench/results.md and a chart.
 
 Each module has ``run() -> list[Row]``; a row compares kubeiam with its peer
-measured in the same run.
+measured in the same run. ``python -m bench [NAME-FILTER...] [--no-write]``.
 """
 
 from __future__ import annotations
@@ -10,27 +10,62 @@ import importlib
 import pkgutil
 import sys
 import time
+import traceback
 from pathlib import Path
 
-from bench.common import Row, render_table
+from bench.common import Row, machine_info, render_table, write_chart
+
+HERE = Path(__file__).resolve().parent
 
 
 def main(argv: list[str]) -> int:
     """Run the benchmarks named in argv (default: all) and print the table."""
-    names = sorted(
-        m.name for m in pkgutil.iter_modules([str(Path(__file__).parent))]) if m.name.startswith("bench_")
-    )
-    if argv:
-        names = [n for n in names if any(a in n for a in argv)]
+    write = "--no-write" not in argv
+    filters = [a for a in argv if not a.startswith("--")]
+    names = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
+    if filters:
+        names = [n for n in names if any(f in n for f in filters)]
     rows: list[Row] = []
-    for name in names:
-        start = time.perf_counter()
-        print(f"[bench] {name} ...", file=sys.stderr, flush=True)
-        module = importlib.import_module(f"bench.{name}")
-        rows.extend(module.run())
-        print(f"[bench] {name} done in {time.perf_counter() - start:.1f}s", file=sys.stderr)
-    print(render_table(rows))
-    return 0
+    failed: list[str] = []
+    started = time.perf_counter()
+    for i, name in enumerate(names, 1):
+        t0 = time.perf_counter()
+        print(f"[bench {i}/{len(names)}] {name} ...", file=sys.stderr, flush=True)
+        try:
+            module = importlib.import_module(f"bench.{name}")
+            rows.extend(module.run())
+        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
+            traceback.print_exc()
+            failed.append(name)
+        print(f"[bench {i}/{len(names)}] {name} done in {time.perf_counter() - t0:.1f}s",
+              file=sys.stderr, flush=True)
+    table = render_table(rows)
+    info = machine_info()
+    print(info)
+    print()
+    print(table)
+    if write and not filters:
+        chart = HERE / "latency.png"
+        charted = write_chart(rows, chart)
+        lines = [
+            "# Benchmark results",
+            "",
+            "Written by `make bench` (`python -m bench`). Every figure is next to its peer measured in the",
+            "same run; ratio > 1 means kubeiam is better (faster or higher throughput).",
+            "",
+            info,
+            "",
+            table,
+            "",
+        ]
+        if charted:
+            lines += ["![latency distributions](latency.png)", ""]
+        if failed:
+            lines += [f"Failed benchmarks: {', '.join(failed)}", ""]
+        lines.append(f"Total bench time: {time.perf_counter() - started:.0f} s.")
+        (HERE / "results.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        print(f"\nwrote {HERE / 'results.md'}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

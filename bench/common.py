@@ -77,3 +77,52 @@ def render_table(rows: Sequence[Row]) -> str:
         ratio = f"{r.ratio:.1f}x" if r.ratio is not None else ""
         lines.append(f"| {r.name} | {r.unit} | {r.ours:.2f} | {rng} | {r.peer_name} | {peer} | {prng} | {ratio} | {r.target} |")
     return "\n".join(lines)
+
+
+def machine_info() -> str:
+    """Describe the machine the benchmarks ran on (one Markdown line)."""
+    import os
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as fh:
+            kb = int(fh.readline().split()[1])
+            mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return (
+        f"Machine: {cpu}, {os.cpu_count()} cores{mem}; {platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+    )
+
+
+def write_chart(rows: Sequence[Row], path: object) -> bool:
+    """Draw latency distributions (rows with samples) as box plots into a PNG."""
+    series = [(f"{r.name}\n{label}", list(vals)) for r in rows for label, vals in r.samples.items() if vals]
+    if not series:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(series)), 5))
+    ax.boxplot([v for _, v in series], showfliers=True)
+    ax.set_xticks(range(1, len(series) + 1), [n for n, _ in series], fontsize=7, rotation=20)
+    ax.set_yscale("log")
+    ax.set_ylabel("milliseconds (log scale)")
+    ax.set_title("kubeiam vs peers: latency distributions (same run)")
+    fig.tight_layout()
+    fig.savefig(str(path), dpi=110)
+    plt.close(fig)
+    return True
