@@ -1,5 +1,13 @@
-"""kubeconfig package."""
+"""kubeconfig: user kubeconfig entries, the webhook's certificates and its kubeconfig.
+
+Modules: ``build`` (pure: entries, merge, validation), ``render`` (YAML and
+atomic private writes), ``certs`` (the only door to ``cryptography``), ``cli``
+(``kubeiam kubeconfig`` and ``kubeiam init``). The submodules are not imported
+here, so ``import kubeconfig`` stays cheap.
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from kubeconfig.errors import KubeconfigError
+
+__all__: list[str] = ["KubeconfigError", "build", "certs", "render"]

@@ -1,0 +1,452 @@
+"""Pure kubeconfig building: entries, merging, validation; returns plain dicts.
+
+The entries follow ``aws eks update-kubeconfig`` (kubernetes.md §6.4) in their
+names, and kubeiam's exec stanza (SPEC §7, kubernetes.md §2.1): the cluster
+ID, region and role go into the cluster's ``client.authentication.k8s.io/exec``
+extension, which kubectl hands to the plugin when ``provideClusterInfo`` is
+true. The user entry therefore names no cluster, and one user entry can serve
+many clusters.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from kubeconfig.errors import KubeconfigError
+
+__all__ = [
+    "EXEC_API_VERSION",
+    "EXEC_EXTENSION_NAME",
+    "Action",
+    "ClusterSpec",
+    "EntryNames",
+    "MergeResult",
+    "build_cluster",
+    "build_context",
+    "build_names",
+    "build_server_config",
+    "build_user",
+    "build_webhook_kubeconfig",
+    "merge_entries",
+    "new_kubeconfig",
+    "parse_kubeconfig",
+    "region_from_arn",
+]
+
+# The exec plugin API version `aws eks update-kubeconfig` writes; kubectl >= 1.24
+# accepts it (kubernetes.md §2.1, §2.7).
+EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
+# The reserved cluster extension name, passed to exec plugins as
+# spec.cluster.config (kubernetes.md §2.1).
+EXEC_EXTENSION_NAME = "client.authentication.k8s.io/exec"
+# stdin only when it is a terminal nobody else needs (MFA prompts), kubernetes.md §2.4.
+_INTERACTIVE_MODE = "IfAvailable"
+_INSTALL_HINT = "kubeiam is the credential plugin for this cluster: pip install kubeiam"
+# The three named lists of a kubeconfig and the key holding each entry's body.
+_SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
+# Entry names in the webhook kubeconfig `kubeiam init` writes (kubernetes.md §1.2).
+_WEBHOOK_CLUSTER = "kubeiam-webhook"
+_WEBHOOK_USER = "kube-apiserver"
+_WEBHOOK_CONTEXT = "webhook"
+
+
+class Action(Enum):
+    """What a merge did to one entry."""
+
+    ADDED = "added"
+    REPLACED = "replaced"
+    UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSpec:
+    """Everything known about the cluster being added.
+
+    ``ca_data`` is base64 of the PEM CA bundle, as in
+    ``certificate-authority-data``.
+    """
+
+    cluster_id: str
+    server: str
+    ca_data: str
+    region: str | None = None
+    role_arn: str | None = None
+    cluster_arn: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryNames:
+    """The names of the cluster, user and context entries."""
+
+    cluster: str
+    user: str
+    context: str
+
+
+@dataclass(frozen=True, slots=True)
+class MergeResult:
+    """A merged kubeconfig document and what happened to each entry."""
+
+    doc: dict[str, object]
+    cluster: Action
+    user: Action
+    context: Action
+    current_context: str | None
+    current_context_changed: bool
+
+
+def region_from_arn(arn: str | None) -> str | None:
+    """Return the region field of an ARN (``arn:aws:eks:REGION:ACCOUNT:cluster/NAME``).
+
+    Args:
+        arn: An ARN, or None.
+
+    Returns:
+        The region, or None when there is no ARN or no region in it.
+    """
+    if not arn:
+        return None
+    parts = arn.split(":", 5)
+    if len(parts) < 6 or parts[0] != "arn" or not parts[3]:
+        return None
+    return parts[3]
+
+
+def build_names(
+    spec: ClusterSpec, *, alias: str | None = None, user_alias: str | None = None
+) -> EntryNames:
+    """Name the entries as ``aws eks update-kubeconfig`` does (kubernetes.md §6.4).
+
+    The cluster is named by its ARN when known, else by the cluster ID; the
+    user by ``user_alias`` or the cluster name; the context by ``alias``, else
+    the user's name.
+
+    Args:
+        spec: The cluster.
+        alias: ``--alias``.
+        user_alias: ``--user-alias``.
+
+    Returns:
+        The three names.
+    """
+    cluster = spec.cluster_arn or spec.cluster_id
+    user = user_alias or cluster
+    return EntryNames(cluster=cluster, user=user, context=alias or user)
+
+
+def build_cluster(name: str, spec: ClusterSpec) -> dict[str, object]:
+    """Build a ``clusters[]`` entry carrying the exec extension.
+
+    Args:
+        name: The entry's name.
+        spec: The cluster.
+
+    Returns:
+        ``{"name": ..., "cluster": {...}}``.
+    """
+    extension: dict[str, object] = {"clusterID": spec.cluster_id}
+    if spec.region:
+        extension["region"] = spec.region
+    if spec.role_arn:
+        extension["roleARN"] = spec.role_arn
+    return {
+        "name": name,
+        "cluster": {
+            "server": spec.server,
+            "certificate-authority-data": spec.ca_data,
+            "extensions": [{"name": EXEC_EXTENSION_NAME, "extension": extension}],
+        },
+    }
+
+
+def build_user(
+    name: str, *, command: str, profile: str | None = None
+) -> dict[str, object]:
+    """Build a ``users[]`` entry whose exec stanza runs ``kubeiam token``.
+
+    The cluster ID is not in ``args``: the plugin reads it from the cluster
+    extension, so the same user entry serves every cluster that has one.
+
+    Args:
+        name: The entry's name.
+        command: Absolute path of the ``kubeiam`` executable.
+        profile: An AWS profile, passed as ``AWS_PROFILE`` in ``env``.
+
+    Returns:
+        ``{"name": ..., "user": {"exec": {...}}}``.
+    """
+    exec_: dict[str, object] = {
+        "apiVersion": EXEC_API_VERSION,
+        "command": command,
+        "args": ["token"],
+    }
+    if profile:
+        exec_["env"] = [{"name": "AWS_PROFILE", "value": profile}]
+    exec_["interactiveMode"] = _INTERACTIVE_MODE
+    exec_["provideClusterInfo"] = True
+    exec_["installHint"] = _INSTALL_HINT
+    return {"name": name, "user": {"exec": exec_}}
+
+
+def build_context(name: str, *, cluster: str, user: str) -> dict[str, object]:
+    """Build a ``contexts[]`` entry.
+
+    Args:
+        name: The entry's name.
+        cluster: The cluster entry's name.
+        user: The user entry's name.
+
+    Returns:
+        ``{"name": ..., "context": {"cluster": ..., "user": ...}}``.
+    """
+    return {"name": name, "context": {"cluster": cluster, "user": user}}
+
+
+def new_kubeconfig() -> dict[str, object]:
+    """Return an empty kubeconfig with the header ``aws eks update-kubeconfig`` writes.
+
+    Returns:
+        A new document.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+        "current-context": "",
+    }
+
+
+def parse_kubeconfig(doc: object, *, source: str) -> dict[str, object]:
+    """Check that a loaded YAML document is a kubeconfig this tool can merge into.
+
+    An empty document (``None``) becomes a new kubeconfig. Anything kubectl
+    would not load, or that a merge could not keep intact, is refused.
+
+    Args:
+        doc: The result of YAML loading the file.
+        source: The file name, for messages.
+
+    Returns:
+        The document (the same object), or a new one for ``None``.
+
+    Raises:
+        KubeconfigError: The document is not a valid kubeconfig; the message
+            names the file and the offending field.
+    """
+    if doc is None:
+        return new_kubeconfig()
+    if not isinstance(doc, dict):
+        raise KubeconfigError(
+            f"{source}: not a kubeconfig: the top level is {_kind(doc)}, not a mapping"
+        )
+    if doc.get("kind") not in (None, "Config"):
+        raise KubeconfigError(
+            f"{source}: not a kubeconfig: kind is {doc.get('kind')!r}, not 'Config'"
+        )
+    if doc.get("apiVersion") not in (None, "v1"):
+        raise KubeconfigError(
+            f"{source}: unsupported kubeconfig apiVersion "
+            f"{doc.get('apiVersion')!r} (expected 'v1')"
+        )
+    current = doc.get("current-context")
+    if current is not None and not isinstance(current, str):
+        raise KubeconfigError(
+            f"{source}: current-context is {_kind(current)}, not a string"
+        )
+    for section, body in _SECTIONS:
+        entries = doc.get(section)
+        if entries is None:
+            continue
+        if not isinstance(entries, list):
+            raise KubeconfigError(
+                f"{source}: {section} is {_kind(entries)}, not a list"
+            )
+        for i, entry in enumerate(entries):
+            where = f"{source}: {section}[{i}]"
+            if not isinstance(entry, dict):
+                raise KubeconfigError(f"{where} is {_kind(entry)}, not a mapping")
+            name = entry.get("name")
+            if not isinstance(name, str) or not name:
+                raise KubeconfigError(f"{where} has no name")
+            if entry.get(body) is not None and not isinstance(entry[body], dict):
+                raise KubeconfigError(
+                    f"{where} ({name}): {body} is {_kind(entry[body])}, not a mapping"
+                )
+    return doc
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def _upsert(
+    entries: list[object], entry: Mapping[str, object]
+) -> tuple[list[object], Action]:
+    """Replace the first same-named entry (dropping later duplicates) or append."""
+    name = entry["name"]
+    out: list[object] = []
+    action = Action.ADDED
+    for old in entries:
+        if isinstance(old, dict) and old.get("name") == name:
+            if action is Action.ADDED:
+                action = Action.UNCHANGED if old == entry else Action.REPLACED
+                out.append(dict(entry))
+            continue
+        out.append(old)
+    if action is Action.ADDED:
+        out.append(dict(entry))
+    return out, action
+
+
+def merge_entries(
+    doc: Mapping[str, object],
+    *,
+    cluster: Mapping[str, object],
+    user: Mapping[str, object],
+    context: Mapping[str, object],
+    set_current: bool | None,
+) -> MergeResult:
+    """Add or replace one cluster, user and context; keep everything else.
+
+    Args:
+        doc: A document accepted by :func:`parse_kubeconfig` (not modified).
+        cluster: The new ``clusters[]`` entry.
+        user: The new ``users[]`` entry.
+        context: The new ``contexts[]`` entry.
+        set_current: True: make the context current. False: keep
+            ``current-context``. None: make it current only when none is set.
+
+    Returns:
+        The merged document and what happened to each entry.
+    """
+    out = copy.deepcopy(dict(doc))
+    actions: list[Action] = []
+    for (section, _), entry in zip(_SECTIONS, (cluster, user, context), strict=True):
+        old = out.get(section)
+        merged, action = _upsert(list(old) if isinstance(old, list) else [], entry)
+        out[section] = merged
+        actions.append(action)
+    before = out.get("current-context")
+    before_str = before if isinstance(before, str) and before else None
+    name = str(context["name"])
+    if set_current or (set_current is None and before_str is None):
+        out["current-context"] = name
+    after = out.get("current-context")
+    after_str = after if isinstance(after, str) and after else None
+    return MergeResult(
+        doc=out,
+        cluster=actions[0],
+        user=actions[1],
+        context=actions[2],
+        current_context=after_str,
+        current_context_changed=after_str != before_str,
+    )
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def build_webhook_kubeconfig(
+    *, server_url: str, ca_pem: bytes, client_cert_pem: bytes, client_key_pem: bytes
+) -> dict[str, object]:
+    """Build the file for ``--authentication-token-webhook-config-file``.
+
+    See kubernetes.md §1.2. Roles are inverted: the cluster is the webhook (its
+    URL with the path and the CA of its serving certificate), the user is
+    kube-apiserver (its client certificate). Material is inlined so the file
+    works wherever it is mounted.
+
+    Args:
+        server_url: ``https://ADDRESS:PORT/authenticate``.
+        ca_pem: The CA that signed the webhook's serving certificate.
+        client_cert_pem: The API server's client certificate.
+        client_key_pem: Its private key.
+
+    Returns:
+        The kubeconfig document.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": _WEBHOOK_CLUSTER,
+                "cluster": {
+                    "server": server_url,
+                    "certificate-authority-data": _b64(ca_pem),
+                },
+            }
+        ],
+        "users": [
+            {
+                "name": _WEBHOOK_USER,
+                "user": {
+                    "client-certificate-data": _b64(client_cert_pem),
+                    "client-key-data": _b64(client_key_pem),
+                },
+            }
+        ],
+        "contexts": [
+            build_context(
+                _WEBHOOK_CONTEXT, cluster=_WEBHOOK_CLUSTER, user=_WEBHOOK_USER
+            )
+        ],
+        "current-context": _WEBHOOK_CONTEXT,
+    }
+
+
+def build_server_config(
+    *,
+    cluster_id: str,
+    address: str,
+    port: int,
+    cert_file: str,
+    key_file: str,
+    client_ca_file: str,
+    sources: Sequence[Mapping[str, object]] = (),
+) -> dict[str, object]:
+    """Build a ``kubeiam server --config`` document (SPEC §5) pointing at the TLS files.
+
+    Args:
+        cluster_id: The cluster ID tokens must carry.
+        address: The listen address.
+        port: The listen port.
+        cert_file: The serving certificate.
+        key_file: Its key.
+        client_ca_file: The CA client certificates must chain to.
+        sources: Mapping sources; none by default.
+
+    Returns:
+        The config document.
+    """
+    config: dict[str, object] = {
+        "clusterID": cluster_id,
+        "server": {
+            "address": address,
+            "port": port,
+            "certFile": cert_file,
+            "keyFile": key_file,
+            "clientCAFile": client_ca_file,
+        },
+    }
+    if sources:
+        config["sources"] = [dict(s) for s in sources]
+    return config
