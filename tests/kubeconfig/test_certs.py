@@ -1,0 +1,464 @@
+"""kubeconfig.certs and `kubeiam init`: the webhook PKI, checked with real TLS."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+import socket
+import ssl
+import stat
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from kubeconfig import certs
+from kubeconfig.cli import init_main
+from kubeconfig.errors import KubeconfigError
+
+NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+
+
+def _cert(path_or_pem: Path | bytes) -> x509.Certificate:
+    pem = path_or_pem.read_bytes() if isinstance(path_or_pem, Path) else path_or_pem
+    return x509.load_pem_x509_certificate(pem)
+
+
+def _sans(cert: x509.Certificate) -> set[str]:
+    ext = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {str(v) for v in ext.get_values_for_type(x509.DNSName)} | {
+        str(v) for v in ext.get_values_for_type(x509.IPAddress)
+    }
+
+
+def _eku(cert: x509.Certificate) -> list[x509.ObjectIdentifier]:
+    return list(cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> certs.PKIPaths:
+    """One PKI written with the current time (so real TLS accepts it)."""
+    out = tmp_path_factory.mktemp("pki") / "out"
+    return certs.write_pki(
+        out,
+        cluster_id="demo",
+        hostnames=["webhook.example.internal", "10.1.2.3"],
+        address="127.0.0.1",
+        port=21362,
+        now=datetime.now(UTC),
+        force=False,
+    )
+
+
+class TestGenerate:
+    """The pure generators."""
+
+    def test_ca_is_self_signed_path_length_zero(self) -> None:
+        """The CA verifies its own signature and may sign leaves only."""
+        ca = _cert(certs.generate_ca("test-ca", now=NOW).cert_pem)
+        ca.verify_directly_issued_by(ca)
+        bc = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
+        assert bc.ca is True
+        assert bc.path_length == 0
+        assert ca.not_valid_after_utc == NOW + timedelta(days=3650)
+        assert ca.not_valid_before_utc < NOW
+
+    def test_serving_cert_chains_to_the_ca_and_is_server_auth_only(self) -> None:
+        """The serving cert is signed by the CA, names it as issuer, EKU serverAuth."""
+        ca = certs.generate_ca("test-ca", now=NOW)
+        leaf = _cert(
+            certs.generate_serving_cert(
+                ca, dns_names=["localhost"], ip_addresses=["127.0.0.1"], now=NOW
+            ).cert_pem
+        )
+        ca_cert = _cert(ca.cert_pem)
+        leaf.verify_directly_issued_by(ca_cert)
+        assert leaf.issuer == ca_cert.subject
+        assert _eku(leaf) == [ExtendedKeyUsageOID.SERVER_AUTH]
+        bc = leaf.extensions.get_extension_for_class(x509.BasicConstraints).value
+        assert bc.ca is False
+
+    def test_leaf_does_not_verify_against_another_ca(self) -> None:
+        """A certificate signed by one CA fails the signature check of another."""
+        ca, other = (certs.generate_ca(n, now=NOW) for n in ("a", "b"))
+        leaf = _cert(certs.generate_client_cert(ca, common_name="x", now=NOW).cert_pem)
+        with pytest.raises((InvalidSignature, ValueError)):
+            leaf.verify_directly_issued_by(_cert(other.cert_pem))
+
+    def test_client_cert_subject_and_usage(self) -> None:
+        """The client certificate carries the CN and O asked for and EKU clientAuth."""
+        ca = certs.generate_ca("test-ca", now=NOW)
+        leaf = _cert(
+            certs.generate_client_cert(
+                ca, common_name="kube-apiserver", organizations=["team"], now=NOW
+            ).cert_pem
+        )
+        assert leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == (
+            "kube-apiserver"
+        )
+        assert leaf.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[
+            0
+        ].value == ("team")
+        assert _eku(leaf) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+        assert leaf.not_valid_after_utc == NOW + timedelta(days=365)
+
+    def test_reusing_a_key_keeps_the_public_key(self) -> None:
+        """Reissuing with key_pem keeps the key pair."""
+        ca = certs.generate_ca("test-ca", now=NOW)
+        first = certs.generate_client_cert(ca, common_name="x", now=NOW)
+        second = certs.generate_client_cert(
+            ca, common_name="x", now=NOW, key_pem=first.key_pem
+        )
+        assert second.key_pem == first.key_pem
+        assert _cert(second.cert_pem).public_key() == _cert(first.cert_pem).public_key()
+        assert second.cert_pem != first.cert_pem
+
+    @pytest.mark.parametrize(
+        ("dns", "ips", "message"),
+        [
+            ([], [], "at least one"),
+            (["localhost"], ["not-an-ip"], "bad IP address"),
+        ],
+    )
+    def test_bad_serving_names_are_refused(
+        self, dns: list[str], ips: list[str], message: str
+    ) -> None:
+        """No SANs, or an IP that does not parse, is a KubeconfigError."""
+        ca = certs.generate_ca("test-ca", now=NOW)
+        with pytest.raises(KubeconfigError, match=message):
+            certs.generate_serving_cert(ca, dns_names=dns, ip_addresses=ips, now=NOW)
+
+    def test_parse_ca_bundle_counts_and_refuses(self) -> None:
+        """A bundle of two certificates counts two; text that is not PEM is refused."""
+        a, b = (certs.generate_ca(n, now=NOW).cert_pem for n in ("a", "b"))
+        assert certs.parse_ca_bundle(a + b) == 2
+        with pytest.raises(KubeconfigError):
+            certs.parse_ca_bundle(b"hello")
+
+    @pytest.mark.parametrize(
+        ("address", "hostnames", "url"),
+        [
+            ("127.0.0.1", [], "https://127.0.0.1:21362/authenticate"),
+            ("::1", [], "https://[::1]:21362/authenticate"),
+            ("0.0.0.0", ["webhook.local"], "https://webhook.local:21362/authenticate"),
+            ("0.0.0.0", [], "https://127.0.0.1:21362/authenticate"),
+        ],
+    )
+    def test_webhook_url(self, address: str, hostnames: list[str], url: str) -> None:
+        """The URL uses the address, brackets IPv6, avoids unspecified addresses."""
+        assert certs.webhook_url(address, 21362, hostnames) == url
+
+
+class TestWritePKI:
+    """write_pki's files."""
+
+    def test_chain_and_sans(self, pki: certs.PKIPaths) -> None:
+        """Both leaves verify against ca.crt; SANs are the defaults plus hostnames."""
+        ca = _cert(pki.ca_cert)
+        for leaf in (pki.serving_cert, pki.client_cert):
+            _cert(leaf).verify_directly_issued_by(ca)
+        assert _sans(_cert(pki.serving_cert)) == {
+            "localhost",
+            "webhook.example.internal",
+            "127.0.0.1",
+            "::1",
+            "10.1.2.3",
+        }
+
+    def test_client_cert_has_no_groups(self, pki: certs.PKIPaths) -> None:
+        """The API server's client cert is CN=kube-apiserver with no O (no groups)."""
+        subject = _cert(pki.client_cert).subject
+        assert (
+            subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+            == "kube-apiserver"
+        )
+        assert subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME) == []
+
+    def test_modes(self, pki: certs.PKIPaths) -> None:
+        """Keys and the kubeconfig (it holds a key) are 0600; the directory is 0700."""
+        for path in (
+            pki.ca_key,
+            pki.serving_key,
+            pki.client_key,
+            pki.webhook_kubeconfig,
+        ):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        assert stat.S_IMODE(pki.output_dir.stat().st_mode) == 0o700
+
+    def test_webhook_kubeconfig(self, pki: certs.PKIPaths) -> None:
+        """Cluster = webhook URL + CA, user = client cert/key, current-context set."""
+        doc = yaml.safe_load(pki.webhook_kubeconfig.read_text())
+        cluster = doc["clusters"][0]["cluster"]
+        user = doc["users"][0]["user"]
+        assert cluster["server"] == "https://127.0.0.1:21362/authenticate"
+        assert (
+            base64.b64decode(cluster["certificate-authority-data"])
+            == pki.ca_cert.read_bytes()
+        )
+        assert (
+            base64.b64decode(user["client-certificate-data"])
+            == pki.client_cert.read_bytes()
+        )
+        assert base64.b64decode(user["client-key-data"]) == pki.client_key.read_bytes()
+        (context,) = doc["contexts"]
+        assert doc["current-context"] == context["name"]
+        assert context["context"] == {
+            "cluster": doc["clusters"][0]["name"],
+            "user": doc["users"][0]["name"],
+        }
+
+    def test_server_config_points_at_the_files(self, pki: certs.PKIPaths) -> None:
+        """server-config.yaml (SPEC §5) names the cluster ID and the TLS files."""
+        doc = yaml.safe_load(pki.server_config.read_text())
+        assert doc["clusterID"] == "demo"
+        assert doc["server"] == {
+            "address": "127.0.0.1",
+            "port": 21362,
+            "certFile": str(pki.serving_cert),
+            "keyFile": str(pki.serving_key),
+            "clientCAFile": str(pki.ca_cert),
+        }
+
+    def test_rerun_keeps_keys_and_force_replaces(self, tmp_path: Path) -> None:
+        """A re-run keeps every key and certificate; --force writes new keys."""
+        kwargs = {
+            "cluster_id": "c",
+            "hostnames": [],
+            "address": "127.0.0.1",
+            "port": 21362,
+            "now": NOW,
+        }
+        first = certs.write_pki(tmp_path, force=False, **kwargs)  # type: ignore[arg-type]
+        before = {p: p.read_bytes() for p in first.all()[:6]}
+        again = certs.write_pki(tmp_path, force=False, **kwargs)  # type: ignore[arg-type]
+        assert set(again.kept) == set(before)
+        assert {p: p.read_bytes() for p in before} == before
+        forced = certs.write_pki(tmp_path, force=True, **kwargs)  # type: ignore[arg-type]
+        assert forced.kept == ()
+        for path in (first.ca_key, first.serving_key, first.client_key, first.ca_cert):
+            assert path.read_bytes() != before[path]
+
+    def test_new_hostname_reissues_the_serving_cert_with_the_same_key(
+        self, tmp_path: Path
+    ) -> None:
+        """Changing --hostname reissues webhook.crt but keeps webhook.key and the CA."""
+        first = certs.write_pki(
+            tmp_path,
+            cluster_id="c",
+            hostnames=[],
+            address="127.0.0.1",
+            port=1,
+            now=NOW,
+            force=False,
+        )
+        key, cert = first.serving_key.read_bytes(), first.serving_cert.read_bytes()
+        second = certs.write_pki(
+            tmp_path,
+            cluster_id="c",
+            hostnames=["new.example"],
+            address="127.0.0.1",
+            port=1,
+            now=NOW,
+            force=False,
+        )
+        assert second.serving_key.read_bytes() == key
+        assert second.serving_cert.read_bytes() != cert
+        assert "new.example" in _sans(_cert(second.serving_cert))
+        assert second.serving_key in second.kept
+        assert second.serving_cert not in second.kept
+        assert second.ca_cert in second.kept
+
+    def test_expiring_leaf_is_reissued(self, tmp_path: Path) -> None:
+        """A leaf within 30 days of expiry is reissued by a re-run, key kept."""
+        first = certs.write_pki(
+            tmp_path,
+            cluster_id="c",
+            hostnames=[],
+            address="127.0.0.1",
+            port=1,
+            now=NOW,
+            force=False,
+        )
+        later = NOW + timedelta(days=340)
+        second = certs.write_pki(
+            tmp_path,
+            cluster_id="c",
+            hostnames=[],
+            address="127.0.0.1",
+            port=1,
+            now=later,
+            force=False,
+        )
+        assert second.client_cert not in second.kept
+        assert _cert(second.client_cert).not_valid_after_utc == later + timedelta(
+            days=365
+        )
+        assert second.client_key.read_bytes() == first.client_key.read_bytes()
+
+    def test_half_a_ca_is_refused(self, tmp_path: Path) -> None:
+        """A CA certificate without its key is an error that names the missing file."""
+        certs.write_pki(
+            tmp_path,
+            cluster_id="c",
+            hostnames=[],
+            address="127.0.0.1",
+            port=1,
+            now=NOW,
+            force=False,
+        )
+        (tmp_path / "ca.key").unlink()
+        with pytest.raises(KubeconfigError, match=r"ca\.key: missing"):
+            certs.write_pki(
+                tmp_path,
+                cluster_id="c",
+                hostnames=[],
+                address="127.0.0.1",
+                port=1,
+                now=NOW,
+                force=False,
+            )
+
+    def test_loose_key_mode_is_tightened(self, tmp_path: Path) -> None:
+        """A kept key that became group-readable is set back to 0600."""
+        first = certs.write_pki(
+            tmp_path,
+            cluster_id="c",
+            hostnames=[],
+            address="127.0.0.1",
+            port=1,
+            now=NOW,
+            force=False,
+        )
+        first.client_key.chmod(0o644)
+        certs.write_pki(
+            tmp_path,
+            cluster_id="c",
+            hostnames=[],
+            address="127.0.0.1",
+            port=1,
+            now=NOW,
+            force=False,
+        )
+        assert stat.S_IMODE(first.client_key.stat().st_mode) == 0o600
+
+
+def _handshake(
+    pki: certs.PKIPaths, client_pair: tuple[Path, Path] | None
+) -> str | None:
+    """Serve one mTLS connection; return the server's error or None."""
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(pki.serving_cert, pki.serving_key)
+    server_ctx.load_verify_locations(cafile=pki.ca_cert)
+    server_ctx.verify_mode = ssl.CERT_REQUIRED
+    client_ctx = ssl.create_default_context(cafile=str(pki.ca_cert))
+    if client_pair is not None:
+        client_ctx.load_cert_chain(*client_pair)
+    outcome: dict[str, str | None] = {}
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                try:
+                    with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                        peer = tls.getpeercert()
+                        tls.sendall(b"ok")
+                        outcome["peer"] = str(peer.get("subject") if peer else None)
+                        outcome["error"] = None
+                except (ssl.SSLError, OSError) as exc:
+                    outcome["error"] = type(exc).__name__ + ": " + str(exc)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=5) as raw,
+                client_ctx.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+            ):
+                data = tls.recv(2)
+                if data != b"ok":
+                    outcome["client"] = "no data"
+        except (ssl.SSLError, OSError) as exc:
+            outcome["client"] = str(exc)
+        thread.join(timeout=5)
+    assert ("client" in outcome) == (outcome.get("error") is not None)
+    return outcome["error"]
+
+
+class TestTLS:
+    """A real TLS handshake with the generated material (ssl module, CERT_REQUIRED)."""
+
+    def test_client_certificate_is_accepted(self, pki: certs.PKIPaths) -> None:
+        """The API-server client certificate completes mTLS with the webhook."""
+        assert _handshake(pki, (pki.client_cert, pki.client_key)) is None
+
+    def test_missing_client_certificate_is_refused(self, pki: certs.PKIPaths) -> None:
+        """Without a client certificate the server refuses the handshake."""
+        error = _handshake(pki, None)
+        assert error is not None
+        assert "certificate" in error.lower()
+
+    def test_serving_certificate_cannot_log_in_as_a_client(
+        self, pki: certs.PKIPaths
+    ) -> None:
+        """The serving cert (EKU serverAuth only) is refused as a client cert."""
+        error = _handshake(pki, (pki.serving_cert, pki.serving_key))
+        assert error is not None
+
+    def test_serving_cert_carries_the_address_sans(self, pki: certs.PKIPaths) -> None:
+        """The certificate the API server checks names 127.0.0.1 as an IP SAN."""
+        ext = _cert(pki.serving_cert).extensions.get_extension_for_class(
+            x509.SubjectAlternativeName
+        )
+        assert ipaddress.ip_address("127.0.0.1") in ext.value.get_values_for_type(
+            x509.IPAddress
+        )
+
+
+class TestInitCLI:
+    """`kubeiam init` through init_main."""
+
+    def test_writes_and_reports(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """init writes every file, then a re-run reports them kept (JSON output)."""
+        out = tmp_path / "pki"
+        assert init_main(["--cluster-id", "demo", "--output-dir", str(out)]) == 0
+        text = capsys.readouterr().out
+        assert "wrote  webhook.kubeconfig" in text
+        assert "--authentication-token-webhook-version=v1" in text
+        assert (
+            init_main(["--cluster-id", "demo", "--output-dir", str(out), "-o", "json"])
+            == 0
+        )
+        report = json.loads(capsys.readouterr().out)
+        assert report["files"][str(out / "ca.key")] == "kept"
+        assert report["files"][str(out / "webhook.kubeconfig")] == "written"
+        assert report["serverURL"] == "https://127.0.0.1:21362/authenticate"
+
+    def test_bad_port_is_a_usage_error(self, tmp_path: Path) -> None:
+        """--port outside 1-65535 exits 2."""
+        with pytest.raises(SystemExit) as exc:
+            init_main(
+                ["--cluster-id", "d", "--output-dir", str(tmp_path), "--port", "70000"]
+            )
+        assert exc.value.code == 2
+
+    def test_unusable_existing_key_is_an_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A garbage key file makes init exit 1 with the file name, leaving it alone."""
+        assert init_main(["--cluster-id", "d", "--output-dir", str(tmp_path)]) == 0
+        (tmp_path / "webhook.key").write_bytes(b"garbage")
+        assert init_main(["--cluster-id", "d", "--output-dir", str(tmp_path)]) == 1
+        err = capsys.readouterr().err
+        assert "webhook.key" in err
+        assert "--force" in err
+        assert (tmp_path / "webhook.key").read_bytes() == b"garbage"
