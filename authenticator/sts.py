@@ -1,0 +1,493 @@
+"""The STS call: GET a validated presigned GetCallerIdentity URL (SPEC section 3).
+
+``STSClient`` is the I/O shell (one pooled ``requests.Session``, no redirects, a
+timeout, a capped body); ``parse_get_caller_identity`` is the pure, strict
+parser of STS's answer (JSON or XML) into an :class:`Identity`.
+
+What goes on the wire: ``GET /?<query>`` with the headers ``Host`` (added by
+the HTTP library from the pinned host; it is signed), ``x-k8s-aws-id`` and
+``Accept: application/json``. requests' session defaults (``User-Agent``,
+``Accept-Encoding``, ``Connection``) are removed, and urllib3's automatic
+``User-Agent`` and ``Accept-Encoding`` are suppressed with its ``SKIP_HEADER``
+marker, so nothing else is sent and nothing from the client is forwarded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import NoReturn
+from xml.parsers import expat
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.util import SKIP_HEADER
+
+from authenticator.arn import canonicalize_arn, parse_arn
+from authenticator.errors import (
+    InvalidARNError,
+    STSRejectedError,
+    STSThrottledError,
+    STSUnavailableError,
+)
+from authenticator.identity import Identity
+from authenticator.verify import CLUSTER_ID_HEADER, PresignedCall
+
+# Reason codes of the STS outcomes (TokenError.reason), for logs and metrics.
+STS_REASONS: dict[str, str] = {
+    "sts_redirect": "STS answered with a redirect (never followed)",
+    "sts_rejected": "STS refused the request (4xx), e.g. a wrong cluster ID",
+    "sts_bad_status": "STS answered an unexpected status",
+    "sts_body_too_large": "STS's answer is larger than the cap",
+    "sts_bad_body": "STS's 200 answer is not one well-formed GetCallerIdentity result",
+    "sts_bad_identity": "STS's answer names an identity that fails the shape checks",
+    "sts_throttled": "STS throttled the request",
+    "sts_server_error": "STS answered 5xx",
+    "sts_timeout": "STS did not answer in time",
+    "sts_unreachable": "STS could not be reached",
+}
+# The STS query-protocol XML namespace (GetCallerIdentity response).
+STS_XML_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+_JSON_TYPES = frozenset(
+    {"application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1"}
+)
+_XML_TYPES = frozenset({"text/xml", "application/xml"})
+_RESULT_FIELDS = ("Arn", "UserId", "Account")
+# Account IDs are 12 digits.
+_ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
+# Unique IDs (AIDA..., AROA...): letters and digits; the prefixes are not
+# checked so that STS emulators with other ID schemes still work.
+_UNIQUE_ID_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
+# Session and federated-user names: IAM RoleSessionName / Name pattern.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_+=,.@-]{1,128}$")
+# An AWS error code in an error body, quoted in messages (never the body itself).
+_ERROR_CODE_RE = re.compile(
+    rb"<Code>([A-Za-z0-9.]{1,64})</Code>|\"Code\"\s*:\s*\"([A-Za-z0-9.]{1,64})\""
+)
+_CHUNK = 16 * 1024
+
+
+class _SlowAnswerError(Exception):
+    """The answer took longer than the whole-call timeout."""
+
+
+class STSClient:
+    """Calls STS GetCallerIdentity through one pooled session.
+
+    Args:
+        timeout: Seconds for connecting and for the whole answer.
+        max_body_bytes: The largest answer body read; larger is a rejection.
+        pool_maxsize: Connections kept per host.
+        observe: Called once per STS request with the HTTP status as text
+            (``"200"``, ``"403"``) or ``"error"`` / ``"timeout"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        timeout: float = 5.0,
+        max_body_bytes: int = 64 * 1024,
+        pool_maxsize: int = 32,
+        observe: Callable[[str], None] | None = None,
+    ) -> None:
+        self._timeout = timeout
+        self._max_body = max_body_bytes
+        self._observe = observe or (lambda _code: None)
+        session = requests.Session()
+        session.headers.clear()
+        session.trust_env = False  # no proxies or .netrc from the environment
+        session.max_redirects = 0
+        adapter = HTTPAdapter(
+            pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+
+    def call_get_caller_identity(self, call: PresignedCall) -> Identity:
+        """GET the presigned URL and return the identity STS reports.
+
+        Args:
+            call: The validated call from ``verify_token``.
+
+        Returns:
+            The caller's identity.
+
+        Raises:
+            STSRejectedError: 3xx (never followed), 4xx other than throttling,
+                another non-200 status, a body over the cap, or a 200 body that
+                is not one well-formed GetCallerIdentity result.
+            STSThrottledError: 429, or a non-200 answer whose body mentions
+                Throttling.
+            STSUnavailableError: 5xx, a transport failure or a timeout.
+        """
+        headers = {
+            CLUSTER_ID_HEADER: call.cluster_id,
+            "Accept": "application/json",
+            "User-Agent": SKIP_HEADER,
+            "Accept-Encoding": SKIP_HEADER,
+        }
+        deadline = time.monotonic() + self._timeout
+        try:
+            response = self._session.get(
+                call.url,
+                headers=headers,
+                timeout=self._timeout,
+                allow_redirects=False,
+                stream=True,
+            )
+        except requests.Timeout as exc:
+            self._observe("timeout")
+            raise STSUnavailableError(
+                "sts_timeout", f"STS did not answer within {self._timeout:g} s"
+            ) from exc
+        except requests.RequestException as exc:
+            self._observe("error")
+            raise STSUnavailableError(
+                "sts_unreachable", f"could not reach STS: {type(exc).__name__}"
+            ) from exc
+        with response:
+            self._observe(str(response.status_code))
+            body = self._read(response, deadline)
+            return self._outcome(response, body, call)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._session.close()
+
+    def _read(self, response: requests.Response, deadline: float) -> bytes:
+        """Read at most ``max_body_bytes`` + 1 raw bytes, within the deadline."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while size <= self._max_body:
+                want = min(_CHUNK, self._max_body + 1 - size)
+                chunk = response.raw.read(want, decode_content=False)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if time.monotonic() > deadline:
+                    raise _SlowAnswerError
+        except (ReadTimeoutError, _SlowAnswerError) as exc:
+            raise STSUnavailableError(
+                "sts_timeout",
+                f"STS did not finish its answer within {self._timeout:g} s",
+            ) from exc
+        except (OSError, HTTPError, requests.RequestException) as exc:
+            raise STSUnavailableError(
+                "sts_unreachable", f"reading STS's answer failed: {type(exc).__name__}"
+            ) from exc
+        return b"".join(chunks)
+
+    def _outcome(
+        self, response: requests.Response, body: bytes, call: PresignedCall
+    ) -> Identity:
+        status = response.status_code
+        if 300 <= status < 400:
+            raise STSRejectedError(
+                "sts_redirect",
+                f"STS answered {status} (a redirect); redirects are never followed",
+            )
+        too_large = len(body) > self._max_body
+        if status != 200:
+            if status == 429 or b"Throttling" in body:
+                raise STSThrottledError(
+                    "sts_throttled", f"STS throttled the request ({status})"
+                )
+            code = _error_code(body)
+            if status >= 500:
+                raise STSUnavailableError(
+                    "sts_server_error", f"STS answered {status}{code}"
+                )
+            if 400 <= status < 500:
+                raise STSRejectedError(
+                    "sts_rejected",
+                    f"STS refused the token ({status}{code}); a SignatureDoesNotMatch "
+                    "usually means the token was minted for another cluster ID",
+                )
+            raise STSRejectedError(
+                "sts_bad_status", f"STS answered an unexpected {status}"
+            )
+        if too_large:
+            raise STSRejectedError(
+                "sts_body_too_large",
+                f"STS's answer is larger than {self._max_body} bytes",
+            )
+        if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+            raise STSRejectedError("sts_bad_body", "STS's answer is content-encoded")
+        return parse_get_caller_identity(
+            body,
+            content_type=response.headers.get("Content-Type", ""),
+            access_key_id=call.access_key_id,
+        )
+
+
+def parse_get_caller_identity(
+    body: bytes, *, content_type: str, access_key_id: str
+) -> Identity:
+    """Parse a GetCallerIdentity answer strictly into an identity.
+
+    JSON (``{"GetCallerIdentityResponse": {"GetCallerIdentityResult": {...},
+    "ResponseMetadata": {"RequestId": ...}}}``) or XML (the STS namespace, no
+    DTD, entities, comments or processing instructions), each of ``Arn``,
+    ``UserId`` and ``Account`` exactly once as a non-empty string, nothing else.
+
+    Args:
+        body: The answer body.
+        content_type: The ``Content-Type`` header (JSON or XML; empty: sniffed).
+        access_key_id: The token's access key ID (from its credential scope).
+
+    Returns:
+        The identity (authentication.md section 6).
+
+    Raises:
+        STSRejectedError: ``sts_bad_body`` when the body is not exactly one
+            well-formed result; ``sts_bad_identity`` when the ARN does not
+            canonicalize, the account is not 12 digits or not the ARN's, or the
+            UserId has the wrong shape.
+    """
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not media:
+        media = "application/json" if body.lstrip()[:1] == b"{" else "text/xml"
+    if media in _JSON_TYPES:
+        fields = _parse_json(body)
+    elif media in _XML_TYPES:
+        fields = _parse_xml(body)
+    else:
+        _bad_body(f"its Content-Type is {media[:60]!r}, not JSON or XML")
+    return _identity(fields["Arn"], fields["UserId"], fields["Account"], access_key_id)
+
+
+def _bad_body(why: str) -> NoReturn:
+    raise STSRejectedError(
+        "sts_bad_body", f"STS's answer is not a GetCallerIdentity result: {why}"
+    )
+
+
+def _bad_identity(why: str) -> NoReturn:
+    raise STSRejectedError(
+        "sts_bad_identity", f"STS's answer names a malformed identity: {why}"
+    )
+
+
+def _error_code(body: bytes) -> str:
+    match = _ERROR_CODE_RE.search(body[:8192])
+    if not match:
+        return ""
+    return " " + (match[1] or match[2]).decode("ascii")
+
+
+def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            _bad_body(f"key {key[:40]!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _reject_constant(name: str) -> NoReturn:
+    _bad_body(f"it contains {name}")
+
+
+def _parse_json(body: bytes) -> dict[str, str]:
+    try:
+        doc: object = json.loads(
+            body.decode("utf-8"),
+            object_pairs_hook=_no_duplicates,
+            parse_constant=_reject_constant,
+        )
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        _bad_body("it is not valid UTF-8 JSON")
+    response = _only_object(doc, "the document", {"GetCallerIdentityResponse"}, set())
+    inner = _only_object(
+        response["GetCallerIdentityResponse"],
+        "GetCallerIdentityResponse",
+        {"GetCallerIdentityResult"},
+        {"ResponseMetadata"},
+    )
+    if "ResponseMetadata" in inner:
+        meta = _only_object(
+            inner["ResponseMetadata"], "ResponseMetadata", set(), {"RequestId"}
+        )
+        if not isinstance(meta.get("RequestId", ""), str):
+            _bad_body("RequestId is not a string")
+    result = _only_object(
+        inner["GetCallerIdentityResult"],
+        "GetCallerIdentityResult",
+        set(_RESULT_FIELDS),
+        set(),
+    )
+    fields: dict[str, str] = {}
+    for name in _RESULT_FIELDS:
+        value = result[name]
+        if not isinstance(value, str) or not value:
+            _bad_body(f"{name} is not a non-empty string")
+        fields[name] = value
+    return fields
+
+
+def _only_object(
+    value: object, where: str, required: set[str], optional: set[str]
+) -> dict[str, object]:
+    """``value`` is an object with the required keys, optional ones, no other."""
+    if not isinstance(value, dict):
+        _bad_body(f"{where} is not an object")
+    keys = set(value)
+    if not required <= keys or not keys <= required | optional:
+        _bad_body(
+            f"{where} has keys {sorted(keys)[:8]!r}, expected {sorted(required)!r}"
+        )
+    return value
+
+
+class _Element:
+    """A minimal XML element: name, child elements, text (no attributes)."""
+
+    __slots__ = ("children", "name", "text")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.children: list[_Element] = []
+        self.text = ""
+
+
+def _parse_xml(body: bytes) -> dict[str, str]:
+    root = _build_xml_tree(body)
+    ns = STS_XML_NAMESPACE + " "
+    if root.name != ns + "GetCallerIdentityResponse" or root.text.strip():
+        _bad_body("the root is not an STS GetCallerIdentityResponse")
+    names = [child.name for child in root.children]
+    if names not in (
+        [ns + "GetCallerIdentityResult"],
+        [ns + "GetCallerIdentityResult", ns + "ResponseMetadata"],
+    ):
+        _bad_body("GetCallerIdentityResponse has unexpected elements")
+    result = root.children[0]
+    if result.text.strip():
+        _bad_body("GetCallerIdentityResult has stray text")
+    fields: dict[str, str] = {}
+    for child in result.children:
+        name = child.name.removeprefix(ns)
+        if child.name == name or name not in _RESULT_FIELDS or name in fields:
+            _bad_body(
+                f"GetCallerIdentityResult has an unexpected or repeated {name[:40]!r}"
+            )
+        if child.children or not child.text:
+            _bad_body(f"{name} is not a non-empty text element")
+        fields[name] = child.text
+    if set(fields) != set(_RESULT_FIELDS):
+        _bad_body("GetCallerIdentityResult lacks Arn, UserId or Account")
+    if len(root.children) == 2:
+        meta = root.children[1]
+        if meta.text.strip() or [c.name for c in meta.children] not in (
+            [],
+            [ns + "RequestId"],
+        ):
+            _bad_body("ResponseMetadata has unexpected content")
+        if meta.children and meta.children[0].children:
+            _bad_body("RequestId is not a text element")
+    return fields
+
+
+def _build_xml_tree(body: bytes) -> _Element:
+    """Parse with expat, refusing DTDs, entities, comments, CDATA, PIs, attributes."""
+    parser = expat.ParserCreate(encoding="utf-8", namespace_separator=" ")
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    stack: list[_Element] = []
+    roots: list[_Element] = []
+
+    def refuse(what: str) -> Callable[..., None]:
+        def handler(*_args: object) -> None:
+            _bad_body(f"it contains {what}")
+
+        return handler
+
+    def start(name: str, attrs: dict[str, str]) -> None:
+        if attrs:
+            _bad_body("it has XML attributes")
+        element = _Element(name)
+        (stack[-1].children if stack else roots).append(element)
+        stack.append(element)
+
+    def end(_name: str) -> None:
+        stack.pop()
+
+    def text(data: str) -> None:
+        if not stack:
+            return
+        current = stack[-1]
+        if current.children and data.strip():
+            _bad_body("it mixes text and elements")
+        current.text += data
+
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text
+    parser.StartDoctypeDeclHandler = refuse("a DOCTYPE")
+    parser.EntityDeclHandler = refuse("an entity declaration")
+    parser.UnparsedEntityDeclHandler = refuse("an entity declaration")
+    parser.NotationDeclHandler = refuse("a notation declaration")
+    parser.ExternalEntityRefHandler = _refuse_external
+    parser.SkippedEntityHandler = refuse("an entity reference")
+    parser.CommentHandler = refuse("a comment")
+    parser.ProcessingInstructionHandler = refuse("a processing instruction")
+    parser.StartCdataSectionHandler = refuse("a CDATA section")
+    try:
+        parser.Parse(body, True)
+    except expat.ExpatError:
+        _bad_body("it is not well-formed XML")
+    if len(roots) != 1:
+        _bad_body("it has no single root element")
+    return roots[0]
+
+
+def _refuse_external(*_args: object) -> int:
+    _bad_body("it refers to an external entity")
+
+
+def _identity(arn: str, user_id: str, account: str, access_key_id: str) -> Identity:
+    """Apply the identity rules of authentication.md section 6."""
+    if not _ACCOUNT_RE.match(account):
+        _bad_identity("Account is not 12 digits")
+    try:
+        canonical = canonicalize_arn(arn)
+    except InvalidARNError as exc:
+        raise STSRejectedError(
+            "sts_bad_identity", f"STS's ARN does not canonicalize: {exc}"
+        ) from exc
+    parsed = parse_arn(arn)
+    if parsed.account != account:
+        _bad_identity("the ARN's account is not Account")
+    kind = parsed.resource.split("/", 1)[0]
+    principal, sep, session = user_id.partition(":")
+    if kind == "root":
+        if user_id != account:
+            _bad_identity("a root identity's UserId must be its account ID")
+        principal, session = user_id, ""
+    elif kind == "federated-user":
+        # Federated users keep the whole UserId (<account>:<name>): splitting it
+        # would make it equal the root's UserId (commit 9fa86f7d).
+        if principal != account or not _NAME_RE.match(session):
+            _bad_identity("a federated user's UserId must be <account>:<name>")
+        principal, session = user_id, ""
+    elif kind == "assumed-role":
+        if not sep or not _UNIQUE_ID_RE.match(principal) or not _NAME_RE.match(session):
+            _bad_identity("a role session's UserId must be <role id>:<session name>")
+    elif kind == "role":
+        if not _UNIQUE_ID_RE.match(principal) or (sep and not _NAME_RE.match(session)):
+            _bad_identity("a role's UserId must be <role id>[:<session name>]")
+    elif sep or not _UNIQUE_ID_RE.match(user_id):
+        _bad_identity("a user's UserId must be its unique ID")
+    return Identity(
+        arn=arn,
+        canonical_arn=canonical,
+        account_id=account,
+        user_id=principal,
+        session_name=session,
+        access_key_id=access_key_id,
+    )
