@@ -293,6 +293,8 @@ def _kind(value: object) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
+    if isinstance(value, int | float):
+        return "a number"
     return f"a {type(value).__name__}"
 
 
