@@ -1,0 +1,292 @@
+"""The webhook's HTTP endpoints (a Flask blueprint); the one place errors become HTTP.
+
+``POST /authenticate`` composes the steps of docs/architecture.md: body cap,
+TokenReview parse, offline token checks, verification cache, STS, mapping. Each
+step raises a named error or returns a value; the error handlers below turn
+every outcome into the answer of SPEC section 4 / kubernetes.md section 1.9,
+observe ``kubeiam_authenticate_latency_seconds{result}`` and write one JSON log
+line. The detailed reason is logged and counted, never sent back; the token,
+its signature and the presigned URL are never logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+
+from flask import Blueprint, Response, current_app, g, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
+
+from authenticator.errors import (
+    MalformedTokenError,
+    STSRejectedError,
+    STSThrottledError,
+    STSUnavailableError,
+)
+from authenticator.identity import Identity
+from authenticator.mapping import MappingOutcome, evaluate_mapping
+from authenticator.verify import verify_token
+from webhook.errors import InvalidReviewError
+from webhook.metrics import Result
+from webhook.services import Services
+from webhook.tokenreview import (
+    MAX_BODY_BYTES,
+    build_allow,
+    build_deny,
+    build_status,
+    parse_review,
+)
+
+__all__ = ["bp", "log"]
+
+log = logging.getLogger("kubeiam.webhook")
+
+bp = Blueprint("kubeiam", __name__)
+
+# Every method is routed to /authenticate so that a wrong one is answered (405),
+# logged and counted here rather than by Flask's router.
+_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+
+# STSRejectedError reasons that mean STS itself misbehaved (a 3xx, a body that is
+# not a GetCallerIdentity result) rather than refusing the caller's signature;
+# authentication.md section 4.2 counts those as sts_error. The answer is the same
+# plain, cacheable rejection either way.
+_STS_MISBEHAVED_REASONS = frozenset(
+    {
+        "sts_redirect",
+        "sts_bad_status",
+        "sts_body_too_large",
+        "sts_bad_body",
+        "sts_bad_identity",
+    }
+)
+
+# What status.error says; the detail stays in the log (STYLE.md "Errors").
+_UNAVAILABLE_MESSAGE = "kubeiam: STS is unavailable; try again"
+_THROTTLED_MESSAGE = "kubeiam: STS is throttling requests"
+_TEMPLATE_MESSAGE = "kubeiam: the identity's mapping could not be rendered"
+
+
+@dataclass(slots=True)
+class _Review:
+    """Per-request facts for the log line (kept in ``flask.g``)."""
+
+    start: float
+    api_version: str = ""
+    arn: str = ""
+    username: str = ""
+    source: str = ""
+    cache: str = ""
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+def _services() -> Services:
+    services = current_app.extensions["kubeiam"]
+    assert isinstance(services, Services)  # noqa: S101 - set by create_app
+    return services
+
+
+def _review() -> _Review:
+    review = g.get("kubeiam_review")
+    if review is None:
+        review = _Review(start=time.perf_counter())
+        g.kubeiam_review = review
+    assert isinstance(review, _Review)  # noqa: S101 - only this module sets it
+    return review
+
+
+def _json(body: dict[str, object], status: int) -> Response:
+    text = json.dumps(body, separators=(",", ":"))
+    return Response(text, status=status, mimetype="application/json")
+
+
+def _answer(
+    result: Result, reason: str, status: int, body: dict[str, object]
+) -> Response:
+    """Observe, log one line, and build the response (every outcome ends here)."""
+    review = _review()
+    seconds = time.perf_counter() - review.start
+    _services().metrics.observe_review(result, seconds)
+    fields: dict[str, object] = {
+        "event": "tokenreview",
+        "result": result.value,
+        "reason": reason,
+        "status": status,
+        "apiVersion": review.api_version,
+        "arn": review.arn,
+        "username": review.username,
+        "source": review.source,
+        "cache": review.cache,
+        "latencyMs": round(seconds * 1000, 3),
+    }
+    level = logging.INFO if result is Result.SUCCESS else logging.WARNING
+    log.log(level, "tokenreview %s", result.value, extra={"kubeiam": fields})
+    return _json(body, status)
+
+
+def _read_body() -> bytes:
+    """Read at most MAX_BODY_BYTES; one byte more is a 413.
+
+    Werkzeug refuses a declared Content-Length over MAX_CONTENT_LENGTH and caps a
+    chunked stream; this read checks again so that the cap holds whatever the
+    framing (SPEC section 4: 64 KiB).
+    """
+    length = request.content_length
+    if length is not None and length > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    data = request.stream.read(MAX_BODY_BYTES + 1)
+    if len(data) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return data
+
+
+def _identity(svc: Services, token: str) -> Identity:
+    """Offline checks, then the cache, then STS (docs/architecture.md steps 2-4)."""
+    review = _review()
+    now = svc.clock()
+    call = verify_token(
+        token,
+        cluster_id=svc.settings.cluster_id,
+        now=now,
+        allowed_hosts=svc.allowed_hosts,
+    )
+    cached = svc.cache.get(token, now=now)
+    if cached is not None:
+        review.cache = "hit"
+        return cached
+    review.cache = "miss" if svc.cache.enabled else "off"
+    identity = svc.sts.call_get_caller_identity(call)
+    svc.cache.put(token, identity, expires_at=call.expires_at, now=svc.clock())
+    return identity
+
+
+@bp.route("/authenticate", methods=_ALL_METHODS)
+def authenticate() -> ResponseReturnValue:
+    """Answer one TokenReview (SPEC section 4)."""
+    review = _review()
+    if request.method != "POST":
+        raise MethodNotAllowed(valid_methods=["POST"])
+    parsed = parse_review(_read_body())
+    review.api_version = parsed.api_version
+    svc = _services()
+    identity = _identity(svc, parsed.token)
+    review.arn = identity.arn
+    mapped = evaluate_mapping(
+        identity, svc.registry.snapshot(), ec2_private_dns=svc.ec2_private_dns
+    )
+    review.source = mapped.source
+    if mapped.user is not None:
+        review.username = mapped.user.username
+        return _answer(
+            Result.SUCCESS,
+            mapped.outcome.value,
+            200,
+            build_allow(mapped.user, api_version=parsed.api_version),
+        )
+    if mapped.outcome is MappingOutcome.RESERVED_PREFIX:
+        # A grant the source may never make: permanent, so a plain (cached) deny.
+        body = build_deny(api_version=parsed.api_version)
+    elif mapped.outcome is MappingOutcome.TEMPLATE_ERROR:
+        # e.g. the EC2 lookup failed: may recover, so not cacheable.
+        body = build_deny(api_version=parsed.api_version, error=_TEMPLATE_MESSAGE)
+    else:
+        # Not cached by the API server: a mapping added a moment later works at once.
+        message = f"kubeiam: {identity.canonical_arn} is not mapped"
+        body = build_deny(api_version=parsed.api_version, error=message)
+    return _answer(Result.UNKNOWN_USER, mapped.outcome.value, 200, body)
+
+
+@bp.errorhandler(MethodNotAllowed)
+def _method_not_allowed(exc: MethodNotAllowed) -> ResponseReturnValue:
+    response = _answer(
+        Result.MALFORMED_REQUEST,
+        "method_not_allowed",
+        405,
+        build_status(405, "MethodNotAllowed", "expected POST"),
+    )
+    response.headers["Allow"] = "POST"
+    return response
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
+    message = f"the body exceeds {MAX_BODY_BYTES} bytes"
+    return _answer(
+        Result.MALFORMED_REQUEST,
+        "body_too_large",
+        413,
+        build_status(413, "RequestEntityTooLarge", message),
+    )
+
+
+@bp.errorhandler(InvalidReviewError)
+def _invalid_review(exc: InvalidReviewError) -> ResponseReturnValue:
+    message = f"expected a TokenReview: {exc.message}"
+    return _answer(
+        Result.MALFORMED_REQUEST,
+        exc.reason,
+        400,
+        build_status(400, "BadRequest", message),
+    )
+
+
+@bp.errorhandler(MalformedTokenError)
+def _malformed_token(exc: MalformedTokenError) -> ResponseReturnValue:
+    # Can never become valid: a plain deny the API server caches.
+    version = _review().api_version
+    return _answer(
+        Result.INVALID_TOKEN, exc.reason, 200, build_deny(api_version=version)
+    )
+
+
+@bp.errorhandler(STSRejectedError)
+def _sts_rejected(exc: STSRejectedError) -> ResponseReturnValue:
+    # Wrong cluster, expired or unknown credentials: permanent, so cacheable.
+    version = _review().api_version
+    misbehaved = exc.reason in _STS_MISBEHAVED_REASONS
+    result = Result.STS_ERROR if misbehaved else Result.INVALID_TOKEN
+    return _answer(result, exc.reason, 200, build_deny(api_version=version))
+
+
+@bp.errorhandler(STSThrottledError)
+def _sts_throttled(exc: STSThrottledError) -> ResponseReturnValue:
+    # 429 without Retry-After: the API server's webhook client retries it with
+    # its own backoff, client-go's Retry-After loop does not join in (k8s 1.6).
+    return _answer(
+        Result.STS_THROTTLING,
+        exc.reason,
+        429,
+        build_status(429, "TooManyRequests", _THROTTLED_MESSAGE),
+    )
+
+
+@bp.errorhandler(STSUnavailableError)
+def _sts_unavailable(exc: STSUnavailableError) -> ResponseReturnValue:
+    # status.error: an error to the API server, so neither cached nor retried.
+    version = _review().api_version
+    body = build_deny(api_version=version, error=_UNAVAILABLE_MESSAGE)
+    return _answer(Result.STS_ERROR, exc.reason, 200, body)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    """Liveness: the process answers."""
+    return Response("ok\n", mimetype="text/plain")
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    """Readiness: every mapping source has loaded once."""
+    if _services().registry.ready:
+        return Response("ok\n", mimetype="text/plain")
+    return Response("mappings not loaded\n", status=503, mimetype="text/plain")
+
+
+@bp.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    """Prometheus exposition of this app's registry."""
+    body, content_type = _services().metrics.render()
+    return Response(body, content_type=content_type)
