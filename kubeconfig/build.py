@@ -97,6 +97,7 @@ class MergeResult:
     context: Action
     current_context: str | None
     current_context_changed: bool
+    context_retargeted_from: str | None = None
 
 
 def region_from_arn(arn: str | None) -> str | None:
@@ -339,6 +340,7 @@ def merge_entries(
         The merged document and what happened to each entry.
     """
     out = copy.deepcopy(dict(doc))
+    retargeted = _context_cluster(out.get("contexts"), context)
     actions: list[Action] = []
     for (section, _), entry in zip(_SECTIONS, (cluster, user, context), strict=True):
         old = out.get(section)
@@ -359,7 +361,27 @@ def merge_entries(
         context=actions[2],
         current_context=after_str,
         current_context_changed=after_str != before_str,
+        context_retargeted_from=retargeted,
     )
+
+
+def _context_cluster(contexts: object, new: Mapping[str, object]) -> str | None:
+    """The cluster a same-named context pointed at, when it differs from the new one.
+
+    With ``aws eks update-kubeconfig`` naming, ``--user-alias`` without
+    ``--alias`` names the context after the shared user, so a second cluster
+    silently takes over the first one's context; the shell warns about it.
+    """
+    if not isinstance(contexts, list):
+        return None
+    body = new.get("context")
+    target = body.get("cluster") if isinstance(body, dict) else None
+    for old in contexts:
+        if isinstance(old, dict) and old.get("name") == new.get("name"):
+            old_body = old.get("context")
+            was = old_body.get("cluster") if isinstance(old_body, dict) else None
+            return was if isinstance(was, str) and was != target else None
+    return None
 
 
 def _b64(data: bytes) -> str:

@@ -31,7 +31,13 @@ _USABLE_EKS_STATES = frozenset({"ACTIVE", "UPDATING"})
 # interpreter later; their directory is called "shims" (pyenv, asdf, rbenv, mise)
 # or their script runs "<manager> exec".
 _SHIM_DIR = "shims"
-_SHIM_MARKERS = (b"pyenv exec", b"asdf exec", b"mise exec", b"mise x ", b"rtx exec")
+_SHIM_MARKERS = (
+    b"PYENV_ROOT",
+    b"pyenv exec",
+    b'pyenv" exec',
+    b"asdf exec",
+    b"mise exec",
+)
 _EXECUTABLE = "kubeiam"
 
 _KUBECONFIG_EPILOG = """\
@@ -361,6 +367,12 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
             set_current=args.set_context,
         )
         text = render.dump_yaml(result.doc)
+        if result.context_retargeted_from:
+            sys.stderr.write(
+                f"kubeiam kubeconfig: warning: context {names.context!r} pointed at "
+                f"cluster {result.context_retargeted_from!r} and now points at "
+                f"{names.cluster!r}; pass --alias to keep one context per cluster\n"
+            )
         if args.dry_run:
             sys.stdout.write(text)
             return 0
