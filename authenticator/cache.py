@@ -1,0 +1,326 @@
+"""The on-disk token cache of ``kubeiam token`` (SPEC section 2).
+
+kubectl runs the exec plugin at least once per command and keeps nothing
+between processes, so this cache is what makes repeated kubectl calls cheap
+(authentication.md 1.6, kubernetes.md 2.5).
+
+- One file per key, named by a SHA-256 of the key: (cluster ID, profile, role,
+  region, endpoint, plus the access key ID when credentials come from the
+  environment, so switching keys never returns another identity's token).
+- Directory 0700, files 0600. A directory or file that is group- or
+  world-accessible, not ours, or not a plain file/directory is refused: the
+  cache is ignored with a warning and a fresh token is minted.
+- Files are written to a private temporary file (``O_CREAT|O_EXCL``, 0600) and
+  renamed into place, so readers never see half a file; writers take an
+  exclusive ``flock`` on a per-key lock file so concurrent kubectl processes
+  mint once and share the token.
+- A token is reused while at least 60 s of its advertised life remain; an
+  unreadable or inconsistent entry is treated as absent and replaced.
+
+Stdlib only: this module runs on every cache hit, where botocore must not load;
+its value types are ``NamedTuple`` for the start-up reason given in
+:mod:`authenticator.exec_credential`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import stat
+import time
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+from authenticator.errors import KubeIAMError
+from authenticator.exec_credential import TOKEN_LIFETIME
+
+# SPEC section 2: reuse a cached token while at least 60 s of its life remain.
+MIN_REMAINING = timedelta(seconds=60)
+# STS accepts X-Amz-Date up to 5 minutes in the future (authentication.md 2); an
+# entry "signed" later than that means the clock jumped back: do not trust it.
+_MAX_FUTURE_SKEW = timedelta(minutes=5)
+# Entry format version, bumped on incompatible changes.
+_ENTRY_VERSION = 1
+# How long a process waits for another one minting the same token.
+DEFAULT_LOCK_TIMEOUT_S = 10.0
+_LOCK_POLL_S = 0.02
+# Permission bits: private directory and files (SPEC section 2).
+_DIR_MODE = 0o700
+_FILE_MODE = 0o600
+_GROUP_OTHER = 0o077
+
+
+class CacheRefusedError(KubeIAMError, OSError):
+    """The cache location is not private or not usable; the caller mints without it."""
+
+
+class CacheKey(NamedTuple):
+    """What a cached token depends on.
+
+    Attributes:
+        cluster_id: The signed ``x-k8s-aws-id``.
+        profile: The AWS profile name in effect.
+        role_arn: The role assumed before signing, or ``""``.
+        region: The configured region.
+        endpoint: The STS endpoint URL override, or ``default[+fips][+dualstack]``
+            for the region's own host (resolved only when minting).
+        access_key_id: The access key ID when it comes from the environment,
+            else ``""``.
+    """
+
+    cluster_id: str
+    profile: str
+    role_arn: str
+    region: str
+    endpoint: str
+    access_key_id: str = ""
+
+    def digest(self) -> str:
+        """Return the hex SHA-256 of the key: the cache file's name."""
+        raw = json.dumps(self._asdict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+class CachedToken(NamedTuple):
+    """A token and its times.
+
+    Attributes:
+        token: The bearer token.
+        signed_at: Its SigV4 signing time.
+        expires_at: Its advertised expiry.
+    """
+
+    token: str
+    signed_at: datetime
+    expires_at: datetime
+
+
+def is_fresh(entry: CachedToken, *, now: datetime) -> bool:
+    """Return whether a cached token may be handed out at ``now``.
+
+    Args:
+        entry: The cached token.
+        now: The current time (aware).
+    """
+    if entry.signed_at > now + _MAX_FUTURE_SKEW:
+        return False
+    if entry.expires_at - entry.signed_at > TOKEN_LIFETIME:
+        return False
+    return entry.expires_at - now >= MIN_REMAINING
+
+
+def build_entry(key: CacheKey, entry: CachedToken) -> bytes:
+    """Serialise a cache entry.
+
+    Args:
+        key: The key (stored in full, to detect digest collisions and stray files).
+        entry: The token.
+    """
+    doc = {
+        "version": _ENTRY_VERSION,
+        "key": key._asdict(),
+        "token": entry.token,
+        "signedAt": int(entry.signed_at.timestamp()),
+        "expiresAt": int(entry.expires_at.timestamp()),
+    }
+    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+
+
+def parse_entry(raw: bytes, key: CacheKey) -> CachedToken | None:
+    """Parse a cache file; anything unexpected is None (a miss).
+
+    Args:
+        raw: The file's bytes.
+        key: The key the file is expected to hold.
+    """
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return None
+    if not isinstance(doc, dict) or doc.get("version") != _ENTRY_VERSION:
+        return None
+    if doc.get("key") != key._asdict():
+        return None
+    token, signed, expires = doc.get("token"), doc.get("signedAt"), doc.get("expiresAt")
+    if not (
+        isinstance(token, str)
+        and token
+        and type(signed) is int
+        and type(expires) is int
+    ):
+        return None
+    try:
+        return CachedToken(
+            token=token,
+            signed_at=datetime.fromtimestamp(signed, UTC),
+            expires_at=datetime.fromtimestamp(expires, UTC),
+        )
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _check_private(st: os.stat_result, what: str, path: Path) -> None:
+    if st.st_uid != os.geteuid():
+        raise CacheRefusedError(f"{what} {path} is not owned by the current user")
+    if st.st_mode & _GROUP_OTHER:
+        want = _DIR_MODE if what == "directory" else _FILE_MODE
+        raise CacheRefusedError(
+            f"{what} {path} is group- or world-accessible "
+            f"(mode {stat.S_IMODE(st.st_mode):04o}; want {want:04o})"
+        )
+
+
+class TokenCache:
+    """A private directory of cached tokens.
+
+    Args:
+        directory: ``KUBEIAM_CACHE_DIR`` or ``~/.kube/cache/kubeiam``.
+        lock_timeout_s: How long to wait for another process minting the same key.
+    """
+
+    def __init__(
+        self, directory: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+    ) -> None:
+        self.directory = directory
+        self.lock_timeout_s = lock_timeout_s
+
+    def _path(self, key: CacheKey, suffix: str) -> Path:
+        return self.directory / f"{key.digest()}{suffix}"
+
+    def check_directory(self, *, create: bool) -> bool:
+        """Check (and optionally create) the cache directory.
+
+        Args:
+            create: Create it (mode 0700, parents as needed) when missing.
+
+        Returns:
+            False when it does not exist and ``create`` is False.
+
+        Raises:
+            CacheRefusedError: It is not a private directory of ours.
+        """
+        try:
+            st = os.lstat(self.directory)
+        except FileNotFoundError:
+            if not create:
+                return False
+            os.makedirs(self.directory, mode=_DIR_MODE, exist_ok=True)
+            st = os.lstat(self.directory)
+        if not stat.S_ISDIR(st.st_mode):
+            raise CacheRefusedError(f"cache path {self.directory} is not a directory")
+        _check_private(st, "directory", self.directory)
+        return True
+
+    def load_token(self, key: CacheKey) -> CachedToken | None:
+        """Read the entry for ``key`` (no lock needed: files are replaced atomically).
+
+        Args:
+            key: The cache key.
+
+        Returns:
+            The entry, or None when absent or unreadable (corrupt = absent).
+
+        Raises:
+            CacheRefusedError: The directory or file is not private.
+        """
+        if not self.check_directory(create=False):
+            return None
+        path = self._path(key, ".json")
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise CacheRefusedError(
+                    f"cache file {path} is a symbolic link"
+                ) from exc
+            raise
+        with os.fdopen(fd, "rb") as handle:
+            st = os.fstat(handle.fileno())
+            if not stat.S_ISREG(st.st_mode):
+                raise CacheRefusedError(f"cache file {path} is not a regular file")
+            _check_private(st, "file", path)
+            raw = handle.read(64 * 1024)
+        return parse_entry(raw, key)
+
+    def store_token(self, key: CacheKey, entry: CachedToken) -> None:
+        """Write the entry for ``key`` atomically with mode 0600.
+
+        Args:
+            key: The cache key.
+            entry: The token.
+
+        Raises:
+            CacheRefusedError: The directory is not private.
+            OSError: The write failed.
+        """
+        self.check_directory(create=True)
+        final = self._path(key, ".json")
+        tmp = self._path(key, f".{os.getpid()}.{time.monotonic_ns()}.tmp")
+        fd = os.open(
+            tmp,
+            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+            _FILE_MODE,
+        )
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(build_entry(key, entry))
+            os.replace(tmp, final)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @contextlib.contextmanager
+    def lock(self, key: CacheKey) -> Iterator[bool]:
+        """Hold the per-key exclusive lock while minting.
+
+        Yields True when the lock is held, False when it timed out (the caller
+        still mints, and may still write: writes are atomic either way).
+
+        Args:
+            key: The cache key.
+
+        Raises:
+            CacheRefusedError: The directory is not private.
+        """
+        self.check_directory(create=True)
+        path = self._path(key, ".lock")
+        fd = os.open(
+            path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, _FILE_MODE
+        )
+        try:
+            deadline = time.monotonic() + self.lock_timeout_s
+            held = False
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held = True
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(_LOCK_POLL_S)
+            yield held
+        finally:
+            os.close(fd)
+
+
+def default_cache_dir(env: Mapping[str, str]) -> Path:
+    """Return the cache directory: ``KUBEIAM_CACHE_DIR`` or ``~/.kube/cache/kubeiam``.
+
+    Args:
+        env: The process environment.
+    """
+    override = env.get("KUBEIAM_CACHE_DIR")
+    if override:
+        return Path(override)
+    home = env.get("HOME") or str(Path.home())
+    return Path(home) / ".kube" / "cache" / "kubeiam"

@@ -1,0 +1,452 @@
+"""``kubeiam token``: the kubectl exec plugin (SPEC section 2).
+
+kubectl starts this on every command, so the cache-hit path imports only the
+standard library, :mod:`authenticator.cache` and
+:mod:`authenticator.exec_credential`; botocore is loaded (through
+:mod:`authenticator.presign`) only when a token has to be minted.
+
+Settings come from, first hit wins:
+
+- cluster ID: ``-i`` > ``clusterID`` of the exec cluster extension;
+- role: ``-r`` > ``roleARN`` of the extension;
+- region: ``--region`` > extension ``region`` > ``AWS_REGION`` >
+  ``AWS_DEFAULT_REGION`` > the profile's ``region`` > ``us-east-1``;
+- STS endpoint: ``--sts-endpoint`` > ``AWS_ENDPOINT_URL_STS`` > the regional host
+  of the region's partition (FIPS / dual-stack from ``AWS_USE_FIPS_ENDPOINT`` /
+  ``AWS_USE_DUALSTACK_ENDPOINT`` or the profile's ``use_fips_endpoint`` /
+  ``use_dualstack_endpoint``);
+- profile: ``--profile`` > ``AWS_PROFILE`` > ``AWS_DEFAULT_PROFILE`` > ``default``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import urlsplit
+
+from authenticator.cache import (
+    CachedToken,
+    CacheKey,
+    TokenCache,
+    default_cache_dir,
+    is_fresh,
+)
+from authenticator.errors import ConfigError, KubeIAMError
+from authenticator.exec_credential import (
+    EXEC_EXTENSION_NAME,
+    ExecInfo,
+    parse_exec_info,
+    render_exec_credential,
+)
+
+# The region of last resort, as in the reference and aws-cli (authentication.md 1.3).
+DEFAULT_REGION = "us-east-1"
+_PROG = "kubeiam token"
+# Help text width (see _HelpFormatter).
+_HELP_WIDTH = 88
+
+_EPILOG = f"""\
+examples:
+  kubeiam token -i my-cluster
+  kubeiam token -i my-cluster --region eu-west-1 --profile dev
+  kubeiam token -i my-cluster -r arn:aws:iam::111122223333:role/k8s-admin -e ext-id
+  kubeiam token -i my-cluster --sts-endpoint http://127.0.0.1:5000   # a local STS
+  kubeiam token -i my-cluster --token-only                           # bare token
+
+kubeconfig (kubectl runs this on every command; name the script by absolute path):
+  users:
+  - name: me
+    user:
+      exec:
+        apiVersion: client.authentication.k8s.io/v1
+        command: /abs/path/to/kubeiam
+        args: [token, -i, my-cluster]
+        interactiveMode: IfAvailable
+
+With provideClusterInfo: true, -i/-r/--region may instead come from the cluster
+extension {EXEC_EXTENSION_NAME}: {{"clusterID": ..., "region": ..., "roleARN": ...}};
+flags win.
+
+Tokens are cached per (cluster ID, profile, role, region, endpoint) in
+~/.kube/cache/kubeiam (or $KUBEIAM_CACHE_DIR) while at least 60 s of life remain.
+The default AssumeRole session name is kubeiam-<unix seconds>.
+"""
+
+
+class TokenSettings(NamedTuple):
+    """Everything a token depends on, resolved from flags, exec info and environment.
+
+    Attributes:
+        cluster_id: The value signed as ``x-k8s-aws-id``.
+        region: The STS region.
+        endpoint_url: The endpoint override (flag or ``AWS_ENDPOINT_URL_STS``), or
+            None for the region's own STS host.
+        fips: Sign for the FIPS host (when no override).
+        dualstack: Sign for the dual-stack host (when no override).
+        profile: The profile name in effect.
+        profile_flag: ``--profile`` as given (an explicit profile disables env keys).
+        role_arn: The role to assume, or None.
+        external_id: ``-e``.
+        session_name: ``-s``.
+        env_access_key_id: ``AWS_ACCESS_KEY_ID`` when it will be used.
+        api_version: The ExecCredential version to answer in.
+        interactive: Whether kubectl handed over stdin (None: not run by kubectl).
+    """
+
+    cluster_id: str
+    region: str
+    endpoint_url: str | None
+    fips: bool
+    dualstack: bool
+    profile: str
+    profile_flag: str | None
+    role_arn: str | None
+    external_id: str | None
+    session_name: str | None
+    env_access_key_id: str
+    api_version: str
+    interactive: bool | None
+
+    def _default_endpoint_name(self) -> str:
+        # The regional host is a function of (region, fips, dualstack); it is
+        # resolved only when minting, so that a hit need not load the partitions.
+        return (
+            "default"
+            + ("+fips" if self.fips else "")
+            + ("+dualstack" if self.dualstack else "")
+        )
+
+    def cache_key(self) -> CacheKey:
+        """Return the token-cache key of these settings."""
+        return CacheKey(
+            cluster_id=self.cluster_id,
+            profile=self.profile,
+            role_arn=self.role_arn or "",
+            region=self.region,
+            endpoint=self.endpoint_url or self._default_endpoint_name(),
+            access_key_id=self.env_access_key_id,
+        )
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        # A fixed width: argparse otherwise imports shutil (~5 ms) to size the
+        # terminal each time the parser is built, i.e. on every kubectl call.
+        super().__init__(prog, width=_HELP_WIDTH)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]  # exits, as argparse's does
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"{self.prog}: error: {message}\n")
+        raise SystemExit(2)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog=_PROG,
+        description="Mint an EKS-style token and print it as a kubectl ExecCredential.",
+        epilog=_EPILOG,
+        formatter_class=_HelpFormatter,
+    )
+    p.add_argument(
+        "-i",
+        "--cluster-id",
+        help="cluster ID, signed as x-k8s-aws-id (EKS: the cluster name)",
+    )
+    p.add_argument("-r", "--role", help="ARN of a role to assume before signing")
+    p.add_argument("-e", "--external-id", help="ExternalId for the role assumption")
+    p.add_argument(
+        "-s", "--session-name", help="RoleSessionName (default kubeiam-<unix seconds>)"
+    )
+    p.add_argument(
+        "--region", help="STS region (default: AWS_REGION, profile, us-east-1)"
+    )
+    p.add_argument("--profile", help="AWS profile (default: AWS_PROFILE, default)")
+    p.add_argument(
+        "--sts-endpoint",
+        metavar="URL",
+        help="sign for this STS endpoint, scheme://host[:port]",
+    )
+    p.add_argument(
+        "--token-only",
+        action="store_true",
+        help="print the bare token, not an ExecCredential",
+    )
+    p.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write the token cache"
+    )
+    return p
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
+    """Read the profile's section of the shared config file (stdlib, no botocore)."""
+    path = os.path.expanduser(
+        env.get("AWS_CONFIG_FILE")
+        or str(Path(env.get("HOME") or Path.home()) / ".aws" / "config")
+    )
+    if not os.path.isfile(path):
+        return {}
+    import configparser  # only when there is a config file to read
+
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read(path, encoding="utf-8")
+    except (configparser.Error, OSError, UnicodeDecodeError):
+        # botocore reports a broken config on the mint path with its own message.
+        return {}
+    for section in (f"profile {profile}", profile if profile == "default" else ""):
+        if section and parser.has_section(section):
+            return dict(parser.items(section))
+    return {}
+
+
+def _parse_endpoint(url: str, source: str) -> str:
+    """Validate an STS endpoint override and return ``scheme://host[:port]``."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"{source}: invalid URL {url!r}") from exc
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError(f"{source}: want https://host[:port], got {url!r}")
+    if (
+        parts.username
+        or parts.password
+        or parts.query
+        or parts.fragment
+        or parts.path not in ("", "/")
+    ):
+        raise ConfigError(
+            f"{source}: only scheme://host[:port] is allowed, got {url!r}"
+        )
+    host = parts.hostname.lower()
+    if parts.scheme == "http" and not _is_loopback(host):
+        raise ConfigError(
+            f"{source}: plain http is allowed only for loopback hosts, got {url!r}"
+        )
+    netloc = f"[{host}]" if ":" in host else host
+    if port is not None:
+        netloc += f":{port}"
+    return f"{parts.scheme}://{netloc}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def resolve_settings(
+    args: argparse.Namespace, info: ExecInfo, env: Mapping[str, str]
+) -> TokenSettings:
+    """Combine flags, the exec cluster extension, the environment and the profile.
+
+    Args:
+        args: Parsed flags.
+        info: Parsed ``KUBERNETES_EXEC_INFO``.
+        env: The environment.
+
+    Raises:
+        ConfigError: No cluster ID, or a bad region or endpoint.
+    """
+    ext = info.cluster
+    cluster_id = args.cluster_id or (ext.cluster_id if ext else None)
+    if not cluster_id:
+        raise ConfigError(
+            "cluster ID not specified (use -i/--cluster-id, or clusterID in the "
+            f"{EXEC_EXTENSION_NAME} cluster extension with provideClusterInfo: true)"
+        )
+    profile = (
+        args.profile
+        or env.get("AWS_PROFILE")
+        or env.get("AWS_DEFAULT_PROFILE")
+        or "default"
+    )
+    region = (
+        args.region
+        or (ext.region if ext else None)
+        or env.get("AWS_REGION")
+        or env.get("AWS_DEFAULT_REGION")
+    )
+    fips_env, dual_env = (
+        env.get("AWS_USE_FIPS_ENDPOINT"),
+        env.get("AWS_USE_DUALSTACK_ENDPOINT"),
+    )
+    endpoint_env = env.get("AWS_ENDPOINT_URL_STS")
+    need_profile = not region or (
+        not args.sts_endpoint
+        and not endpoint_env
+        and (fips_env is None or dual_env is None)
+    )
+    prof = _load_profile(env, profile) if need_profile else {}
+    region = region or prof.get("region") or DEFAULT_REGION
+    endpoint: str | None = None
+    if args.sts_endpoint:
+        endpoint = _parse_endpoint(args.sts_endpoint, "--sts-endpoint")
+    elif endpoint_env:
+        endpoint = _parse_endpoint(endpoint_env, "AWS_ENDPOINT_URL_STS")
+    fips = _truthy(fips_env if fips_env is not None else prof.get("use_fips_endpoint"))
+    dual = _truthy(
+        dual_env if dual_env is not None else prof.get("use_dualstack_endpoint")
+    )
+    env_key = env.get("AWS_ACCESS_KEY_ID", "") if not args.profile else ""
+    return TokenSettings(
+        cluster_id=cluster_id,
+        region=region,
+        endpoint_url=endpoint,
+        fips=fips and endpoint is None,
+        dualstack=dual and endpoint is None,
+        profile=profile,
+        profile_flag=args.profile,
+        role_arn=args.role or (ext.role_arn if ext else None),
+        external_id=args.external_id,
+        session_name=args.session_name,
+        env_access_key_id=env_key,
+        api_version=info.api_version,
+        interactive=info.interactive,
+    )
+
+
+class _StdinPrompt:
+    """Ask on stderr, read stdin: stdout carries only the ExecCredential."""
+
+    def __init__(self, interactive: bool | None) -> None:
+        self._interactive = interactive
+
+    def __call__(self, text: str) -> str:
+        if self._interactive is False:
+            raise ConfigError(
+                "an MFA code is needed but kubectl did not hand over stdin "
+                "(set interactiveMode: IfAvailable or Always in the exec stanza)"
+            )
+        sys.stderr.write(text)
+        sys.stderr.flush()
+        line = sys.stdin.readline()
+        if not line.strip():
+            raise ConfigError("no MFA token code read from stdin")
+        return line.strip()
+
+
+def _mint(settings: TokenSettings) -> CachedToken:
+    from authenticator import presign  # botocore is loaded from here on only
+
+    endpoint = settings.endpoint_url or presign.default_endpoint_url(
+        settings.region, fips=settings.fips, dualstack=settings.dualstack
+    )
+    prompt = _StdinPrompt(settings.interactive)
+    creds, scoped = presign.load_credentials(
+        profile=settings.profile_flag, prompt=prompt
+    )
+    if settings.role_arn:
+        # MFA for -r: the base profile's mfa_serial, unless the profile already
+        # used it for its own role (botocore prompted for that one).
+        mfa = scoped.get("mfa_serial") if "role_arn" not in scoped else None
+        creds = presign.call_assume_role(
+            base=creds,
+            role_arn=settings.role_arn,
+            region=settings.region,
+            now=datetime.now(UTC),
+            # AssumeRole goes to the override too (a local STS); otherwise botocore
+            # picks the host (it honours FIPS / dual-stack settings itself).
+            endpoint_url=settings.endpoint_url,
+            external_id=settings.external_id,
+            session_name=settings.session_name,
+            mfa_serial=mfa if isinstance(mfa, str) else None,
+            prompt=prompt,
+        )
+    minted = presign.presign_get_caller_identity(
+        credentials=creds,
+        region=settings.region,
+        cluster_id=settings.cluster_id,
+        now=datetime.now(UTC),
+        endpoint_url=endpoint,
+    )
+    return CachedToken(minted.token, minted.signed_at, minted.expires_at)
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"{_PROG}: warning: {message}\n")
+
+
+def _get_token(
+    settings: TokenSettings, *, use_cache: bool, env: Mapping[str, str]
+) -> CachedToken:
+    if not use_cache:
+        return _mint(settings)
+    cache = TokenCache(default_cache_dir(env))
+    key = settings.cache_key()
+    with contextlib.ExitStack() as stack:
+        usable = True
+        try:
+            entry = cache.load_token(key)
+            if entry is not None and is_fresh(entry, now=datetime.now(UTC)):
+                return entry
+            stack.enter_context(cache.lock(key))
+            # Another kubectl process may have minted while we waited for the lock.
+            entry = cache.load_token(key)
+            if entry is not None and is_fresh(entry, now=datetime.now(UTC)):
+                return entry
+        except OSError as exc:
+            # A cache that is not private (or not usable) is ignored, never fatal.
+            _warn(f"not using the token cache: {exc}")
+            usable = False
+        entry = _mint(settings)
+        if usable:
+            try:
+                cache.store_token(key, entry)
+            except OSError as exc:
+                _warn(f"could not write the token cache: {exc}")
+        return entry
+    raise AssertionError("unreachable: ExitStack does not swallow exceptions")
+
+
+def main(argv: list[str]) -> int:
+    """Run ``kubeiam token``.
+
+    Args:
+        argv: Arguments after ``token``.
+
+    Returns:
+        0 on success, 1 on error (one line on stderr), 2 on a usage error.
+    """
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+    env = os.environ
+    info = parse_exec_info(env.get("KUBERNETES_EXEC_INFO"))
+    for note in info.warnings:
+        _warn(note)
+    try:
+        settings = resolve_settings(args, info, env)
+        entry = _get_token(settings, use_cache=not args.no_cache, env=env)
+    except KubeIAMError as exc:
+        sys.stderr.write(f"{_PROG}: {exc}\n")
+        return 1
+    if args.token_only:
+        sys.stdout.write(entry.token + "\n")
+    else:
+        sys.stdout.write(
+            render_exec_credential(
+                api_version=settings.api_version,
+                token=entry.token,
+                expires_at=entry.expires_at,
+            )
+        )
+    sys.stdout.flush()
+    return 0
