@@ -105,7 +105,7 @@ def canonicalize_arn(arn: str) -> str:
         )
     if parsed.region:
         raise InvalidARNError(f"identity ARN {_show(arn)} must not name a region")
-    if not _ACCOUNT_RE.match(parsed.account):
+    if not _ACCOUNT_RE.fullmatch(parsed.account):
         raise InvalidARNError(f"ARN {_show(arn)} does not have a 12-digit account ID")
     segments = parsed.resource.split("/")
     kind = segments[0]
@@ -118,7 +118,11 @@ def canonicalize_arn(arn: str) -> str:
             f"unrecognized resource {_show(parsed.resource)} for service iam "
             "(expected user/<name>, role/<name> or root)"
         )
-    if kind == "federated-user" and len(segments) == 2 and _NAME_RE.match(segments[1]):
+    if (
+        kind == "federated-user"
+        and len(segments) == 2
+        and _NAME_RE.fullmatch(segments[1])
+    ):
         return arn
     if kind == "assumed-role":
         if len(segments) < 3:
@@ -167,9 +171,9 @@ def strip_role_path(arn: str) -> str:
 
 def _valid_named(segments: list[str]) -> bool:
     """Path segments then a final name, none empty (``team/Deploy``, ``Deploy``)."""
-    if not segments or not _NAME_RE.match(segments[-1]):
+    if not segments or not _NAME_RE.fullmatch(segments[-1]):
         return False
-    return all(_PATH_SEGMENT_RE.match(seg) for seg in segments[:-1])
+    return all(_PATH_SEGMENT_RE.fullmatch(seg) for seg in segments[:-1])
 
 
 def _show(text: str, limit: int = 200) -> str:

@@ -91,7 +91,7 @@ def build_allowed_hosts(
             ``scheme://host[:port]``, or plain ``http`` to a non-loopback host.
     """
     get_partition(partition)
-    if not REGION_RE.match(region):
+    if not REGION_RE.fullmatch(region):
         raise ConfigError(
             f"sts.region {region!r} is not a region name (e.g. us-west-2)"
         )
@@ -115,7 +115,7 @@ def parse_endpoint(url: str) -> Endpoint:
         ConfigError: The URL is malformed, has a path, query, fragment or
             userinfo, or uses ``http`` for a host that is not a loopback address.
     """
-    match = _ENDPOINT_RE.match(url)
+    match = _ENDPOINT_RE.fullmatch(url)
     if not match:
         raise ConfigError(
             f"STS endpoint {url!r} must be scheme://host[:port] with no user, path, "
@@ -203,13 +203,13 @@ def _region_in_partition(region: str, allowed: AllowedHosts) -> bool:
     cross-partition tokens); an unclaimed label only when it is the server's own
     region (as the reference accepts its own, possibly unlisted, region).
     """
-    if not REGION_RE.match(region):
+    if not REGION_RE.fullmatch(region):
         return False
     claimed = _claiming_partition(region)
     if claimed is None:
         return region == allowed.extra_region
     return claimed == allowed.partition and (
-        region == allowed.extra_region or bool(_REGION_SHAPE_RE.match(region))
+        region == allowed.extra_region or bool(_REGION_SHAPE_RE.fullmatch(region))
     )
 
 

@@ -452,7 +452,7 @@ def _refuse_external(*_args: object) -> int:
 
 def _identity(arn: str, user_id: str, account: str, access_key_id: str) -> Identity:
     """Apply the identity rules of authentication.md section 6."""
-    if not _ACCOUNT_RE.match(account):
+    if not _ACCOUNT_RE.fullmatch(account):
         _bad_identity("Account is not 12 digits")
     try:
         canonical = canonicalize_arn(arn)
@@ -472,16 +472,22 @@ def _identity(arn: str, user_id: str, account: str, access_key_id: str) -> Ident
     elif kind == "federated-user":
         # Federated users keep the whole UserId (<account>:<name>): splitting it
         # would make it equal the root's UserId (commit 9fa86f7d).
-        if principal != account or not _NAME_RE.match(session):
+        if principal != account or not _NAME_RE.fullmatch(session):
             _bad_identity("a federated user's UserId must be <account>:<name>")
         principal, session = user_id, ""
     elif kind == "assumed-role":
-        if not sep or not _UNIQUE_ID_RE.match(principal) or not _NAME_RE.match(session):
+        if (
+            not sep
+            or not _UNIQUE_ID_RE.fullmatch(principal)
+            or not _NAME_RE.fullmatch(session)
+        ):
             _bad_identity("a role session's UserId must be <role id>:<session name>")
     elif kind == "role":
-        if not _UNIQUE_ID_RE.match(principal) or (sep and not _NAME_RE.match(session)):
+        if not _UNIQUE_ID_RE.fullmatch(principal) or (
+            sep and not _NAME_RE.fullmatch(session)
+        ):
             _bad_identity("a role's UserId must be <role id>[:<session name>]")
-    elif sep or not _UNIQUE_ID_RE.match(user_id):
+    elif sep or not _UNIQUE_ID_RE.fullmatch(user_id):
         _bad_identity("a user's UserId must be its unique ID")
     return Identity(
         arn=arn,

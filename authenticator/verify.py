@@ -107,6 +107,8 @@ _URL_CHARS_RE = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
 _QUERY_CHARS_RE = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@/?%]*$")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _HEX = frozenset("0123456789abcdefABCDEF")
+# Text safe to repeat in a message (short, no separators that could join secrets).
+_SHOWABLE_RE = re.compile(r"[A-Za-z0-9._:;,@-]{0,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +197,8 @@ def _fail(reason: str, message: str) -> NoReturn:
 
 def _split_url(url: str) -> _URLParts:
     """Split the URL strictly (rows 4 and the character rule)."""
-    if not _URL_CHARS_RE.match(url):
-        bad = next(ch for ch in url if not _URL_CHARS_RE.match(ch))
+    if not _URL_CHARS_RE.fullmatch(url):
+        bad = next(ch for ch in url if not _URL_CHARS_RE.fullmatch(ch))
         _fail(
             "bad_characters",
             f"the token's URL contains a character not allowed in URLs "
@@ -286,7 +288,7 @@ def _parse_query(query: str) -> dict[str, str]:
             "bad_query",
             "the query contains an unescaped ';' (not a parameter separator for STS)",
         )
-    if not _QUERY_CHARS_RE.match(query):
+    if not _QUERY_CHARS_RE.fullmatch(query):
         _fail("bad_query", "the query contains characters that must be %-escaped")
     pairs: list[tuple[str, str]] = []
     for piece in query.split("&") if query else []:
@@ -379,7 +381,7 @@ def _check_signed_headers(params: dict[str, str]) -> None:
 def _check_expires(params: dict[str, str]) -> None:
     """Row 16."""
     raw = params.get("x-amz-expires")
-    if raw is None or not _EXPIRES_RE.match(raw) or int(raw) > MAX_EXPIRES:
+    if raw is None or not _EXPIRES_RE.fullmatch(raw) or int(raw) > MAX_EXPIRES:
         got = "missing" if raw is None else _show(raw)
         _fail(
             "bad_expires",
@@ -393,7 +395,7 @@ def _check_date(params: dict[str, str], now: datetime) -> datetime:
     if not raw:
         _fail("missing_date", "X-Amz-Date is missing; a presigned URL must carry it")
     signed_at: datetime | None = None
-    if _DATE_RE.match(raw):
+    if _DATE_RE.fullmatch(raw):
         try:
             signed_at = datetime.strptime(raw, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
         except ValueError:
@@ -427,7 +429,7 @@ def _check_scope(params: dict[str, str], signed_at: datetime, region: str) -> st
             + "; it must be <access key id>/<yyyymmdd>/<region>/sts/aws4_request",
         )
     access_key_id, date, scope_region = parts[0], parts[1], parts[2]
-    if not _ACCESS_KEY_RE.match(access_key_id):
+    if not _ACCESS_KEY_RE.fullmatch(access_key_id):
         _fail(
             "bad_access_key_id",
             "the access key ID in X-Amz-Credential is "
@@ -456,7 +458,7 @@ def _check_signature_fields(params: dict[str, str]) -> None:
         got = "missing" if algorithm is None else _show(algorithm)
         _fail("bad_algorithm", f"X-Amz-Algorithm is {got}; it must be {ALGORITHM}")
     signature = params.get("x-amz-signature")
-    if signature is None or not _SIGNATURE_RE.match(signature):
+    if signature is None or not _SIGNATURE_RE.fullmatch(signature):
         _fail(
             "bad_signature_format",
             "X-Amz-Signature is "
@@ -477,6 +479,13 @@ def _duration(delta: timedelta) -> str:
     return f"{minutes}m{secs:02d}s"
 
 
-def _show(text: str, limit: int = 80) -> str:
-    """Quote untrusted, non-secret text for a message, bounded in length."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+def _show(text: str) -> str:
+    """Quote short, plain, non-secret text for a message; hide anything else.
+
+    Values are echoed only when they look like a parameter name, an action,
+    a date or a host: a fragment of a token (a path, a security token glued to
+    a host) is never repeated back.
+    """
+    if _SHOWABLE_RE.fullmatch(text):
+        return repr(text)
+    return f"<{len(text)} characters, not shown>"
