@@ -95,6 +95,7 @@ class PKIPaths:
     client_cert: Path
     client_key: Path
     webhook_kubeconfig: Path
+    authorize_kubeconfig: Path
     server_config: Path
     server_url: str
     kept: tuple[Path, ...] = field(default=())
@@ -113,6 +114,7 @@ class PKIPaths:
             self.client_cert,
             self.client_key,
             self.webhook_kubeconfig,
+            self.authorize_kubeconfig,
             self.server_config,
         )
 
@@ -405,7 +407,13 @@ def _split_names(hostnames: Iterable[str], address: str) -> tuple[list[str], lis
     return list(dict.fromkeys(dns)), list(dict.fromkeys(ips))
 
 
-def webhook_url(address: str, port: int, hostnames: Sequence[str] = ()) -> str:
+def webhook_url(
+    address: str,
+    port: int,
+    hostnames: Sequence[str] = (),
+    *,
+    path: str = "/authenticate",
+) -> str:
     """Return the URL the API server dials: ``https://ADDRESS:PORT/authenticate``.
 
     An unspecified listen address (``0.0.0.0``, ``::``) is not dialable; the
@@ -415,6 +423,7 @@ def webhook_url(address: str, port: int, hostnames: Sequence[str] = ()) -> str:
         address: The webhook's listen address.
         port: The webhook's port.
         hostnames: Extra names from ``--hostname``.
+        path: ``/authenticate`` (TokenReview) or ``/authorize`` (SubjectAccessReview).
 
     Returns:
         The URL.
@@ -427,7 +436,7 @@ def webhook_url(address: str, port: int, hostnames: Sequence[str] = ()) -> str:
             host = f"[{host}]"
     except ValueError:
         pass
-    return f"https://{host}:{port}/authenticate"
+    return f"https://{host}:{port}{path}"
 
 
 def write_pki(
@@ -440,13 +449,15 @@ def write_pki(
     now: datetime,
     force: bool,
 ) -> PKIPaths:
-    """Write the CA, the leaf certificates, the webhook kubeconfig and a server config.
+    """Write the CA, the leaf certificates, the webhook kubeconfigs and a server config.
 
     A re-run keeps the CA and every private key; a leaf certificate is
     reissued (with its existing key) only when it is missing, not signed by
     the CA, within 30 days of expiry, or (serving) has other SANs than asked
     for. ``force`` replaces everything. The webhook kubeconfig and the server
     config snippet are always rewritten from the current files.
+    ``authorize.kubeconfig`` is the same file pointing at ``/authorize``, for
+    an ``--authorization-config`` webhook authorizer.
 
     Args:
         output_dir: Where to write (created 0700 if missing).
@@ -474,6 +485,7 @@ def write_pki(
         client_cert=out / "apiserver-client.crt",
         client_key=out / "apiserver-client.key",
         webhook_kubeconfig=out / "webhook.kubeconfig",
+        authorize_kubeconfig=out / "authorize.kubeconfig",
         server_config=out / "server-config.yaml",
         server_url=webhook_url(address, port, hostnames),
     )
@@ -530,15 +542,21 @@ def write_pki(
         ),
         kept=kept,
     )
-    kubeconfig = build.build_webhook_kubeconfig(
-        server_url=paths.server_url,
-        ca_pem=ca.cert_pem,
-        client_cert_pem=client.cert_pem,
-        client_key_pem=client.key_pem,
-    )
-    render.write_atomic(
-        paths.webhook_kubeconfig, render.dump_yaml(kubeconfig).encode(), mode=0o600
-    )
+    # The same client identity serves both webhooks; only the URL path differs.
+    for target, url in (
+        (paths.webhook_kubeconfig, paths.server_url),
+        (
+            paths.authorize_kubeconfig,
+            webhook_url(address, port, hostnames, path="/authorize"),
+        ),
+    ):
+        kubeconfig = build.build_webhook_kubeconfig(
+            server_url=url,
+            ca_pem=ca.cert_pem,
+            client_cert_pem=client.cert_pem,
+            client_key_pem=client.key_pem,
+        )
+        render.write_atomic(target, render.dump_yaml(kubeconfig).encode(), mode=0o600)
     config = build.build_server_config(
         cluster_id=cluster_id,
         address=address,

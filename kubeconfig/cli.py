@@ -67,9 +67,11 @@ Writes into DIR: ca.crt/ca.key (the CA), webhook.crt/webhook.key (serving
 certificate; SANs localhost, 127.0.0.1, ::1, the --address and every
 --hostname), apiserver-client.crt/.key (CN=kube-apiserver, no groups),
 webhook.kubeconfig (for kube-apiserver's
---authentication-token-webhook-config-file) and server-config.yaml (for
-`kubeiam server --config`). Keys are mode 0600, ECDSA P-256. A re-run keeps
-the CA and keys (and certificates that still fit); --force replaces them.
+--authentication-token-webhook-config-file), authorize.kubeconfig (the same
+for /authorize, for an --authorization-config webhook authorizer) and
+server-config.yaml (for `kubeiam server --config`). Keys are mode 0600,
+ECDSA P-256. A re-run keeps the CA and keys (and certificates that still
+fit); --force replaces them.
 
 examples:
   kubeiam init --cluster-id demo --output-dir ./pki
@@ -475,6 +477,7 @@ def init_main(argv: Sequence[str]) -> int:
         "  kube-apiserver flags:",
         f"    --authentication-token-webhook-config-file={paths.webhook_kubeconfig}",
         "    --authentication-token-webhook-version=v1",
+        f"  authorizer kubeconfig: {paths.authorize_kubeconfig}",
         f"  (the API server will call {paths.server_url})",
     ]
     sys.stdout.write("\n".join(lines) + "\n")

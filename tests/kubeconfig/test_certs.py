@@ -213,6 +213,18 @@ class TestWritePKI:
             "user": doc["users"][0]["name"],
         }
 
+    def test_authorize_kubeconfig_differs_only_in_path(
+        self, pki: certs.PKIPaths
+    ) -> None:
+        """authorize.kubeconfig is webhook.kubeconfig with the /authorize path."""
+        authn = yaml.safe_load(pki.webhook_kubeconfig.read_text())
+        authz = yaml.safe_load(pki.authorize_kubeconfig.read_text())
+        server = authz["clusters"][0]["cluster"].pop("server")
+        assert server == "https://127.0.0.1:21362/authorize"
+        authn["clusters"][0]["cluster"].pop("server")
+        assert authz == authn
+        assert stat.S_IMODE(pki.authorize_kubeconfig.stat().st_mode) == 0o600
+
     def test_server_config_points_at_the_files(self, pki: certs.PKIPaths) -> None:
         """server-config.yaml (SPEC §5) names the cluster ID and the TLS files."""
         doc = yaml.safe_load(pki.server_config.read_text())
