@@ -117,6 +117,23 @@ def covers(
     return not uncovered, uncovered
 
 
+def compact_rules(rules: Sequence[PolicyRule]) -> list[PolicyRule]:
+    """Merge rules that differ only in their verbs (as upstream's ``CompactRules``).
+
+    Args:
+        rules: Usually the atomic rules :func:`covers` left uncovered.
+
+    Returns:
+        Fewer rules with the same meaning, in first-seen order.
+    """
+    merged: dict[tuple[tuple[str, ...], ...], list[str]] = {}
+    for r in rules:
+        key = (r.api_groups, r.resources, r.resource_names, r.non_resource_urls)
+        verbs = merged.setdefault(key, [])
+        verbs.extend(v for v in r.verbs if v not in verbs)
+    return [PolicyRule(tuple(v), g, res, n, u) for (g, res, n, u), v in merged.items()]
+
+
 def confirm_no_escalation(
     policy: RBACPolicy, user: UserInfo, namespace: str, rules: Sequence[PolicyRule]
 ) -> tuple[bool, list[PolicyRule]]:
