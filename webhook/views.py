@@ -137,10 +137,19 @@ def _read_body() -> bytes:
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
-    data = request.stream.read(MAX_BODY_BYTES + 1)
-    if len(data) > MAX_BODY_BYTES:
+    stream = request.stream
+    parts: list[bytes] = []
+    size = 0
+    # A read may return less than asked (one chunk of a chunked body): loop.
+    while size <= MAX_BODY_BYTES:
+        part = stream.read(MAX_BODY_BYTES + 1 - size)
+        if not part:
+            break
+        parts.append(part)
+        size += len(part)
+    if size > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
-    return data
+    return b"".join(parts)
 
 
 def _identity(svc: Services, token: str) -> Identity:

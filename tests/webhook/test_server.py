@@ -1,0 +1,456 @@
+"""``kubeiam server`` as real processes: gunicorn, (m)TLS, the embedded STS, clients.
+
+One gunicorn (two gthread workers) serves the whole module. Its extra STS
+endpoints are the embedded STS, a closed port (STS unreachable) and the
+fault-injecting stand-in (throttling).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from authenticator.emulator import Credentials, STSEmulator
+from authenticator.presign import StaticCredentials, presign_get_caller_identity
+from tests.fixtures.faultsts import FaultSTS, fault_key
+from tests.fixtures.sts import assume_role, aws_env, unique_name
+from tests.fixtures.webhook import (
+    DEFAULT_CLUSTER_ID,
+    TOKENREVIEW_V1,
+    TOKENREVIEW_V1BETA1,
+    WebhookFactory,
+    WebhookServer,
+    free_port,
+    server_env,
+    tokenreview,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+KUBEIAM = str(REPO / ".venv" / "bin" / "kubeiam")
+AWS = str(REPO / ".venv" / "bin" / "aws")
+REGION = "us-east-1"
+
+
+@dataclass
+class World:
+    """The module's server and identities."""
+
+    server: WebhookServer
+    sts: STSEmulator
+    alice: Credentials
+    role_arn: str
+    deployer: Credentials
+    stranger: Credentials
+    closed_endpoint: str
+    fault: FaultSTS
+
+    def mapping(self, *, with_stranger: bool = False) -> dict[str, object]:
+        users: list[dict[str, object]] = [
+            {
+                "userarn": self.alice.arn,
+                "username": "alice",
+                "groups": ["devs", "team-{{AccountID}}"],
+            }
+        ]
+        if with_stranger:
+            users.append({"userarn": self.stranger.arn, "username": "stranger"})
+        return {
+            "mapRoles": [
+                {
+                    "rolearn": self.role_arn,
+                    "username": "deploy:{{SessionName}}",
+                    "groups": ["deployers"],
+                }
+            ],
+            "mapUsers": users,
+        }
+
+
+@pytest.fixture(scope="module")
+def world(
+    webhook_factory: WebhookFactory, sts_emulator: STSEmulator, fault_sts: FaultSTS
+) -> Iterator[World]:
+    """Identities in the embedded STS and one running webhook that maps some of them."""
+    alice = sts_emulator.create_user(unique_name("alice"))
+    deployer = sts_emulator.create_user(unique_name("deployer"))
+    role_arn = sts_emulator.create_role(unique_name("deploy"))
+    stranger = sts_emulator.create_user(unique_name("stranger"))
+    closed = f"http://127.0.0.1:{free_port()}"
+    partial = World(
+        server=None,  # type: ignore[arg-type]  # set below
+        sts=sts_emulator,
+        alice=alice,
+        role_arn=role_arn,
+        deployer=deployer,
+        stranger=stranger,
+        closed_endpoint=closed,
+        fault=fault_sts,
+    )
+    partial.server = webhook_factory(
+        partial.mapping(), extra_endpoints=[closed, fault_sts.url], workers=2, threads=4
+    )
+    yield partial
+
+
+def _mint(creds: Credentials, endpoint: str, cluster: str = DEFAULT_CLUSTER_ID) -> str:
+    """A token signed in-process with authenticator.presign."""
+    from datetime import UTC, datetime
+
+    static = StaticCredentials(
+        creds.access_key_id, creds.secret_access_key, creds.session_token
+    )
+    return presign_get_caller_identity(
+        credentials=static,
+        region=REGION,
+        cluster_id=cluster,
+        now=datetime.now(UTC),
+        endpoint_url=endpoint,
+    ).token
+
+
+def _kubeiam_token(creds: Credentials, endpoint: str, *extra: str) -> str:
+    """A token from the real `kubeiam token` command."""
+    env = aws_env(creds, REGION, endpoint)
+    out = subprocess.run(
+        [
+            KUBEIAM,
+            "token",
+            "-i",
+            DEFAULT_CLUSTER_ID,
+            "--sts-endpoint",
+            endpoint,
+            "--no-cache",
+            *extra,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return str(json.loads(out.stdout)["status"]["token"])
+
+
+def _status(resp: requests.Response) -> dict[str, object]:
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Content-Type"].startswith("application/json")
+    body = resp.json()
+    assert body["kind"] == "TokenReview"
+    status = body["status"]
+    assert isinstance(status, dict)
+    return status
+
+
+class TestAuthentication:
+    """Real tokens through gunicorn and the embedded STS."""
+
+    def test_kubeiam_token_for_a_mapped_user(self, world: World) -> None:
+        """A `kubeiam token` token authenticates with username, groups, uid, extra."""
+        token = _kubeiam_token(world.alice, world.sts.url)
+        status = _status(world.server.review(token))
+        acct = world.alice.account_id
+        assert status == {
+            "authenticated": True,
+            "user": {
+                "username": "alice",
+                "uid": f"aws-iam-authenticator:{acct}:{world.alice.user_id}",
+                "groups": ["devs", f"team-{acct}"],
+                "extra": {
+                    "arn": [world.alice.arn],
+                    "canonicalArn": [world.alice.arn],
+                    "sessionName": [""],
+                    "accessKeyId": [world.alice.access_key_id],
+                    "principalId": [world.alice.user_id],
+                    "sigs.k8s.io/aws-iam-authenticator/principalId": [
+                        world.alice.user_id
+                    ],
+                },
+            },
+        }
+
+    def test_aws_eks_get_token_for_a_mapped_role(self, world: World) -> None:
+        """An `aws eks get-token` token for an assumed role maps via the role entry."""
+        session = assume_role(
+            world.sts, world.deployer, world.role_arn, session_name="bob@example.com"
+        )
+        out = subprocess.run(
+            [
+                AWS,
+                "eks",
+                "get-token",
+                "--cluster-name",
+                DEFAULT_CLUSTER_ID,
+                "--output",
+                "json",
+            ],
+            env=aws_env(session, REGION, world.sts.url),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        token = json.loads(out.stdout)["status"]["token"]
+        status = _status(world.server.review(token, version=TOKENREVIEW_V1BETA1))
+        user = status["user"]
+        assert isinstance(user, dict)
+        assert status["authenticated"] is True
+        assert user["username"] == "deploy:bob-example.com"
+        assert user["groups"] == ["deployers"]
+        role_id = session.user_id.split(":")[0]
+        assert user["uid"] == f"aws-iam-authenticator:{session.account_id}:{role_id}"
+        assert user["extra"]["canonicalArn"] == [world.role_arn]
+        assert user["extra"]["sessionName"] == ["bob@example.com"]
+
+    @pytest.mark.parametrize("version", [TOKENREVIEW_V1, TOKENREVIEW_V1BETA1])
+    def test_version_is_echoed(self, world: World, version: str) -> None:
+        """The answer's apiVersion is the request's, for v1 and v1beta1."""
+        resp = world.server.review(_mint(world.alice, world.sts.url), version=version)
+        assert resp.json()["apiVersion"] == version
+
+    def test_invalid_tokens_are_plain_denials(self, world: World) -> None:
+        """Garbage, a wrong-cluster and a tampered token: 200, false, no error."""
+        wrong_cluster = _mint(world.alice, world.sts.url, cluster="another-cluster")
+        good = _mint(world.alice, world.sts.url)
+        tampered = good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB")
+        for token in ("k8s-aws-v1.bm9wZQ", wrong_cluster, tampered):
+            assert _status(world.server.review(token)) == {
+                "authenticated": False,
+                "user": {},
+            }
+
+    def test_unmapped_identity_then_mapped_within_two_seconds(
+        self, world: World
+    ) -> None:
+        """Unmapped: status.error; after a file change the SAME token works in 2 s."""
+        token = _kubeiam_token(world.stranger, world.sts.url)
+        status = _status(world.server.review(token))
+        assert status["authenticated"] is False
+        assert "is not mapped" in str(status["error"])
+        world.server.write_mapping(world.mapping(with_stranger=True))
+        try:
+            deadline = time.monotonic() + 2.0
+            while True:
+                status = _status(world.server.review(token))
+                if status["authenticated"] is True or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            assert status["authenticated"] is True
+            # both workers have the new table: every request now succeeds
+            for _ in range(6):
+                assert _status(world.server.review(token))["authenticated"] is True
+        finally:
+            world.server.write_mapping(world.mapping())
+
+    def test_invalid_reload_keeps_the_last_good_mappings(self, world: World) -> None:
+        """A broken mapping file is refused, counted, and the old table still serves."""
+        token = _mint(world.alice, world.sts.url)
+        world.server.write_mapping("mapUsers: [ {userarn: not-an-arn, username: x}\n")
+        try:
+            deadline = time.monotonic() + 3.0
+            while (
+                'kubeiam_mapping_reloads_total{result="error",source="file"}'
+                not in world.server.metrics()
+            ):
+                assert time.monotonic() < deadline, "the broken file was never reported"
+                time.sleep(0.1)
+            for _ in range(4):
+                assert _status(world.server.review(token))["authenticated"] is True
+        finally:
+            world.server.write_mapping(world.mapping())
+
+
+class TestSTSFailures:
+    """STS unreachable and throttling, through the real client."""
+
+    def test_unreachable_sts_carries_error(self, world: World) -> None:
+        """A token for an extra endpoint nobody listens on: 200, false, status.error."""
+        status = _status(world.server.review(_mint(world.alice, world.closed_endpoint)))
+        assert status["authenticated"] is False
+        assert status["error"]
+
+    def test_throttling_is_429_without_retry_after(self, world: World) -> None:
+        """STS answering 400 Throttling: the webhook answers 429, no Retry-After."""
+        creds = Credentials(
+            access_key_id=fault_key("THROTTLE"),
+            secret_access_key="x",
+            arn="",
+            user_id="",
+            account_id="",
+        )
+        resp = world.server.review(_mint(creds, world.fault.url))
+        assert resp.status_code == 429
+        assert "Retry-After" not in resp.headers
+        assert resp.headers["Content-Type"].startswith("application/json")
+
+
+class TestHTTP:
+    """400 / 405 / 413 and the health endpoints over TLS."""
+
+    def test_not_a_tokenreview_is_400(self, world: World) -> None:
+        """A JSON body that is not a TokenReview gets 400."""
+        assert world.server.post(json.dumps({"kind": "Pod"})).status_code == 400
+
+    def test_not_post_is_405(self, world: World) -> None:
+        """GET /authenticate gets 405."""
+        assert world.server.post("", method="GET").status_code == 405
+
+    def test_over_64k_is_413(self, world: World) -> None:
+        """A body over 64 KiB gets 413, with Content-Length and chunked alike."""
+        big = json.dumps(tokenreview("x")) + " " * (64 * 1024)
+        assert world.server.post(big).status_code == 413
+
+        def chunks() -> Iterator[bytes]:
+            data = big.encode()
+            for i in range(0, len(data), 8192):
+                yield data[i : i + 8192]
+
+        assert world.server.post(chunks()).status_code == 413  # type: ignore[arg-type]  # requests streams it
+
+    def test_health_endpoints(self, world: World) -> None:
+        """/healthz and /readyz answer 200; /metrics has the SPEC families."""
+        assert world.server.get("/healthz").status_code == 200
+        assert world.server.get("/readyz").status_code == 200
+        text = world.server.metrics()
+        for family in (
+            "kubeiam_authenticate_latency_seconds",
+            "kubeiam_sts_requests_total",
+            "kubeiam_verify_cache_total",
+            "kubeiam_mapping_reloads_total",
+            "kubeiam_mapping_entries",
+        ):
+            assert family in text
+
+
+class TestMutualTLS:
+    """Only a client with the API server's certificate completes the handshake."""
+
+    def test_client_without_certificate_is_refused(self, world: World) -> None:
+        """No client certificate: the TLS handshake fails; no HTTP answer at all."""
+        with pytest.raises(requests.exceptions.ConnectionError):
+            world.server.post(json.dumps(tokenreview("x")), cert=False)
+
+    def test_client_with_another_cas_certificate_is_refused(self, world: World) -> None:
+        """A certificate from another CA: refused at the TLS layer."""
+        port = int(world.server.url.rsplit(":", 1)[1])
+        context = ssl.create_default_context(cafile=str(world.server.pki.ca_file))
+        context.load_cert_chain(*world.server.pki.rogue)
+        refused = (ssl.SSLError, ConnectionResetError, BrokenPipeError)
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+            pytest.raises(refused),
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            # TLS 1.3: the server's verdict arrives with the first read.
+            tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            if not tls.recv(1024):
+                raise ConnectionResetError("closed without an answer")
+
+    def test_client_with_the_apiserver_certificate_is_served(
+        self, world: World
+    ) -> None:
+        """The API server's certificate is accepted."""
+        assert world.server.get("/healthz").status_code == 200
+
+
+class TestLogs:
+    """Logs carry the review outcome and never the token, signature or query."""
+
+    def test_output_never_contains_token_or_signature(self, world: World) -> None:
+        """gunicorn's and the app's output hold no token, signature or query string."""
+        token = _kubeiam_token(world.alice, world.sts.url)
+        world.server.review(token, query="?timeout=30s&secret=query")
+        world.server.review(token[:-1])  # a broken one is logged as rejected
+        time.sleep(0.2)
+        out = world.server.output()
+        url = _decode(token)
+        signature = re.search(r"X-Amz-Signature=([0-9a-f]{64})", url)
+        assert signature is not None
+        assert token not in out
+        assert token[11:51] not in out
+        assert signature.group(1) not in out
+        assert "X-Amz-Credential" not in out
+        assert "secret=query" not in out
+        reviews = [
+            json.loads(line)
+            for line in out.splitlines()
+            if '"event":"tokenreview"' in line
+        ]
+        assert any(
+            r["result"] == "success" and r["arn"] == world.alice.arn for r in reviews
+        )
+        assert any(r["result"] == "invalid_token" for r in reviews)
+        access = [
+            json.loads(line) for line in out.splitlines() if '"event":"access"' in line
+        ]
+        assert access and all("?" not in a["path"] for a in access)
+
+
+def _decode(token: str) -> str:
+    import base64
+
+    body = token.removeprefix("k8s-aws-v1.")
+    return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+
+
+class TestLifecycle:
+    """Start-up failures and graceful shutdown."""
+
+    def test_bad_config_exits_1_naming_file_key_and_reason(
+        self, tmp_path: Path
+    ) -> None:
+        """`kubeiam server` with a bad value exits 1 with file, key path and reason."""
+        config = tmp_path / "config.yaml"
+        config.write_text("clusterID: demo\nserver: {port: 99999}\n")
+        out = subprocess.run(
+            [sys.executable, "-m", "kubeiam", "server", "--config", str(config)],
+            capture_output=True,
+            text=True,
+            env=server_env(),
+            timeout=60,
+        )
+        assert out.returncode == 1
+        assert (
+            f"{config}: server.port: must be an integer from 1 to 65535" in out.stderr
+        )
+
+    def test_sigterm_finishes_in_flight_reviews(
+        self, webhook_factory: WebhookFactory, fault_sts: FaultSTS
+    ) -> None:
+        """SIGTERM: a review waiting on a slow STS still gets its answer; exit 0."""
+        server = webhook_factory(
+            {}, extra_endpoints=[fault_sts.url], workers=1, threads=2
+        )
+        creds = Credentials(
+            access_key_id=fault_key("SLOW"),
+            secret_access_key="x",
+            arn="",
+            user_id="",
+            account_id="",
+        )
+        token = _mint(creds, fault_sts.url)
+        answers: list[requests.Response] = []
+        worker = threading.Thread(target=lambda: answers.append(server.review(token)))
+        seen = len(fault_sts.requests)
+        worker.start()
+        deadline = time.monotonic() + 5
+        while len(fault_sts.requests) == seen and time.monotonic() < deadline:
+            time.sleep(0.01)
+        server.terminate()
+        worker.join(15)
+        assert server.stop() == 0
+        assert len(answers) == 1
+        status = _status(answers[0])
+        # the fault STS's identity is not mapped: a complete, well-formed answer
+        assert "is not mapped" in str(status["error"])
