@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.fixtures.apiserver",
     "tests.fixtures.webhook",
     "tests.fixtures.faultsts",
+    "tests.fixtures.kubeapi",
 ]
 
 
