@@ -1,0 +1,140 @@
+"""``kubeiam demo`` runs the whole path and shows identities and a rejection."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kubeiam.demo import STEPS, DemoContext, Step, main, run_steps
+
+KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+
+
+def _demo(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KUBEIAM, "demo", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.fixture(scope="module")
+def summary() -> dict[str, object]:
+    """The ``-o json`` summary of one demo run."""
+    done = _demo("-o", "json")
+    assert done.returncode == 0, done.stderr
+    parsed = json.loads(done.stdout)
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+@pytest.fixture(scope="module")
+def human_output() -> str:
+    """The human output of one demo run."""
+    done = _demo()
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+class TestHumanOutput:
+    """The default output explains each step."""
+
+    def test_steps_identities_and_rejection(self, human_output: str) -> None:
+        """Numbered steps, both verified identities, and the refused replay appear."""
+        out = human_output
+        titles = re.findall(r"^\[(\d+)/(\d+)\] (.+)$", out, re.MULTILINE)
+        assert [t[2] for t in titles] == [step.title for step in STEPS]
+        assert [int(t[0]) for t in titles] == list(range(1, len(STEPS) + 1))
+        assert re.search(r"arn\s+arn:aws:iam::\d{12}:user/demo/alice", out)
+        assert re.search(
+            r"arn\s+arn:aws:sts::\d{12}:assumed-role/deployer/alice-session", out
+        )
+        assert re.search(r"canonicalArn\s+arn:aws:iam::\d{12}:role/deployer\n", out)
+        assert "rejected (STSRejectedError, reason sts_rejected)" in out
+        assert "SignatureDoesNotMatch" in out
+
+    def test_no_secret_is_printed(self, human_output: str) -> None:
+        """Signatures and session tokens are elided; no secret key is shown."""
+        out = human_output
+        assert "X-Amz-Signature       <64 characters, elided>" in out
+        assert re.search(r"X-Amz-Security-Token  <\d+ characters, elided>", out)
+        assert not re.search(r"\b[0-9a-f]{64}\b", out)
+
+
+class TestJSONOutput:
+    """``-o json`` is a machine summary."""
+
+    def test_identities(self, summary: dict[str, object]) -> None:
+        """Both principals verify to identities with the SPEC field names."""
+        identities = summary["identities"]
+        assert isinstance(identities, list)
+        by_principal = {i["principal"]: i for i in identities}
+        user, role = by_principal["user"], by_principal["role"]
+        assert re.fullmatch(r"arn:aws:iam::\d{12}:user/demo/alice", user["arn"])
+        assert user["canonicalArn"] == user["arn"]
+        assert user["sessionName"] == ""
+        assert user["userId"].startswith("AIDA")
+        assert role["sessionName"] == "alice-session"
+        assert role["canonicalArn"] == f"arn:aws:iam::{role['accountId']}:role/deployer"
+        assert role["userId"].startswith("AROA")
+        principals = summary["principals"]
+        assert isinstance(principals, dict)
+        assert user["accessKeyId"] == principals["user"]["accessKeyId"]
+        assert role["accessKeyId"] == principals["role"]["accessKeyId"]
+
+    def test_rejection(self, summary: dict[str, object]) -> None:
+        """The replay against another cluster is refused by STS with its reason."""
+        assert summary["rejections"] == [
+            {
+                "case": "token for another cluster",
+                "cluster": "another-cluster",
+                "error": "STSRejectedError",
+                "reason": "sts_rejected",
+                "message": summary["rejections"][0]["message"],  # type: ignore[index]
+            }
+        ]
+        assert summary["stsOutcomes"] == {"OK": 2, "SignatureDoesNotMatch": 1}
+
+    def test_decoded_token_elides_secrets(self, summary: dict[str, object]) -> None:
+        """The decoded token lists the presigned parameters, secrets elided."""
+        decoded = summary["decodedToken"]
+        assert isinstance(decoded, dict)
+        params = decoded["parameters"]
+        assert params["Action"] == "GetCallerIdentity"
+        assert params["X-Amz-SignedHeaders"] == "host;x-k8s-aws-id"
+        assert params["X-Amz-Signature"] == "<64 characters, elided>"
+        assert summary["steps"] == [step.name for step in STEPS]
+
+
+class TestSteps:
+    """The step list is extensible."""
+
+    def test_appended_step_sees_the_context(self) -> None:
+        """A step added after the built-in ones reads their results from the context."""
+        seen: dict[str, object] = {}
+
+        def extra(ctx: DemoContext) -> None:
+            seen["identities"] = sorted(ctx.identities)
+            ctx.record("extra", True)
+
+        ctx = DemoContext(cluster_id="ext", region="us-east-1", out=None)
+        try:
+            run_steps(ctx, [*STEPS, Step("extra", "An added step", extra)])
+        finally:
+            if ctx.sts is not None:
+                ctx.sts.close()
+            if ctx.emulator is not None:
+                ctx.emulator.stop()
+        assert seen["identities"] == ["role", "user"]
+        assert ctx.summary["extra"] is True
+        assert ctx.summary["steps"] == [*(s.name for s in STEPS), "extra"]
+
+    def test_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """An unknown option is a usage error (exit 2)."""
+        with pytest.raises(SystemExit) as info:
+            main(["--no-such-flag"])
+        assert info.value.code == 2
+        assert "usage: kubeiam demo" in capsys.readouterr().err
