@@ -394,6 +394,8 @@ def call_assume_role(
             config=botocore.config.Config(retries={"max_attempts": 2}),
         )
         answer = client.assume_role(**params)
+    except botocore.exceptions.ParamValidationError as exc:
+        raise ConfigError(f"AssumeRole {role_arn}: {exc}") from exc
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")
         raise STSRejectedError(

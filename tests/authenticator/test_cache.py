@@ -1,0 +1,369 @@
+"""authenticator.cache: keys, entries, freshness, private files, locking, races."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from authenticator.cache import (
+    MIN_REMAINING,
+    CachedToken,
+    CacheKey,
+    CacheRefusedError,
+    TokenCache,
+    build_entry,
+    default_cache_dir,
+    is_fresh,
+    parse_entry,
+)
+from authenticator.token import decode_token
+
+ROOT = Path(__file__).resolve().parents[2]
+KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
+NOW = datetime(2026, 11, 27, 5, 0, 0, tzinfo=UTC)
+KEY = CacheKey("my-cluster", "default", "", "us-west-2", "default", "AKIAEXAMPLE")
+ENTRY = CachedToken("k8s-aws-v1.abc", NOW, NOW + timedelta(minutes=14))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _env(cache_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
+        AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+        AWS_EC2_METADATA_DISABLED="true",
+        KUBEIAM_CACHE_DIR=str(cache_dir),
+    )
+    env.pop("KUBERNETES_EXEC_INFO", None)
+    return env
+
+
+class TestKey:
+    """Cache keys and their file names."""
+
+    def test_digest_is_sha256_hex(self) -> None:
+        """The file name is a 64-hex-digit hash."""
+        digest = KEY.digest()
+        assert len(digest) == 64
+        assert int(digest, 16) >= 0
+
+    @pytest.mark.parametrize("field", CacheKey._fields)
+    def test_every_field_changes_the_digest(self, field: str) -> None:
+        """Every part of the key changes the file name."""
+        other = KEY._replace(**{field: getattr(KEY, field) + "x"})
+        assert other.digest() != KEY.digest()
+
+    def test_default_dir(self) -> None:
+        """KUBEIAM_CACHE_DIR wins; else ~/.kube/cache/kubeiam."""
+        assert default_cache_dir({"KUBEIAM_CACHE_DIR": "/tmp/x", "HOME": "/h"}) == Path(
+            "/tmp/x"
+        )
+        assert default_cache_dir({"HOME": "/h"}) == Path("/h/.kube/cache/kubeiam")
+
+
+class TestEntry:
+    """Serialised entries."""
+
+    def test_round_trip(self) -> None:
+        """build_entry then parse_entry returns the same token and times."""
+        assert parse_entry(build_entry(KEY, ENTRY), KEY) == ENTRY
+
+    def test_entry_for_another_key_is_a_miss(self) -> None:
+        """An entry stored under a different key is not returned."""
+        assert (
+            parse_entry(
+                build_entry(KEY, ENTRY), KEY._replace(role_arn="arn:aws:iam::1:role/r")
+            )
+            is None
+        )
+
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            b"",
+            b"\x00\xff garbage",
+            b"{",
+            b"[]",
+            b'{"version": 2}',
+            b'{"version": 1, "key": null}',
+        ],
+    )
+    def test_corrupt_bytes_are_a_miss(self, raw: bytes) -> None:
+        """Unparsable or foreign content is treated as absent."""
+        assert parse_entry(raw, KEY) is None
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("token", ""),
+            ("token", 5),
+            ("signedAt", "2026-11-27T05:00:00Z"),
+            ("expiresAt", True),
+            ("expiresAt", 10**30),
+        ],
+    )
+    def test_bad_fields_are_a_miss(self, field: str, value: object) -> None:
+        """Wrong types or impossible times make the entry a miss."""
+        doc = json.loads(build_entry(KEY, ENTRY))
+        doc[field] = value
+        assert parse_entry(json.dumps(doc).encode(), KEY) is None
+
+
+class TestFreshness:
+    """A token is reused while at least 60 s of its life remain."""
+
+    @pytest.mark.parametrize(
+        ("remaining", "fresh"),
+        [
+            (timedelta(minutes=10), True),
+            (timedelta(seconds=61), True),
+            (MIN_REMAINING, True),
+            (timedelta(seconds=59), False),
+            (timedelta(0), False),
+            (timedelta(seconds=-5), False),
+        ],
+    )
+    def test_remaining_life(self, remaining: timedelta, fresh: bool) -> None:
+        """Fresh exactly when expires_at - now >= 60 s."""
+        now = ENTRY.expires_at - remaining
+        assert is_fresh(ENTRY, now=now) is fresh
+
+    def test_entry_signed_in_the_future_is_stale(self) -> None:
+        """After the clock jumps back more than STS's skew, the entry is not trusted."""
+        assert is_fresh(ENTRY, now=NOW - timedelta(minutes=6)) is False
+
+    def test_entry_claiming_more_than_fourteen_minutes_is_stale(self) -> None:
+        """An entry whose lifetime exceeds 14 min was not written by us."""
+        bogus = ENTRY._replace(expires_at=NOW + timedelta(minutes=30))
+        assert is_fresh(bogus, now=NOW) is False
+
+
+class TestFiles:
+    """Private directory and files, atomic writes, refusals."""
+
+    def test_store_creates_private_dir_and_file(self, tmp_path: Path) -> None:
+        """The directory is created 0700, the entry 0600, and no temp file is left."""
+        cache = TokenCache(tmp_path / "a" / "cache")
+        cache.store_token(KEY, ENTRY)
+        assert _mode(cache.directory) == 0o700
+        files = sorted(p.name for p in cache.directory.iterdir())
+        assert files == [f"{KEY.digest()}.json"]
+        assert _mode(cache.directory / files[0]) == 0o600
+        assert cache.load_token(KEY) == ENTRY
+
+    def test_store_replaces_existing(self, tmp_path: Path) -> None:
+        """A second store replaces the first entry."""
+        cache = TokenCache(tmp_path / "c")
+        cache.store_token(KEY, ENTRY)
+        newer = CachedToken(
+            "k8s-aws-v1.new", NOW + timedelta(minutes=1), NOW + timedelta(minutes=15)
+        )
+        cache.store_token(KEY, newer)
+        assert cache.load_token(KEY) == newer
+
+    def test_missing_dir_is_a_miss_and_not_created_on_read(
+        self, tmp_path: Path
+    ) -> None:
+        """Reading never creates the directory."""
+        cache = TokenCache(tmp_path / "nope")
+        assert cache.load_token(KEY) is None
+        assert not cache.directory.exists()
+
+    @pytest.mark.parametrize("mode", [0o750, 0o705, 0o777, 0o710])
+    def test_group_or_world_accessible_dir_is_refused(
+        self, tmp_path: Path, mode: int
+    ) -> None:
+        """Any group/other bit on the directory refuses the cache."""
+        cache = TokenCache(tmp_path / "c")
+        cache.store_token(KEY, ENTRY)
+        cache.directory.chmod(mode)
+        with pytest.raises(CacheRefusedError, match="group- or world-accessible"):
+            cache.load_token(KEY)
+        with pytest.raises(CacheRefusedError):
+            cache.store_token(KEY, ENTRY)
+
+    @pytest.mark.parametrize("mode", [0o640, 0o604, 0o666])
+    def test_group_or_world_readable_file_is_refused(
+        self, tmp_path: Path, mode: int
+    ) -> None:
+        """Any group/other bit on the entry file refuses it."""
+        cache = TokenCache(tmp_path / "c")
+        cache.store_token(KEY, ENTRY)
+        (cache.directory / f"{KEY.digest()}.json").chmod(mode)
+        with pytest.raises(CacheRefusedError, match="file"):
+            cache.load_token(KEY)
+
+    def test_symlinked_entry_is_refused(self, tmp_path: Path) -> None:
+        """An entry that is a symbolic link is not followed."""
+        cache = TokenCache(tmp_path / "c")
+        cache.store_token(KEY, ENTRY)
+        target = tmp_path / "elsewhere.json"
+        entry_path = cache.directory / f"{KEY.digest()}.json"
+        entry_path.rename(target)
+        entry_path.symlink_to(target)
+        with pytest.raises(CacheRefusedError, match="symbolic link"):
+            cache.load_token(KEY)
+
+    def test_cache_path_that_is_a_file_is_refused(self, tmp_path: Path) -> None:
+        """A cache 'directory' that is a regular file is refused."""
+        path = tmp_path / "file"
+        path.write_text("x")
+        with pytest.raises(CacheRefusedError, match="not a directory"):
+            TokenCache(path).load_token(KEY)
+
+    def test_corrupt_file_is_a_miss(self, tmp_path: Path) -> None:
+        """A garbage entry reads as absent."""
+        cache = TokenCache(tmp_path / "c")
+        cache.store_token(KEY, ENTRY)
+        (cache.directory / f"{KEY.digest()}.json").write_bytes(b"\x00garbage{")
+        assert cache.load_token(KEY) is None
+
+
+class TestLock:
+    """The per-key exclusive lock."""
+
+    def test_second_locker_times_out(self, tmp_path: Path) -> None:
+        """While one holder has the lock, another gives up after its timeout."""
+        first = TokenCache(tmp_path / "c")
+        second = TokenCache(tmp_path / "c", lock_timeout_s=0.05)
+        with first.lock(KEY) as held_first:
+            assert held_first is True
+            with second.lock(KEY) as held_second:
+                assert held_second is False
+        with second.lock(KEY) as held_again:
+            assert held_again is True
+
+    def test_lock_file_is_private(self, tmp_path: Path) -> None:
+        """The lock file is created 0600."""
+        cache = TokenCache(tmp_path / "c")
+        with cache.lock(KEY):
+            assert _mode(cache.directory / f"{KEY.digest()}.lock") == 0o600
+
+
+class TestThroughTheCommand:
+    """The cache as `kubeiam token` uses it (subprocesses, real files)."""
+
+    def _token(
+        self, env: dict[str, str], *extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KUBEIAM, "token", "-i", "race", "--region", "us-west-2", *extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def test_two_processes_at_once_share_one_valid_token(self, tmp_path: Path) -> None:
+        """Two racing plugin runs both print a valid token; the cache file is intact."""
+        cache_dir = tmp_path / "cache"
+        env = _env(cache_dir)
+        argv = [KUBEIAM, "token", "-i", "race", "--region", "us-west-2"]
+        procs = [
+            subprocess.Popen(
+                argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(3)
+        ]
+        outs = [p.communicate(timeout=60) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0, 0], [e for _, e in outs]
+        tokens = [json.loads(o)["status"]["token"] for o, _ in outs]
+        for token in tokens:
+            assert "X-Amz-SignedHeaders=host%3Bx-k8s-aws-id" in decode_token(token)
+        # The lock makes later arrivals wait and reuse the first token.
+        assert len(set(tokens)) == 1
+        files = [p for p in cache_dir.iterdir() if p.suffix == ".json"]
+        assert len(files) == 1
+        assert not [p for p in cache_dir.iterdir() if p.suffix == ".tmp"]
+        doc = json.loads(files[0].read_text())
+        assert doc["token"] == tokens[0]
+        assert _mode(files[0]) == 0o600
+        assert _mode(cache_dir) == 0o700
+
+    def test_corrupt_cache_file_is_ignored_and_replaced(self, tmp_path: Path) -> None:
+        """A garbage cache file gives a fresh token and is rewritten as valid."""
+        env = _env(tmp_path / "cache")
+        first = self._token(env)
+        assert first.returncode == 0, first.stderr
+        [entry] = [p for p in (tmp_path / "cache").iterdir() if p.suffix == ".json"]
+        entry.write_bytes(b'{"version": 1, "token": ')
+        second = self._token(env)
+        assert second.returncode == 0, second.stderr
+        assert second.stderr == ""
+        assert (
+            json.loads(entry.read_text())["token"]
+            == json.loads(second.stdout)["status"]["token"]
+        )
+
+    def test_token_with_less_than_a_minute_left_is_reminted(
+        self, tmp_path: Path
+    ) -> None:
+        """An entry 30 s from expiry is not reused; one 10 min from expiry is."""
+        env = _env(tmp_path / "cache")
+        first = self._token(env)
+        [entry_path] = [
+            p for p in (tmp_path / "cache").iterdir() if p.suffix == ".json"
+        ]
+        doc = json.loads(entry_path.read_text())
+        key = CacheKey(**doc["key"])
+        now = datetime.now(UTC).replace(microsecond=0)
+        cache = TokenCache(tmp_path / "cache")
+        cache.store_token(
+            key,
+            CachedToken(
+                "k8s-aws-v1.old",
+                now - timedelta(minutes=13),
+                now + timedelta(seconds=30),
+            ),
+        )
+        reminted = self._token(env)
+        assert json.loads(reminted.stdout)["status"]["token"] not in (
+            "k8s-aws-v1.old",
+            "",
+        )
+        assert json.loads(reminted.stdout)["status"]["token"].startswith(
+            "k8s-aws-v1.aHR0"
+        )
+        cache.store_token(
+            key,
+            CachedToken(
+                "k8s-aws-v1.kept",
+                now - timedelta(minutes=4),
+                now + timedelta(minutes=10),
+            ),
+        )
+        reused = self._token(env)
+        assert json.loads(reused.stdout)["status"]["token"] == "k8s-aws-v1.kept"
+        assert json.loads(first.stdout)["status"]["token"].startswith("k8s-aws-v1.")
+
+    def test_group_readable_dir_is_refused_but_a_token_is_still_minted(
+        self, tmp_path: Path
+    ) -> None:
+        """A 0755 cache dir: warning on stderr, fresh token, nothing written."""
+        cache_dir = tmp_path / "cache"
+        cache_dir.mkdir(mode=0o755)
+        cache_dir.chmod(0o755)
+        result = self._token(_env(cache_dir))
+        assert result.returncode == 0
+        assert "not using the token cache" in result.stderr
+        assert "group- or world-accessible" in result.stderr
+        assert json.loads(result.stdout)["status"]["token"].startswith("k8s-aws-v1.")
+        assert list(cache_dir.iterdir()) == []
+
+    def test_no_cache_flag_neither_reads_nor_writes(self, tmp_path: Path) -> None:
+        """--no-cache leaves the cache directory untouched."""
+        cache_dir = tmp_path / "cache"
+        result = self._token(_env(cache_dir), "--no-cache")
+        assert result.returncode == 0, result.stderr
+        assert not cache_dir.exists()
