@@ -1,0 +1,446 @@
+"""Parse the three mapping formats into :class:`MappingSet` values, purely.
+
+* ``mapRoles``/``mapUsers``/``mapAccounts`` documents (the server config's
+  inline mappings and mapping files);
+* the ``aws-auth`` ConfigMap's ``data``: YAML strings, entry keys in any case;
+* ``IAMIdentityMapping`` objects (``iamauthenticator.k8s.aws/v1alpha1``).
+
+Every problem is collected with where it is (``file.yaml: mapRoles[2].rolearn``);
+``parse_*`` raise one :class:`ConfigError` listing them all, ``validate_*`` and
+:func:`inspect_mapping_text` return them. Import these from
+:mod:`authenticator.mapping`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from authenticator.arn import canonicalize_arn
+from authenticator.errors import ConfigError, InvalidARNError
+from authenticator.mapping_model import MappingEntry, MappingProblem, MappingSet
+from authenticator.yamltext import NumericText, parse_yaml_text
+
+# aws-auth: a value that is blank, "", '' or two backticks counts as empty (section 8).
+EMPTY_AWS_AUTH_VALUES = frozenset({"", '""', "''", "``"})
+# AWS account IDs are exactly 12 digits, kept as text (SPEC section 6).
+ACCOUNT_ID_RE = re.compile(r"[0-9]{12}")
+# Entry fields (lower-cased: entry keys are matched case-insensitively).
+_ENTRY_KEYS = {
+    "role": ("rolearn", "username", "groups"),
+    "user": ("userarn", "username", "groups"),
+}
+# Reference-only entry keys that kubeiam's formats do not have (section 7.1).
+_UNSUPPORTED_KEYS = {
+    "sso": "'sso' entries are not supported: write the role ARN (paths are ignored)",
+    "userid": "'userid' (DynamicFile) is not supported: map the ARN",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class MappingReport:
+    """Everything a linter wants from one mapping text.
+
+    Attributes:
+        mapping_set: The entries that parsed (problems leave gaps).
+        problems: Every validation problem.
+        numeric_accounts: Where an account ID was an unquoted number in the text.
+    """
+
+    mapping_set: MappingSet
+    problems: tuple[MappingProblem, ...]
+    numeric_accounts: tuple[str, ...]
+
+
+class _Parser:
+    """Collects entries and every problem of one document."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.problems: list[MappingProblem] = []
+        self.numeric_accounts: list[str] = []
+        self.roles: list[MappingEntry] = []
+        self.users: list[MappingEntry] = []
+        self.accounts: list[str] = []
+
+    def problem(self, path: str, message: str) -> None:
+        self.problems.append(MappingProblem(f"{self.where}: {path}", message))
+
+    def entries(self, items: object, path: str, kind: str) -> None:
+        if items is None:
+            return
+        if not isinstance(items, list):
+            self.problem(path, "must be a list of entries")
+            return
+        for i, item in enumerate(items):
+            entry = self._entry(item, f"{path}[{i}]", kind)
+            if entry is not None:
+                (self.roles if kind == "role" else self.users).append(entry)
+
+    def _entry(self, item: object, path: str, kind: str) -> MappingEntry | None:
+        if not isinstance(item, Mapping):
+            self.problem(path, "must be a mapping with " + ", ".join(_ENTRY_KEYS[kind]))
+            return None
+        fields: dict[str, object] = {}
+        ok = True
+        for raw_key, value in item.items():
+            key = str(raw_key).lower()
+            if key in fields:
+                self.problem(f"{path}.{raw_key}", "duplicate key (keys ignore case)")
+                ok = False
+            elif key not in _ENTRY_KEYS[kind]:
+                expected = ", ".join(_ENTRY_KEYS[kind])
+                hint = _UNSUPPORTED_KEYS.get(key, f"unknown key (expected {expected})")
+                self.problem(f"{path}.{raw_key}", hint)
+                ok = False
+            fields[key] = value
+        arn_key = _ENTRY_KEYS[kind][0]
+        arn = self._arn(fields.get(arn_key), f"{path}.{arn_key}")
+        username = self._text(fields.get("username"), f"{path}.username")
+        groups = self._groups(fields.get("groups"), f"{path}.groups")
+        if not ok or arn is None or username is None or groups is None:
+            return None
+        return MappingEntry(arn, username, groups, kind, f"{self.where}: {path}")
+
+    def _arn(self, value: object, path: str) -> str | None:
+        arn = self._text(value, path)
+        if arn is None:
+            return None
+        try:
+            canonicalize_arn(arn)
+        except InvalidARNError as exc:
+            self.problem(path, str(exc))
+            return None
+        return arn
+
+    def _text(self, value: object, path: str) -> str | None:
+        if value is None or value == "":
+            self.problem(path, "is required")
+            return None
+        if not isinstance(value, str):
+            self.problem(path, f"must be text, not {value!r}")
+            return None
+        return str(value)
+
+    def _groups(self, value: object, path: str) -> tuple[str, ...] | None:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.problem(path, "must be a list of group names")
+            return None
+        groups: list[str] = []
+        for i, group in enumerate(value):
+            if not isinstance(group, str) or not group:
+                self.problem(
+                    f"{path}[{i}]", f"must be a non-empty group name, not {group!r}"
+                )
+                return None
+            groups.append(str(group))
+        return tuple(groups)
+
+    def account_list(self, items: object, path: str) -> None:
+        if items is None:
+            return
+        if not isinstance(items, list):
+            self.problem(path, "must be a list of 12-digit account IDs")
+            return
+        for i, value in enumerate(items):
+            self.account(value, f"{path}[{i}]")
+
+    def account(self, value: object, path: str) -> None:
+        if isinstance(value, bool) or value is None:
+            self.problem(path, f"must be a 12-digit account ID, not {value!r}")
+        elif isinstance(value, int):
+            # A 12-digit int is exactly what was written (a leading 0 would
+            # make it octal or text); anything shorter lost its leading zeros.
+            self.numeric_accounts.append(f"{self.where}: {path}")
+            if len(str(value)) == 12:
+                self.accounts.append(str(value))
+            else:
+                self.problem(
+                    path,
+                    f"YAML read an unquoted account ID as the number {value}; "
+                    'quote it ("012345678901") to keep its leading zeros',
+                )
+        elif isinstance(value, str) and ACCOUNT_ID_RE.fullmatch(value):
+            if isinstance(value, NumericText):
+                self.numeric_accounts.append(f"{self.where}: {path}")
+            self.accounts.append(str(value))
+        else:
+            self.problem(path, f"must be a 12-digit account ID, not {value!r}")
+
+    def build(self, source: str, reserved_prefixes: Sequence[str]) -> MappingSet:
+        return MappingSet(
+            source=source,
+            roles=tuple(self.roles),
+            users=tuple(self.users),
+            accounts=tuple(self.accounts),
+            reserved_prefixes=tuple(reserved_prefixes),
+        )
+
+
+def _raise_if_problems(problems: Sequence[MappingProblem], where: str) -> None:
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
+        raise ConfigError(f"{where}: {count} in the mappings:\n{lines}")
+
+
+def _doc_into(parser: _Parser, doc: object) -> None:
+    if not isinstance(doc, Mapping):
+        parser.problem(
+            "(top level)", "must be a mapping with mapRoles, mapUsers, mapAccounts"
+        )
+        return
+    parser.entries(doc.get("mapRoles"), "mapRoles", "role")
+    parser.entries(doc.get("mapUsers"), "mapUsers", "user")
+    parser.account_list(doc.get("mapAccounts"), "mapAccounts")
+
+
+def _aws_auth_into(parser: _Parser, data: object) -> None:
+    if data is None:
+        return
+    if not isinstance(data, Mapping):
+        parser.problem("data", "must be a mapping of strings")
+        return
+    for key, kind in (("mapRoles", "role"), ("mapUsers", "user"), ("mapAccounts", "")):
+        raw = data.get(key)
+        path = f"data.{key}"
+        if raw is None:
+            continue
+        if not isinstance(raw, str):
+            parser.problem(
+                path, "must be a YAML string (a block scalar), not nested YAML"
+            )
+            continue
+        if raw.strip() in EMPTY_AWS_AUTH_VALUES:
+            continue
+        try:
+            docs = parse_yaml_text(raw)
+        except ConfigError as exc:
+            parser.problem(path, str(exc))
+            continue
+        if len(docs) > 1:
+            parser.problem(path, "must hold one YAML document")
+            continue
+        value = docs[0] if docs else None
+        if kind:
+            parser.entries(value, path, kind)
+        else:
+            parser.account_list(value, path)
+
+
+def _crd_into(parser: _Parser, items: Sequence[object]) -> None:
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            parser.problem(f"items[{i}]", "must be an IAMIdentityMapping object")
+            continue
+        metadata = item.get("metadata")
+        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        path = f"iamidentitymapping/{name}" if isinstance(name, str) else f"items[{i}]"
+        spec = item.get("spec")
+        if not isinstance(spec, Mapping):
+            parser.problem(f"{path}.spec", "is required")
+            continue
+        arn = parser._arn(spec.get("arn"), f"{path}.spec.arn")
+        username = parser._text(spec.get("username"), f"{path}.spec.username")
+        groups = parser._groups(spec.get("groups"), f"{path}.spec.groups")
+        if arn is None or username is None or groups is None:
+            continue
+        kind = "role" if _is_role_arn(arn) else "user"
+        entry = MappingEntry(arn, username, groups, kind, f"{parser.where}: {path}")
+        (parser.roles if kind == "role" else parser.users).append(entry)
+
+
+def _is_role_arn(arn: str) -> bool:
+    resource = arn.split(":", 5)[-1]
+    return resource.startswith(("role/", "assumed-role/"))
+
+
+def validate_mappings(doc: Mapping[str, object], *, where: str) -> list[MappingProblem]:
+    """Return every problem of a mapRoles/mapUsers/mapAccounts document.
+
+    Args:
+        doc: The parsed document (other top-level keys are ignored).
+        where: The file or object name used in each problem.
+
+    Returns:
+        The problems, in document order (empty when valid).
+    """
+    parser = _Parser(where)
+    _doc_into(parser, doc)
+    return parser.problems
+
+
+def parse_mappings(
+    doc: Mapping[str, object],
+    *,
+    source: str,
+    where: str,
+    reserved_prefixes: Sequence[str] = (),
+) -> MappingSet:
+    """Parse a mapRoles/mapUsers/mapAccounts document (server config or file).
+
+    Args:
+        doc: The parsed document (other top-level keys are ignored).
+        source: The source name (``"inline"``, ``"file"``, ...).
+        where: The file name used in problems.
+        reserved_prefixes: Username prefixes this source may not grant.
+
+    Returns:
+        The mapping set.
+
+    Raises:
+        ConfigError: The document is invalid; the message lists every problem.
+    """
+    parser = _Parser(where)
+    _doc_into(parser, doc)
+    _raise_if_problems(parser.problems, where)
+    return parser.build(source, reserved_prefixes)
+
+
+def validate_aws_auth(
+    data: Mapping[str, object] | None, *, where: str
+) -> list[MappingProblem]:
+    """Return every problem of an aws-auth ConfigMap's ``data``.
+
+    Args:
+        data: The ConfigMap's ``data`` (YAML strings).
+        where: The object name used in each problem.
+
+    Returns:
+        The problems (empty when valid).
+    """
+    parser = _Parser(where)
+    _aws_auth_into(parser, data)
+    return parser.problems
+
+
+def parse_aws_auth(
+    data: Mapping[str, object] | None,
+    *,
+    where: str,
+    reserved_prefixes: Sequence[str] = (),
+    source: str = "configMap",
+) -> MappingSet:
+    """Parse an aws-auth ConfigMap's ``data`` (authentication.md section 8).
+
+    Each of ``mapRoles``, ``mapUsers``, ``mapAccounts`` is a YAML string; entry
+    keys ignore case; account IDs stay text.
+
+    Args:
+        data: The ConfigMap's ``data``; None for a ConfigMap without data.
+        where: The object name used in problems (``kube-system/aws-auth``).
+        reserved_prefixes: Username prefixes this source may not grant.
+        source: The source name.
+
+    Returns:
+        The mapping set.
+
+    Raises:
+        ConfigError: The data is invalid; the message lists every problem.
+    """
+    parser = _Parser(where)
+    _aws_auth_into(parser, data)
+    _raise_if_problems(parser.problems, where)
+    return parser.build(source, reserved_prefixes)
+
+
+def parse_identity_mappings(
+    items: Sequence[Mapping[str, object]],
+    *,
+    where: str,
+    reserved_prefixes: Sequence[str] = (),
+    source: str = "crd",
+) -> MappingSet:
+    """Parse IAMIdentityMapping objects (``iamauthenticator.k8s.aws/v1alpha1``).
+
+    The canonical ARN is computed here from ``spec.arn``; no controller has to
+    fill ``status.canonicalARN`` first. Role ARNs become role entries, the rest
+    user entries, in the order given.
+
+    Args:
+        items: The objects (``metadata.name``, ``spec.arn``/``username``/``groups``).
+        where: The source name used in problems.
+        reserved_prefixes: Username prefixes this source may not grant.
+        source: The source name.
+
+    Returns:
+        The mapping set (never any accounts).
+
+    Raises:
+        ConfigError: An object is invalid; the message lists every problem.
+    """
+    parser = _Parser(where)
+    _crd_into(parser, items)
+    _raise_if_problems(parser.problems, where)
+    return parser.build(source, reserved_prefixes)
+
+
+def inspect_mapping_text(
+    text: str, *, source: str, where: str, reserved_prefixes: Sequence[str] = ()
+) -> MappingReport:
+    """Parse a mapping file leniently: the entries that parse, and every problem.
+
+    The text may hold a server config or plain mapping document (top-level
+    mapRoles/mapUsers/mapAccounts), an aws-auth ConfigMap (``kind: ConfigMap``)
+    or IAMIdentityMapping objects (``kind: IAMIdentityMapping`` or a ``List``).
+
+    Args:
+        text: The YAML text.
+        source: The source name for the resulting set.
+        where: The file name used in problems.
+        reserved_prefixes: Username prefixes this source may not grant.
+
+    Returns:
+        The report.
+    """
+    parser = _Parser(where)
+    try:
+        docs = parse_yaml_text(text)
+    except ConfigError as exc:
+        parser.problem("(file)", str(exc))
+        docs = []
+    crd_items: list[object] = []
+    for doc in docs:
+        kind = doc.get("kind") if isinstance(doc, Mapping) else None
+        if isinstance(doc, Mapping) and kind == "ConfigMap":
+            _aws_auth_into(parser, doc.get("data"))
+        elif isinstance(doc, Mapping) and kind == "IAMIdentityMapping":
+            crd_items.append(doc)
+        elif isinstance(doc, Mapping) and kind in ("List", "IAMIdentityMappingList"):
+            items = doc.get("items")
+            crd_items.extend(items if isinstance(items, list) else [items])
+        else:
+            _doc_into(parser, doc)
+    _crd_into(parser, crd_items)
+    return MappingReport(
+        parser.build(source, reserved_prefixes),
+        tuple(parser.problems),
+        tuple(parser.numeric_accounts),
+    )
+
+
+def parse_mapping_text(
+    text: str, *, source: str, where: str, reserved_prefixes: Sequence[str] = ()
+) -> MappingSet:
+    """Parse a mapping file strictly (see :func:`inspect_mapping_text` for formats).
+
+    Args:
+        text: The YAML text.
+        source: The source name for the resulting set.
+        where: The file name used in problems.
+        reserved_prefixes: Username prefixes this source may not grant.
+
+    Returns:
+        The mapping set.
+
+    Raises:
+        ConfigError: The text is invalid; the message lists every problem.
+    """
+    report = inspect_mapping_text(
+        text, source=source, where=where, reserved_prefixes=reserved_prefixes
+    )
+    _raise_if_problems(report.problems, where)
+    return report.mapping_set
