@@ -13,6 +13,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from authenticator.mapping import (
+    parse_aws_auth,
+    parse_identity_mappings,
+    validate_aws_auth,
+)
 from webhook.settings import parse_settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -382,6 +387,23 @@ class TestWebhookWiring:
         for entry in yaml.safe_load(cm["data"]["mapRoles"]):
             assert set(entry) == {"rolearn", "username", "groups"}
             assert "system:masters" not in entry["groups"]
+
+    def test_examples_parse_with_kubeiams_own_parsers(self) -> None:
+        """The aws-auth and CRD examples load with the webhook's mapping parsers."""
+        data = _one("ConfigMap", "aws-auth")["data"]
+        assert validate_aws_auth(data, where="kube-system/aws-auth") == []
+        aws_auth = parse_aws_auth(data, where="kube-system/aws-auth")
+        assert (len(aws_auth.roles), len(aws_auth.users)) == (2, 1)
+        assert aws_auth.accounts == ("044455556666",)
+        config = yaml.safe_load(
+            _one("ConfigMap", "kubeiam-config")["data"]["config.yaml"]
+        )
+        crd = parse_identity_mappings(
+            _docs(MANIFESTS / "iamidentitymapping-examples.yaml"),
+            where="iamidentitymapping-examples.yaml",
+            reserved_prefixes=config["reservedPrefixes"]["crd"],
+        )
+        assert (len(crd.roles), len(crd.users)) == (1, 1)
 
 
 class TestImageAndScript:
