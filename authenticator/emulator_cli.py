@@ -100,7 +100,14 @@ def main(argv: list[str]) -> int:
         )
         return 1
 
-    from authenticator.emulator import STSEmulator
+    try:
+        from authenticator.emulator import STSEmulator
+    except ImportError as exc:
+        sys.stderr.write(
+            "kubeiam sts-emulator: needs the 'local' extra "
+            f"(pip install 'kubeiam[local]'); {exc.name} is missing\n"
+        )
+        return 1
 
     emulator = STSEmulator(args.host, args.port, verbose=args.verbose)
     try:

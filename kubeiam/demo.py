@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TextIO, TypeVar
+from typing import TYPE_CHECKING, TextIO, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
-from authenticator.emulator import Credentials, STSEmulator
 from authenticator.errors import KubeIAMError, TokenError
 from authenticator.hosts import AllowedHosts, build_allowed_hosts
 from authenticator.identity import Identity
@@ -32,6 +31,10 @@ from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.sts import STSClient
 from authenticator.token import decode_token
 from authenticator.verify import verify_token
+
+if TYPE_CHECKING:
+    # moto is the optional extra "local": imported when the first step runs.
+    from authenticator.emulator import Credentials, STSEmulator
 
 # The demo's defaults: an EKS-like cluster name and the default AWS region.
 DEFAULT_CLUSTER_ID = "demo"
@@ -41,6 +44,10 @@ OTHER_CLUSTER_ID = "another-cluster"
 # Query parameters whose values are secrets: shown elided (STYLE: never echo them).
 _SECRET_PARAMS = frozenset({"X-Amz-Signature", "X-Amz-Security-Token"})
 _T = TypeVar("_T")
+# What to do when moto (the embedded STS) is not installed.
+_MISSING_EXTRA = (
+    "the embedded STS needs the 'local' extra: pip install 'kubeiam[local]'"
+)
 
 _EPILOG = """\
 examples:
@@ -135,6 +142,8 @@ def _create_unique(make: Callable[[str], _T], base: str) -> _T:
 
 def step_start_sts(ctx: DemoContext) -> None:
     """Start the embedded STS on a free loopback port; build the verifier's parts."""
+    from authenticator.emulator import STSEmulator
+
     started = time.perf_counter()
     emulator = STSEmulator()
     emulator.start()
@@ -359,6 +368,9 @@ def main(argv: list[str]) -> int:
         )
     try:
         run_steps(ctx, STEPS)
+    except ImportError as exc:
+        sys.stderr.write(f"kubeiam demo: {_MISSING_EXTRA} ({exc.name} is missing)\n")
+        return 1
     except (KubeIAMError, RuntimeError, ValueError) as exc:
         sys.stderr.write(f"kubeiam demo: {exc}\n")
         return 1

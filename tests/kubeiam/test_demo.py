@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -138,3 +139,20 @@ class TestSteps:
             main(["--no-such-flag"])
         assert info.value.code == 2
         assert "usage: kubeiam demo" in capsys.readouterr().err
+
+    def test_missing_local_extra(self, tmp_path: Path) -> None:
+        """Without moto (the 'local' extra) the demo says what to install, exit 1."""
+        fake = tmp_path / "moto"
+        fake.mkdir()
+        (fake / "__init__.py").write_text('raise ImportError("absent", name="moto")\n')
+        done = subprocess.run(
+            [KUBEIAM, "demo"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        )
+        assert done.returncode == 1
+        assert done.stderr.strip().endswith("(moto is missing)")
+        assert "pip install 'kubeiam[local]'" in done.stderr
+        assert done.stderr.count("\n") == 1
