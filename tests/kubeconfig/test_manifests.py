@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 import subprocess
@@ -37,6 +39,12 @@ ALL_FILES = sorted(p for p in MANIFESTS.iterdir() if p.is_file())
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
+    """A fresh copy of every document in one file (tests may modify it)."""
+    return copy.deepcopy(_parsed(path))
+
+
+@functools.cache
+def _parsed(path: Path) -> list[dict[str, Any]]:
     docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     assert all(isinstance(d, dict) for d in docs), path
     return docs
