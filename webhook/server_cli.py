@@ -42,7 +42,7 @@ from webhook import check_settings, create_app
 from webhook.errors import ConfigError
 from webhook.settings import WebhookSettings, load_settings
 
-__all__ = ["JSONFormatter", "build_gunicorn_options", "main"]
+__all__ = ["JSONFormatter", "build_gunicorn_options", "main", "run_gunicorn"]
 
 # Seconds a worker gets to finish in-flight reviews after SIGTERM. The API
 # server gives each attempt 30 s (kubernetes.md 1.6); the STS timeout is 5 s.
@@ -283,6 +283,24 @@ class _WebhookApplication(BaseApplication):  # type: ignore[misc]  # gunicorn is
         return app
 
 
+def run_gunicorn(options: dict[str, Any], factory: Callable[[], Any]) -> int:
+    """Run gunicorn in this process until it stops.
+
+    Args:
+        options: gunicorn settings (:func:`build_gunicorn_options`).
+        factory: Builds the WSGI app in each worker.
+
+    Returns:
+        gunicorn's exit code (in the arbiter; a worker returns its own).
+    """
+    try:
+        _WebhookApplication(options, factory).run()
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    return 0
+
+
 def _use_multiprocess_metrics(metrics_dir: str) -> None:
     """Switch prometheus_client to per-process files in ``metrics_dir``.
 
@@ -370,9 +388,6 @@ def main(argv: list[str]) -> int:
     options = build_gunicorn_options(
         settings, metrics_dir=metrics_dir, log_level=args.log_level
     )
-    application = _WebhookApplication(
-        options, lambda: create_app(settings, multiprocess_dir=metrics_dir)
-    )
     logging.getLogger("kubeiam.webhook").info(
         "starting",
         extra={
@@ -388,12 +403,10 @@ def main(argv: list[str]) -> int:
     )
     arbiter_pid = os.getpid()
     try:
-        application.run()
-    except SystemExit as exc:
-        code = exc.code
-        return code if isinstance(code, int) else (0 if code is None else 1)
+        return run_gunicorn(
+            options, lambda: create_app(settings, multiprocess_dir=metrics_dir)
+        )
     finally:
         # Workers leave through here too (gunicorn forks inside run()).
         if os.getpid() == arbiter_pid:
             shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0

@@ -153,20 +153,27 @@ def _read_body() -> bytes:
 
 
 def _identity(svc: Services, token: str) -> Identity:
-    """Offline checks, then the cache, then STS (docs/architecture.md steps 2-4)."""
+    """The cache, else the offline checks and STS (docs/architecture.md steps 2-4).
+
+    A hit skips the offline checks safely: an entry exists only for these exact
+    token bytes after they passed every check and STS, for this app's fixed
+    cluster ID and allow-list; the one check that changes with time (the
+    token's age) is covered by the entry's deadline, never later than the
+    token's expiry.
+    """
     review = _review()
     now = svc.clock()
+    cached = svc.cache.get(token, now=now)
+    if cached is not None:
+        review.cache = "hit"
+        return cached
+    review.cache = "miss" if svc.cache.enabled else "off"
     call = verify_token(
         token,
         cluster_id=svc.settings.cluster_id,
         now=now,
         allowed_hosts=svc.allowed_hosts,
     )
-    cached = svc.cache.get(token, now=now)
-    if cached is not None:
-        review.cache = "hit"
-        return cached
-    review.cache = "miss" if svc.cache.enabled else "off"
     identity = svc.sts.call_get_caller_identity(call)
     svc.cache.put(token, identity, expires_at=call.expires_at, now=svc.clock())
     return identity

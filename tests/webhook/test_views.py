@@ -619,3 +619,39 @@ def harness_url(token: str) -> str:
     """The presigned URL inside a token (to find its signature)."""
     body = token.removeprefix("k8s-aws-v1.")
     return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)).decode()
+
+
+class TestVerificationCache:
+    """The cache saves STS calls but never outlives the token."""
+
+    def test_hit_skips_sts_and_expiry_still_applies(self) -> None:
+        """A repeat is served from the cache; past the token's life it is rejected."""
+        now = [NOW]
+        sts = FakeSTS()
+        metrics = WebhookMetrics()
+        app = create_app(
+            _settings(ttl=900),
+            sts=sts,
+            registry=FakeRegistry((_mapping(MAPPING),)),
+            clock=lambda: now[0],
+            metrics=metrics,
+        )
+        client = app.test_client()
+        token = _token()
+        try:
+            for _ in range(3):
+                resp = client.post("/authenticate", json=_review(token))
+                assert _status(resp.get_json())["authenticated"] is True
+            assert len(sts.calls) == 1
+            now[0] = NOW + timedelta(minutes=15, seconds=1)
+            resp = client.post("/authenticate", json=_review(token))
+            assert _status(resp.get_json()) == {"authenticated": False, "user": {}}
+            assert len(sts.calls) == 1
+            assert (
+                metrics.registry.get_sample_value(
+                    "kubeiam_verify_cache_total", {"outcome": "expired"}
+                )
+                == 1
+            )
+        finally:
+            app.extensions["kubeiam"].close()
