@@ -10,16 +10,21 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 import yaml
 from moto.server import ThreadedMotoServer
 
+from authenticator.presign import StaticCredentials, presign_get_caller_identity
+from authenticator.token import decode_token
 from kubeconfig import certs
 from kubeconfig.cli import find_kubeiam_command, kubeconfig_main
+from tests.fixtures.apiserver import FakeAPIServer, kubectl_binary
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
 # What a user's existing kubeconfig looks like: comments, several clusters, tokens,
@@ -62,8 +67,6 @@ current-context: kind-dev
 @pytest.fixture(scope="module")
 def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A PEM CA file for --ca-file."""
-    from datetime import UTC, datetime
-
     path = tmp_path_factory.mktemp("ca") / "ca.crt"
     path.write_bytes(certs.generate_ca("cluster-ca", now=datetime.now(UTC)).cert_pem)
     return path
@@ -611,3 +614,80 @@ class TestFromEKS:
         argv = ["--from-eks", "prod", "--kubeconfig", str(tmp_path / "c")]
         assert kubeconfig_main(argv) == 1
         assert "no region" in capsys.readouterr().err
+
+
+AKID = "AKIAIOSFODNN7EXAMPLE"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+def _expected_token(token: str, *, cluster_id: str, region: str) -> str:
+    """Re-sign with the same credentials and X-Amz-Date for ``cluster_id``."""
+    query = parse_qs(urlsplit(decode_token(token)).query)
+    signed_at = datetime.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ").replace(
+        tzinfo=UTC
+    )
+    return presign_get_caller_identity(
+        credentials=StaticCredentials(AKID, SECRET),
+        region=region,
+        cluster_id=cluster_id,
+        now=signed_at,
+    ).token
+
+
+class TestUnderKubectl:
+    """The written exec stanza runs `kubeiam token` under real kubectl."""
+
+    def _kubectl(self, config: Path, context: str, tmp_path: Path) -> dict[str, Any]:
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": AKID,
+            "AWS_SECRET_ACCESS_KEY": SECRET,
+            "AWS_REGION": "eu-central-1",
+            "HOME": str(tmp_path / "home"),
+        }
+        command = [kubectl_binary(), "--kubeconfig", str(config), "--context", context]
+        result = subprocess.run(
+            [*command, "get", "--raw", "/version"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)  # type: ignore[no-any-return]
+
+    def test_one_user_serves_two_clusters(
+        self, tmp_path: Path, fake_apiserver: FakeAPIServer
+    ) -> None:
+        """kubectl runs the plugin; each token is signed for its cluster's own ID."""
+        config = tmp_path / "config"
+        config.write_text(EXISTING)
+        for cluster, region in (("blue", "us-west-2"), ("green", None)):
+            argv = [
+                "-i",
+                cluster,
+                "--server",
+                fake_apiserver.url,
+                "--ca-file",
+                str(fake_apiserver.ca_file),
+                "--user-alias",
+                "kubeiam",
+                "--alias",
+                cluster,
+                "--kubeconfig",
+                str(config),
+            ]
+            assert kubeconfig_main(argv + (["--region", region] if region else [])) == 0
+        for cluster, region in (("blue", "us-west-2"), ("green", "eu-central-1")):
+            fake_apiserver.received_tokens.clear()
+            version = self._kubectl(config, cluster, tmp_path)
+            assert version["gitVersion"].startswith("v1.33")
+            assert fake_apiserver.received_tokens
+            token = fake_apiserver.received_tokens[-1]
+            assert token.startswith("k8s-aws-v1.")
+            url = urlsplit(decode_token(token))
+            assert url.hostname == f"sts.{region}.amazonaws.com"
+            assert parse_qs(url.query)["X-Amz-SignedHeaders"] == ["host;x-k8s-aws-id"]
+            assert token == _expected_token(token, cluster_id=cluster, region=region)
+            assert token != _expected_token(token, cluster_id="other", region=region)
