@@ -510,7 +510,8 @@ class _RequestHandler(MotoRequestHandler):
             sys.stderr.write(f"{self.command} {path} {code}\n")
 
     def log(self, type: str, message: str, *args: object) -> None:
-        if getattr(self.server, "kubeiam_verbose", False):
+        # Errors (a crash inside moto) always show; the rest only when verbose.
+        if type == "error" or getattr(self.server, "kubeiam_verbose", False):
             sys.stderr.write(f"{type}: {message % args}\n")
 
 
