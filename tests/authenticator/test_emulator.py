@@ -453,6 +453,17 @@ class TestLifecycle:
         with STSEmulator(port=port) as again:
             assert again.port == port
 
+    def test_verbose_log_has_no_query(
+        self, iam_user: Credentials, capfd: pytest.CaptureFixture[str]
+    ) -> None:
+        """The request log shows method, path and status, never the signed query."""
+        with STSEmulator(verbose=True) as emulator:
+            url = _sign(emulator, iam_user)
+            assert get_caller_identity(url, CLUSTER).status_code == 200
+        err = capfd.readouterr().err
+        assert "GET / 200" in err
+        assert "X-Amz-" not in err and "Action=" not in err
+
     def test_port_needs_start(self) -> None:
         """Asking for the port of a stopped emulator is an error, not a guess."""
         with pytest.raises(RuntimeError):
