@@ -18,11 +18,13 @@ import json
 import re
 import time
 from collections.abc import Callable
+from http.cookiejar import DefaultCookiePolicy
 from typing import NoReturn
 from xml.parsers import expat
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from urllib3.exceptions import HTTPError, ReadTimeoutError
 from urllib3.util import SKIP_HEADER
 
@@ -70,6 +72,18 @@ _ERROR_CODE_RE = re.compile(
 _CHUNK = 16 * 1024
 
 
+class _NoRedirectSession(requests.Session):
+    """A session that never treats an answer as a redirect.
+
+    With ``allow_redirects=False`` requests still reads the whole body of a 3xx
+    to prepare the next request; with no redirect target it reads nothing.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """Never a redirect target (STS answers are final)."""
+        return None
+
+
 class _SlowAnswerError(Exception):
     """The answer took longer than the whole-call timeout."""
 
@@ -96,10 +110,13 @@ class STSClient:
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._observe = observe or (lambda _code: None)
-        session = requests.Session()
+        session = _NoRedirectSession()
         session.headers.clear()
         session.trust_env = False  # no proxies or .netrc from the environment
-        session.max_redirects = 0
+        # STS cookies are never stored, so never sent back.
+        session.cookies = RequestsCookieJar(
+            policy=DefaultCookiePolicy(allowed_domains=[])
+        )
         adapter = HTTPAdapter(
             pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0
         )
@@ -165,7 +182,9 @@ class STSClient:
         try:
             while size <= self._max_body:
                 want = min(_CHUNK, self._max_body + 1 - size)
-                chunk = response.raw.read(want, decode_content=False)
+                # read1: one socket read, so a dripping body cannot outlast
+                # the deadline inside a single call.
+                chunk = response.raw.read1(want, decode_content=False)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -396,6 +415,10 @@ def _parse_xml(body: bytes) -> dict[str, str]:
 
 def _build_xml_tree(body: bytes) -> _Element:
     """Parse with expat, refusing DTDs, entities, comments, CDATA, PIs, attributes."""
+    try:
+        body.decode("utf-8")  # STS answers in UTF-8; expat would honour a BOM
+    except UnicodeDecodeError:
+        _bad_body("it is not UTF-8")
     parser = expat.ParserCreate(encoding="utf-8", namespace_separator=" ")
     parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
     stack: list[_Element] = []

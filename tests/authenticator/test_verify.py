@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import botocore.session
@@ -47,6 +48,7 @@ class Recorded:
     method: str
     target: str
     headers: list[tuple[str, str]]
+    client_port: int = 0
 
 
 Responder = Callable[[BaseHTTPRequestHandler], None]
@@ -90,7 +92,12 @@ class LocalServer:
 
             def _any(self) -> None:
                 outer.requests.append(
-                    Recorded(self.command, self.path, list(self.headers.items()))
+                    Recorded(
+                        self.command,
+                        self.path,
+                        list(self.headers.items()),
+                        int(self.client_address[1]),
+                    )
                 )
                 outer.respond(self)
 
@@ -101,7 +108,9 @@ class LocalServer:
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         self._server = server
         return self
 
@@ -182,7 +191,30 @@ def presign(
     session_token: str | None = None,
 ) -> str:
     """Presign GetCallerIdentity with botocore, x-k8s-aws-id signed (as aws-cli)."""
-    session = botocore.session.Session()
+    key = (endpoint_url, region, cluster_id, access_key, session_token)
+    client = _CLIENTS.get(key)
+    if client is None:
+        client = _CLIENTS[key] = _sts_client(*key)
+    url = client.generate_presigned_url(
+        "get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET"
+    )
+    return str(url)
+
+
+# botocore clients are slow to create: one per signing set-up, for the session.
+_CLIENTS: dict[tuple[str, str, str, str, str | None], Any] = {}
+_BOTOCORE = botocore.session.Session()
+
+
+def _sts_client(
+    endpoint_url: str,
+    region: str,
+    cluster_id: str,
+    access_key: str,
+    session_token: str | None,
+) -> Any:
+    """A botocore STS client that signs x-k8s-aws-id."""
+    session = _BOTOCORE
     client = session.create_client(
         "sts",
         region_name=region,
@@ -196,10 +228,7 @@ def presign(
         request.headers["x-k8s-aws-id"] = cluster_id  # type: ignore[attr-defined]
 
     client.meta.events.register("before-sign.sts.GetCallerIdentity", add_header)
-    url = client.generate_presigned_url(
-        "get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET"
-    )
-    return str(url)
+    return client
 
 
 def signed_at(url: str) -> datetime:
