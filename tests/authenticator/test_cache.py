@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -52,11 +53,11 @@ def _env(cache_dir: Path) -> dict[str, str]:
 class TestKey:
     """Cache keys and their file names."""
 
-    def test_digest_is_sha256_hex(self) -> None:
-        """The file name is a 64-hex-digit hash."""
-        digest = KEY.digest()
-        assert len(digest) == 64
-        assert int(digest, 16) >= 0
+    def test_digest_is_a_256_bit_hash(self) -> None:
+        """The file name is the BLAKE2b-256 of the canonical key JSON."""
+        raw = json.dumps(KEY._asdict(), sort_keys=True, separators=(",", ":")).encode()
+        assert KEY.digest() == hashlib.blake2b(raw, digest_size=32).hexdigest()
+        assert len(KEY.digest()) == 64
 
     @pytest.mark.parametrize("field", CacheKey._fields)
     def test_every_field_changes_the_digest(self, field: str) -> None:
