@@ -31,6 +31,7 @@ from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.sts import STSClient
 from authenticator.token import decode_token
 from authenticator.verify import verify_token
+from kubeiam.demo_webhook import step_webhook
 
 if TYPE_CHECKING:
     # moto is the optional extra "local": imported when the first step runs.
@@ -312,6 +313,11 @@ STEPS: list[Step] = [
     Step("decode", "Look inside a token", step_show_token),
     Step("verify", "Verify the tokens: offline checks, then STS", step_verify),
     Step("reject", "Replay a token against another cluster", step_reject),
+    Step(
+        "webhook",
+        "The webhook: TokenReviews over mTLS, as the API server sends",
+        step_webhook,
+    ),
 ]
 
 

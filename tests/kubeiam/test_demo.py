@@ -156,3 +156,39 @@ class TestSteps:
         assert done.stderr.strip().endswith("(moto is missing)")
         assert "pip install 'kubeiam[local]'" in done.stderr
         assert done.stderr.count("\n") == 1
+
+
+class TestWebhookStep:
+    """The webhook step: ``kubeiam server`` over mTLS answers three TokenReviews."""
+
+    def test_reviews_as_the_api_server_reads_them(
+        self, summary: dict[str, object]
+    ) -> None:
+        """Mapped role and user are authenticated; the unmapped one gets an error."""
+        webhook = summary["webhook"]
+        assert isinstance(webhook, dict)
+        reviews = {r["principal"]: r for r in webhook["reviews"]}
+        role, user, unmapped = reviews["role"], reviews["user"], reviews["unmapped"]
+        for review in (role, user, unmapped):
+            assert review["httpStatus"] == 200
+            assert review["apiVersion"] == "authentication.k8s.io/v1"
+            assert review["kind"] == "TokenReview"
+        assert role["status"]["user"]["username"] == "deployer:alice-session"
+        assert role["status"]["user"]["groups"] == ["deployers"]
+        assert role["status"]["user"]["extra"]["canonicalArn"] == [
+            f"arn:aws:iam::{role['status']['user']['uid'].split(':')[1]}:role/deployer"
+        ]
+        assert user["status"]["user"]["username"] == "alice"
+        assert user["verdict"] == "allow"
+        assert unmapped["status"]["authenticated"] is False
+        assert unmapped["status"]["error"].endswith("user/demo/mallory is not mapped")
+        assert unmapped["verdict"] == "error"
+
+    def test_human_output_shows_the_answers(self, human_output: str) -> None:
+        """The human output shows each answer and what the API server makes of it."""
+        assert (
+            "kubeiam server (gunicorn, gthread) on https://127.0.0.1:" in human_output
+        )
+        assert '"username": "deployer:alice-session"' in human_output
+        assert "is not mapped" in human_output
+        assert "NOT cached" in human_output
