@@ -165,6 +165,7 @@ class TestCRD:
             {"username": "u"},
             {"arn": "not-an-arn", "username": "u"},
             {"arn": "arn:aws:s3:::bucket", "username": "u"},
+            {"arn": "arn:aws:sts::111122223333:assumed-role/r/s", "username": "u"},
             {"arn": "arn:aws:iam::111122223333:role/x", "username": ""},
             {
                 "arn": "arn:aws:iam::111122223333:role/x",
@@ -440,3 +441,25 @@ class TestImageAndScript:
         for name in names:
             assert (MANIFESTS / name).is_file(), name
         assert script.stat().st_mode & 0o111
+
+
+DOCS = [
+    ROOT / "docs" / n for n in ("getting-started-kind.md", "eks.md", "migrating.md")
+]
+
+
+class TestDocs:
+    """The kind, EKS and migration guides point at things that exist."""
+
+    @pytest.mark.parametrize("doc", DOCS, ids=[d.name for d in DOCS])
+    def test_referenced_files_and_commands_exist(self, doc: Path) -> None:
+        """Every manifests/ path, docs link and `kubeiam SUB` named is real."""
+        from kubeiam.cli import COMMANDS
+
+        text = doc.read_text()
+        for name in set(re.findall(r"manifests/([\w.-]+\w)", text)):
+            assert (MANIFESTS / name).is_file(), (doc.name, name)
+        for link in set(re.findall(r"\]\(([\w.-]+\.md)(?:#[\w-]+)?\)", text)):
+            assert (doc.parent / link).is_file(), (doc.name, link)
+        for sub in set(re.findall(r"`kubeiam ([a-z-]+)", text)):
+            assert sub in COMMANDS, (doc.name, sub)
