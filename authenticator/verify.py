@@ -27,8 +27,7 @@ RULES: dict[str, str] = {
     "bad_prefix": "the token starts with k8s-aws-v1.",
     "bad_base64": "the body is strict unpadded base64url",
     "bad_encoding": "the decoded URL is UTF-8 text",
-    "bad_characters": "the URL holds only printable ASCII URL characters",
-    "bad_url": "the URL parses as scheme://host/path?query",
+    "bad_url": "the URL is printable ASCII and parses as scheme://host/path?query",
     "bad_scheme": "the scheme is https (http only for a configured loopback endpoint)",
     "userinfo": "the URL has no user information (user@host)",
     "port": "the URL names no port (unless a configured endpoint has it)",
@@ -41,19 +40,16 @@ RULES: dict[str, str] = {
     "bad_action": "Action is GetCallerIdentity",
     "bad_version": "Version is 2011-06-15",
     "unsigned_cluster_id": "X-Amz-SignedHeaders includes x-k8s-aws-id",
-    "extra_signed_header": "no header other than host and x-k8s-aws-id is signed",
-    "bad_signed_headers": "X-Amz-SignedHeaders is exactly host;x-k8s-aws-id",
+    "extra_signed_header": "X-Amz-SignedHeaders is exactly host;x-k8s-aws-id",
     "bad_expires": "X-Amz-Expires is an integer from 0 to 900",
     "missing_date": "X-Amz-Date is present",
     "bad_date": "X-Amz-Date is YYYYMMDDTHHMMSSZ",
     "expired": "X-Amz-Date is at most 15 minutes old",
     "future_date": "X-Amz-Date is at most 5 minutes in the future",
     "bad_credential_scope": (
-        "X-Amz-Credential is <key>/<yyyymmdd>/<region>/sts/aws4_request"
+        "X-Amz-Credential is <key>/<yyyymmdd>/<region>/sts/aws4_request with a "
+        "non-empty key, the date of X-Amz-Date and the STS host's region"
     ),
-    "bad_access_key_id": "the access key ID is non-empty and alphanumeric",
-    "scope_date_mismatch": "the credential-scope date is the date of X-Amz-Date",
-    "scope_region_mismatch": "the credential-scope region is the STS host's region",
     "bad_algorithm": "X-Amz-Algorithm is AWS4-HMAC-SHA256",
     "bad_signature_format": "X-Amz-Signature is 64 lower-case hex characters",
     "bad_security_token": "X-Amz-Security-Token, when present, is not empty",
@@ -200,7 +196,7 @@ def _split_url(url: str) -> _URLParts:
     if not _URL_CHARS_RE.fullmatch(url):
         bad = next(ch for ch in url if not _URL_CHARS_RE.fullmatch(ch))
         _fail(
-            "bad_characters",
+            "bad_url",
             f"the token's URL contains a character not allowed in URLs "
             f"({ord(bad):#04x}); "
             "re-create the token with kubeiam token or aws eks get-token",
@@ -372,7 +368,7 @@ def _check_signed_headers(params: dict[str, str]) -> None:
         )
     if raw != EXPECTED_SIGNED_HEADERS:
         _fail(
-            "bad_signed_headers",
+            "extra_signed_header",
             f"X-Amz-SignedHeaders is {_show(raw or '')}; it must be exactly "
             f"{EXPECTED_SIGNED_HEADERS}",
         )
@@ -431,20 +427,20 @@ def _check_scope(params: dict[str, str], signed_at: datetime, region: str) -> st
     access_key_id, date, scope_region = parts[0], parts[1], parts[2]
     if not _ACCESS_KEY_RE.fullmatch(access_key_id):
         _fail(
-            "bad_access_key_id",
+            "bad_credential_scope",
             "the access key ID in X-Amz-Credential is "
             + ("empty" if not access_key_id else "not alphanumeric"),
         )
     expected_date = signed_at.strftime("%Y%m%d")
     if date != expected_date:
         _fail(
-            "scope_date_mismatch",
+            "bad_credential_scope",
             f"the credential-scope date {_show(date)} is not the date of X-Amz-Date "
             f"({expected_date})",
         )
     if scope_region != region:
         _fail(
-            "scope_region_mismatch",
+            "bad_credential_scope",
             f"the token is signed for region {_show(scope_region)} but its STS host "
             f"expects {region}; sign for the region of the STS host",
         )

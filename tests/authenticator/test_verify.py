@@ -288,6 +288,7 @@ RAW_TOKEN_CASES = [
     ("bad_prefix", "K8S-AWS-V1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8"),
     ("bad_prefix", ""),
     ("bad_prefix", "Bearer k8s-aws-v1.aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8"),
+    ("bad_base64", "k8s-aws-v1.decodingerror"),
     ("bad_base64", "k8s-aws-v1.decodingerror!"),
     ("bad_base64", TOKEN_PREFIX + "aHR0cHM6Ly9zdHMuYW1hem9uYXdzLmNvbS8="),
     ("bad_base64", TOKEN_PREFIX + "aHR0cHM6Ly9z+dHMu"),
@@ -302,17 +303,17 @@ RAW_TOKEN_CASES = [
 # (reason, url) for URL-level rules against the commercial partition.
 URL_CASES: list[tuple[str, str]] = [
     # rule: characters (non-ASCII, controls, whitespace, backslash, unsafe ASCII)
-    ("bad_characters", build_url(Action="GetCallerIdentité")),
-    ("bad_characters", build_url().replace("?", "?\x00")),
-    ("bad_characters", build_url().replace("Action", "\tAction")),
-    ("bad_characters", build_url().replace("&Version", "\n&Version")),
-    ("bad_characters", build_url(Action="Get CallerIdentity")),
-    ("bad_characters", build_url(host="sts.amazonaws.com\\@evil.com")),
-    ("bad_characters", build_url(host="sts.amazonaws.com\\")),
-    ("bad_characters", build_url(Action='"GetCallerIdentity"')),
-    ("bad_characters", build_url(Action="{GetCallerIdentity}")),
-    ("bad_characters", build_url(Action="Get|CallerIdentity")),
-    ("bad_characters", build_url(host="\u0455ts.amazonaws.com")),  # Cyrillic s
+    ("bad_url", build_url(Action="GetCallerIdentité")),
+    ("bad_url", build_url().replace("?", "?\x00")),
+    ("bad_url", build_url().replace("Action", "\tAction")),
+    ("bad_url", build_url().replace("&Version", "\n&Version")),
+    ("bad_url", build_url(Action="Get CallerIdentity")),
+    ("bad_url", build_url(host="sts.amazonaws.com\\@evil.com")),
+    ("bad_url", build_url(host="sts.amazonaws.com\\")),
+    ("bad_url", build_url(Action='"GetCallerIdentity"')),
+    ("bad_url", build_url(Action="{GetCallerIdentity}")),
+    ("bad_url", build_url(Action="Get|CallerIdentity")),
+    ("bad_url", build_url(host="\u0455ts.amazonaws.com")),  # Cyrillic s
     # rule: URL shape
     ("bad_url", ":ab:cd.af:/asda"),
     ("bad_url", "https:/sts.amazonaws.com/?" + build_query("us-east-1")),
@@ -476,10 +477,13 @@ URL_CASES: list[tuple[str, str]] = [
     ),
     ("extra_signed_header", build_url(X_Amz_SignedHeaders="host%3Bx-k8s-aws-id%3B")),
     # rule: exactly host;x-k8s-aws-id
-    ("bad_signed_headers", build_url(X_Amz_SignedHeaders="x-k8s-aws-id")),
-    ("bad_signed_headers", build_url(X_Amz_SignedHeaders="x-k8s-aws-id%3Bhost")),
-    ("bad_signed_headers", build_url(X_Amz_SignedHeaders="host%3BX-K8S-AWS-ID")),
-    ("bad_signed_headers", build_url(X_Amz_SignedHeaders="host%3Bhost%3Bx-k8s-aws-id")),
+    ("extra_signed_header", build_url(X_Amz_SignedHeaders="x-k8s-aws-id")),
+    ("extra_signed_header", build_url(X_Amz_SignedHeaders="x-k8s-aws-id%3Bhost")),
+    ("extra_signed_header", build_url(X_Amz_SignedHeaders="host%3BX-K8S-AWS-ID")),
+    (
+        "extra_signed_header",
+        build_url(X_Amz_SignedHeaders="host%3Bhost%3Bx-k8s-aws-id"),
+    ),
     # rule: X-Amz-Expires in [0, 900]
     ("bad_expires", build_url(X_Amz_Expires="901")),
     ("bad_expires", build_url(X_Amz_Expires="-1")),
@@ -535,47 +539,47 @@ URL_CASES: list[tuple[str, str]] = [
     ),
     ("bad_credential_scope", build_url(X_Amz_Credential="eve")),
     (
-        "bad_access_key_id",
+        "bad_credential_scope",
         build_url(X_Amz_Credential="%2F20261127%2Fus-west-2%2Fsts%2Faws4_request"),
     ),
     (
-        "bad_access_key_id",
+        "bad_credential_scope",
         build_url(
             X_Amz_Credential="AKIA-BAD%2F20261127%2Fus-west-2%2Fsts%2Faws4_request"
         ),
     ),
     (
-        "bad_access_key_id",
+        "bad_credential_scope",
         build_url(
             X_Amz_Credential="AKIA%3AX%2F20261127%2Fus-west-2%2Fsts%2Faws4_request"
         ),
     ),
     (
-        "bad_access_key_id",
+        "bad_credential_scope",
         build_url(
             X_Amz_Credential="AKI%C3%81%2F20261127%2Fus-west-2%2Fsts%2Faws4_request"
         ),
     ),
     (
-        "scope_date_mismatch",
+        "bad_credential_scope",
         build_url(
             X_Amz_Credential=f"{AKID}%2F20261126%2Fus-west-2%2Fsts%2Faws4_request"
         ),
     ),
     (
-        "scope_date_mismatch",
+        "bad_credential_scope",
         build_url(
             X_Amz_Credential=f"{AKID}%2F2026112%2Fus-west-2%2Fsts%2Faws4_request"
         ),
     ),
-    ("scope_region_mismatch", build_url(region="us-east-1")),
-    ("scope_region_mismatch", build_url(host="sts.amazonaws.com", region="us-west-2")),
-    ("scope_region_mismatch", build_url(host="sts.amazonaws.com", region="global")),
+    ("bad_credential_scope", build_url(region="us-east-1")),
+    ("bad_credential_scope", build_url(host="sts.amazonaws.com", region="us-west-2")),
+    ("bad_credential_scope", build_url(host="sts.amazonaws.com", region="global")),
     (
-        "scope_region_mismatch",
+        "bad_credential_scope",
         build_url(host="sts-fips.us-east-2.amazonaws.com", region="us-east-1"),
     ),
-    ("scope_region_mismatch", build_url(region="")),
+    ("bad_credential_scope", build_url(region="")),
     # rule: algorithm, signature, security token
     ("bad_algorithm", build_url(X_Amz_Algorithm=None)),
     ("bad_algorithm", build_url(X_Amz_Algorithm="AWS4-HMAC-SHA512")),
@@ -629,7 +633,7 @@ class TestCanaryEndpoint:
             ("bad_expires", {"X_Amz_Expires": "901"}),
             ("expired", {"X_Amz_Date": "20261127T114459Z"}),
             ("future_date", {"X_Amz_Date": "20261127T120501Z"}),
-            ("scope_region_mismatch", {"region": "us-east-1"}),
+            ("bad_credential_scope", {"region": "us-east-1"}),
             ("bad_signature_format", {"X_Amz_Signature": "abc"}),
             ("unknown_parameter", {"extra": "&Foo=bar"}),
             ("bad_query", {"extra": "&X-Amz-Security-Token=a%zz"}),

@@ -155,7 +155,7 @@ class TestConfig:
         token = tok(presign(sts.url, SERVER_REGION))
         config = str(self._config(tmp_path, sts))
         assert main(["-t", token, "--config", config, "--region", "eu-west-1"]) == 1
-        assert "(scope_region_mismatch)" in capsys.readouterr().err
+        assert "(bad_credential_scope)" in capsys.readouterr().err
         assert sts.requests == []
 
     @pytest.mark.parametrize(
