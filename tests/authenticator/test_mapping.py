@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from authenticator.arn import canonicalize_arn
 from authenticator.errors import ConfigError
@@ -703,3 +705,39 @@ class TestCRD:
         )
         ms = parse_mapping_text(text, source="file", where="crd.yaml")
         assert [e.username for e in ms.users] == ["a"]
+
+
+_NAME = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+=,.@_-",
+    min_size=1,
+    max_size=64,
+)
+
+
+class TestMatchingProperties:
+    """Path stripping and case folding, for any role name and path."""
+
+    @settings(max_examples=60, deadline=None)
+    @given(
+        name=_NAME,
+        path=st.lists(_NAME, max_size=3),
+        flips=st.lists(st.booleans(), min_size=64, max_size=64),
+    )
+    def test_any_path_and_case_matches_the_session(
+        self, name: str, path: list[str], flips: list[bool]
+    ) -> None:
+        """role/<path>/<NaMe> written in any case maps every session of the role."""
+        written = "".join(
+            c.swapcase() if f else c for c, f in zip(name, flips, strict=False)
+        )
+        arn = f"arn:aws:iam::{ACCT}:role/" + "".join(p + "/" for p in path) + written
+        user = map_identity(role_session(name), [mset(roles=[(arn, "u", ())])])
+        assert user is not None
+
+    @settings(max_examples=60, deadline=None)
+    @given(a=_NAME, b=_NAME)
+    def test_different_names_never_match(self, a: str, b: str) -> None:
+        """Two role names that differ ignoring case never map each other."""
+        assume(a.lower() != b.lower())
+        arn = f"arn:aws:iam::{ACCT}:role/{a}"
+        assert map_identity(role_session(b), [mset(roles=[(arn, "u", ())])]) is None
