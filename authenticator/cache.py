@@ -218,6 +218,10 @@ class TokenCache:
                 return False
             os.makedirs(self.directory, mode=_DIR_MODE, exist_ok=True)
             st = os.lstat(self.directory)
+        if stat.S_ISLNK(st.st_mode):
+            raise CacheRefusedError(
+                f"cache directory {self.directory} is a symbolic link"
+            )
         if not stat.S_ISDIR(st.st_mode):
             raise CacheRefusedError(f"cache path {self.directory} is not a directory")
         _check_private(st, "directory", self.directory)

@@ -223,6 +223,14 @@ class TestFiles:
         with pytest.raises(CacheRefusedError, match="not a directory"):
             TokenCache(path).load_token(KEY)
 
+    def test_symlinked_directory_is_refused(self, tmp_path: Path) -> None:
+        """A cache directory that is a symbolic link is refused."""
+        real = tmp_path / "real"
+        real.mkdir(mode=0o700)
+        (tmp_path / "link").symlink_to(real)
+        with pytest.raises(CacheRefusedError, match="symbolic link"):
+            TokenCache(tmp_path / "link").store_token(KEY, ENTRY)
+
     def test_corrupt_file_is_a_miss(self, tmp_path: Path) -> None:
         """A garbage entry reads as absent."""
         cache = TokenCache(tmp_path / "c")
