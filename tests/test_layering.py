@@ -69,7 +69,9 @@ def _allowed(module: str, imported: str) -> bool:
         return True
     if _is_cli(module):
         return not _is_cli(imported) or imported.split(".")[0] == pkg or pkg == "kubeiam"
-    if _is_cli(imported) or top == "kubeiam" and pkg != "kubeiam":
+    if pkg == "kubeiam":
+        return True
+    if _is_cli(imported) or top == "kubeiam":
         return False
     allowed = ALLOWED_FIRST_PARTY[pkg]
     return any(imported == a or imported.startswith(a + ".") for a in allowed) or top in allowed
