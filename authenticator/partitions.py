@@ -27,21 +27,38 @@ class Partition:
     default_region: str
 
 
-# Domains: authentication.md section 3.1 (from botocore's endpoints.json / SDK partitions).
+# Domains: authentication.md section 3.1 (botocore's endpoints.json partitions).
 PARTITIONS: dict[str, Partition] = {
     p.name: p
     for p in (
-        Partition("aws", "amazonaws.com", "api.aws",
-                  ("us-", "eu-", "ap-", "sa-", "ca-", "me-", "af-", "il-", "mx-"), "us-east-1"),
-        Partition("aws-cn", "amazonaws.com.cn", "api.amazonwebservices.com.cn",
-                  ("cn-",), "cn-north-1"),
-        Partition("aws-us-gov", "amazonaws.com", "api.aws", ("us-gov-",), "us-gov-west-1"),
+        Partition(
+            "aws",
+            "amazonaws.com",
+            "api.aws",
+            ("us-", "eu-", "ap-", "sa-", "ca-", "me-", "af-", "il-", "mx-"),
+            "us-east-1",
+        ),
+        Partition(
+            "aws-cn",
+            "amazonaws.com.cn",
+            "api.amazonwebservices.com.cn",
+            ("cn-",),
+            "cn-north-1",
+        ),
+        Partition(
+            "aws-us-gov", "amazonaws.com", "api.aws", ("us-gov-",), "us-gov-west-1"
+        ),
         Partition("aws-iso", "c2s.ic.gov", "", ("us-iso-",), "us-iso-east-1"),
         Partition("aws-iso-b", "sc2s.sgov.gov", "", ("us-isob-",), "us-isob-east-1"),
         Partition("aws-iso-e", "cloud.adc-e.uk", "", ("eu-isoe-",), "eu-isoe-west-1"),
         Partition("aws-iso-f", "csp.hci.ic.gov", "", ("us-isof-",), "us-isof-south-1"),
-        Partition("aws-eusc", "amazonaws.eu", "api.amazonwebservices.eu",
-                  ("eusc-",), "eusc-de-east-1"),
+        Partition(
+            "aws-eusc",
+            "amazonaws.eu",
+            "api.amazonwebservices.eu",
+            ("eusc-",),
+            "eusc-de-east-1",
+        ),
     )
 }
 
@@ -67,7 +84,7 @@ def get_partition(name: str) -> Partition:
 
 
 def partition_for_region(region: str) -> Partition:
-    """Return the partition a region belongs to (longest matching prefix; default ``aws``).
+    """Return the partition of a region (longest matching prefix; default ``aws``).
 
     Args:
         region: A region name such as ``us-gov-west-1``.

@@ -8,7 +8,7 @@ import re
 from authenticator.errors import MalformedTokenError
 
 # Token prefix (aws-iam-authenticator pkg/token, aws-cli eks get-token).
-TOKEN_PREFIX = "k8s-aws-v1."
+TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format marker, not a secret
 # The reference rejects tokens longer than 4096 bytes; exactly 4096 passes.
 MAX_TOKEN_BYTES = 4096
 _B64URL_RE = re.compile(r"^[A-Za-z0-9_-]*$")
@@ -55,14 +55,20 @@ def decode_token(token: str) -> str:
     try:
         raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
     except ValueError as exc:
-        raise MalformedTokenError("bad_base64", "token body is not valid base64url") from exc
+        raise MalformedTokenError(
+            "bad_base64", "token body is not valid base64url"
+        ) from exc
     # Non-canonical trailing bits would let two token strings map to one URL.
     if encode_token_body(raw) != body:
-        raise MalformedTokenError("bad_base64", "token body has non-canonical base64 padding bits")
+        raise MalformedTokenError(
+            "bad_base64", "token body has non-canonical base64 padding bits"
+        )
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MalformedTokenError("bad_encoding", "decoded token is not UTF-8 text") from exc
+        raise MalformedTokenError(
+            "bad_encoding", "decoded token is not UTF-8 text"
+        ) from exc
 
 
 def encode_token_body(raw: bytes) -> str:

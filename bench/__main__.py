@@ -1,4 +1,4 @@
-"""Run every ``bench/bench_*.py`` module, print one table, write bench/results.md and a chart.
+"""Run every ``bench/bench_*.py`` module; print one table, write results.md and a chart.
 
 Each module has ``run() -> list[Row]``; a row compares kubeiam with its peer
 measured in the same run. ``python -m bench [NAME-FILTER...] [--no-write]``.
@@ -22,7 +22,9 @@ def main(argv: list[str]) -> int:
     """Run the benchmarks named in argv (default: all) and print the table."""
     write = "--no-write" not in argv
     filters = [a for a in argv if not a.startswith("--")]
-    names = sorted(m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules([str(HERE)]) if m.name.startswith("bench_")
+    )
     if filters:
         names = [n for n in names if any(f in n for f in filters)]
     rows: list[Row] = []
@@ -34,11 +36,14 @@ def main(argv: list[str]) -> int:
         try:
             module = importlib.import_module(f"bench.{name}")
             rows.extend(module.run())
-        except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
+        except Exception:
             traceback.print_exc()
             failed.append(name)
-        print(f"[bench {i}/{len(names)}] {name} done in {time.perf_counter() - t0:.1f}s",
-              file=sys.stderr, flush=True)
+        print(
+            f"[bench {i}/{len(names)}] {name} done in {time.perf_counter() - t0:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     table = render_table(rows)
     info = machine_info()
     print(info)
@@ -50,8 +55,9 @@ def main(argv: list[str]) -> int:
         lines = [
             "# Benchmark results",
             "",
-            "Written by `make bench` (`python -m bench`). Every figure is next to its peer measured in the",
-            "same run; ratio > 1 means kubeiam is better (faster or higher throughput).",
+            "Written by `make bench` (`python -m bench`). Every figure is next to its",
+            "peer measured in the same run; ratio > 1 means kubeiam is better",
+            "(faster or higher throughput).",
             "",
             info,
             "",

@@ -37,14 +37,24 @@ class Row:
         return self.ours / self.peer if self.higher_is_better else self.peer / self.ours
 
 
-def time_command(argv: Sequence[str], *, runs: int, env: Mapping[str, str] | None = None,
-                 warmup: int = 1) -> list[float]:
+def time_command(
+    argv: Sequence[str],
+    *,
+    runs: int,
+    env: Mapping[str, str] | None = None,
+    warmup: int = 1,
+) -> list[float]:
     """Run a command ``runs`` times and return wall times in milliseconds."""
     out: list[float] = []
     for i in range(warmup + runs):
         start = time.perf_counter()
-        subprocess.run(list(argv), env=dict(env) if env is not None else None, check=True,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            list(argv),
+            env=dict(env) if env is not None else None,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         if i >= warmup:
             out.append((time.perf_counter() - start) * 1000)
     return out
@@ -67,7 +77,10 @@ def median(values: Sequence[float]) -> float:
 
 def render_table(rows: Sequence[Row]) -> str:
     """Render rows as a Markdown table."""
-    head = "| benchmark | unit | kubeiam (median) | min-max | peer | peer (median) | min-max | ratio | target |"
+    head = (
+        "| benchmark | unit | kubeiam (median) | min-max | peer | peer (median) "
+        "| min-max | ratio | target |"
+    )
     sep = "|" + "---|" * 9
     lines = [head, sep]
     for r in rows:
@@ -75,7 +88,10 @@ def render_table(rows: Sequence[Row]) -> str:
         prng = f"{r.peer_min:.2f}-{r.peer_max:.2f}" if r.peer_min is not None else ""
         peer = f"{r.peer:.2f}" if r.peer is not None else ""
         ratio = f"{r.ratio:.1f}x" if r.ratio is not None else ""
-        lines.append(f"| {r.name} | {r.unit} | {r.ours:.2f} | {rng} | {r.peer_name} | {peer} | {prng} | {ratio} | {r.target} |")
+        lines.append(
+            f"| {r.name} | {r.unit} | {r.ours:.2f} | {rng} | {r.peer_name} | {peer} "
+            f"| {prng} | {ratio} | {r.target} |"
+        )
     return "\n".join(lines)
 
 
@@ -101,14 +117,21 @@ def machine_info() -> str:
     except (OSError, ValueError, IndexError):
         pass
     return (
-        f"Machine: {cpu}, {os.cpu_count()} cores{mem}; {platform.system()} {platform.release()}; "
-        f"Python {platform.python_version()}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
+        f"Machine: {cpu}, {os.cpu_count()} cores{mem}; "
+        f"{platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}; "
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}."
     )
 
 
 def write_chart(rows: Sequence[Row], path: object) -> bool:
     """Draw latency distributions (rows with samples) as box plots into a PNG."""
-    series = [(f"{r.name}\n{label}", list(vals)) for r in rows for label, vals in r.samples.items() if vals]
+    series = [
+        (f"{r.name}\n{label}", list(vals))
+        for r in rows
+        for label, vals in r.samples.items()
+        if vals
+    ]
     if not series:
         return False
     import matplotlib
@@ -118,7 +141,9 @@ def write_chart(rows: Sequence[Row], path: object) -> bool:
 
     fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(series)), 5))
     ax.boxplot([v for _, v in series], showfliers=True)
-    ax.set_xticks(range(1, len(series) + 1), [n for n, _ in series], fontsize=7, rotation=20)
+    ax.set_xticks(
+        range(1, len(series) + 1), [n for n, _ in series], fontsize=7, rotation=20
+    )
     ax.set_yscale("log")
     ax.set_ylabel("milliseconds (log scale)")
     ax.set_title("kubeiam vs peers: latency distributions (same run)")

@@ -14,14 +14,42 @@ from collections.abc import Callable, Sequence
 # subcommand -> (module, function, one-line summary). Each function takes the
 # remaining argv and returns the exit code (0 ok, 1 error, 2 usage).
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "token": ("authenticator.cli", "token_main", "mint a token, print an ExecCredential"),
+    "token": (
+        "authenticator.cli",
+        "token_main",
+        "mint a token, print an ExecCredential",
+    ),
     "verify": ("authenticator.cli", "verify_main", "verify a token against STS"),
-    "server": ("webhook.cli", "server_main", "run the TokenReview webhook (gunicorn, TLS)"),
-    "init": ("kubeconfig.cli", "init_main", "write certificates and the webhook kubeconfig"),
-    "kubeconfig": ("kubeconfig.cli", "kubeconfig_main", "write or merge a user kubeconfig"),
-    "mappings": ("webhook.cli", "mappings_main", "validate / lint / show mapping configs"),
-    "policy": ("policy.cli", "main", "simulate, explain and test IAM and RBAC policies"),
-    "sts-emulator": ("authenticator.cli", "emulator_main", "run a local signature-checking STS"),
+    "server": (
+        "webhook.cli",
+        "server_main",
+        "run the TokenReview webhook (gunicorn, TLS)",
+    ),
+    "init": (
+        "kubeconfig.cli",
+        "init_main",
+        "write certificates and the webhook kubeconfig",
+    ),
+    "kubeconfig": (
+        "kubeconfig.cli",
+        "kubeconfig_main",
+        "write or merge a user kubeconfig",
+    ),
+    "mappings": (
+        "webhook.cli",
+        "mappings_main",
+        "validate / lint / show mapping configs",
+    ),
+    "policy": (
+        "policy.cli",
+        "main",
+        "simulate, explain and test IAM and RBAC policies",
+    ),
+    "sts-emulator": (
+        "authenticator.cli",
+        "emulator_main",
+        "run a local signature-checking STS",
+    ),
     "demo": ("kubeiam.demo", "main", "the whole path on embedded defaults"),
 }
 
@@ -44,7 +72,10 @@ Run 'kubeiam COMMAND --help' for a command's options.
 
 def _usage() -> str:
     width = max(len(name) for name in COMMANDS)
-    lines = [f"  {name.ljust(width)}  {summary}" for name, (_, _, summary) in COMMANDS.items()]
+    lines = [
+        f"  {name.ljust(width)}  {summary}"
+        for name, (_, _, summary) in COMMANDS.items()
+    ]
     return _USAGE.format(commands="\n".join(lines))
 
 
@@ -68,10 +99,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     entry = COMMANDS.get(args[0])
     if entry is None:
-        sys.stderr.write(f"kubeiam: unknown command {args[0]!r} (see 'kubeiam --help')\n")
+        sys.stderr.write(
+            f"kubeiam: unknown command {args[0]!r} (see 'kubeiam --help')\n"
+        )
         return 2
     module_name, func_name, _ = entry
-    func: Callable[[list[str]], int] = getattr(importlib.import_module(module_name), func_name)
+    func: Callable[[list[str]], int] = getattr(
+        importlib.import_module(module_name), func_name
+    )
     try:
         return func(args[1:])
     except KeyboardInterrupt:

@@ -13,8 +13,14 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "explain": ("policy.iam_cli", "evaluate IAM cases and print a readable trace"),
     "test": ("policy.iam_cli", "run YAML policy test suites (JUnit XML on request)"),
     "lint": ("policy.iam_cli", "validate policies and report findings"),
-    "tiers": ("policy.tiers_cli", "cluster / task / housekeeping tiers of an ECS or EKS workload"),
-    "can-i": ("policy.rbac_cli", "kubectl auth can-i against RBAC files (or an IAM ARN)"),
+    "tiers": (
+        "policy.tiers_cli",
+        "cluster / task / housekeeping tiers of an ECS or EKS workload",
+    ),
+    "can-i": (
+        "policy.rbac_cli",
+        "kubectl auth can-i against RBAC files (or an IAM ARN)",
+    ),
     "rbac": ("policy.rbac_cli", "batch SubjectAccessReview decisions from RBAC files"),
     "who-can": ("policy.rbac_cli", "which subjects may VERB RESOURCE"),
     "covers": ("policy.rbac_cli", "escalation check: does role A cover role B"),
@@ -53,5 +59,5 @@ def main(argv: list[str]) -> int:
     if entry is None:
         sys.stderr.write(f"kubeiam policy: unknown command {argv[0]!r}\n")
         return 2
-    func: Callable[[list[str]], int] = getattr(importlib.import_module(entry[0]), "main")
+    func: Callable[[list[str]], int] = importlib.import_module(entry[0]).main
     return func(argv)

@@ -1,4 +1,4 @@
-"""The import rules of STYLE.md: who may import whom, and each library behind one door."""
+"""STYLE.md's import rules: who may import whom, each library behind one door."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig")
 
-# package -> first-party packages its non-cli modules may import (STYLE "Who may import whom").
+# package -> first-party packages its non-cli modules may import (STYLE.md).
 ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "authenticator": {"authenticator"},
     "policy": {"policy", "authenticator.arn", "authenticator.errors"},
@@ -23,7 +23,12 @@ ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
 # third-party library -> modules allowed to import it (STYLE "library door" table).
 # "cli" means any cli module (cli.py or *_cli.py); "demo" the kubeiam demo.
 DOORS: dict[str, set[str]] = {
-    "botocore": {"authenticator.presign", "authenticator.ec2", "authenticator.emulator", "cli"},
+    "botocore": {
+        "authenticator.presign",
+        "authenticator.ec2",
+        "authenticator.emulator",
+        "cli",
+    },
     "boto3": {"authenticator.presign", "authenticator.ec2", "cli", "demo"},
     "requests": {"authenticator.sts"},
     "flask": {"webhook", "webhook.views", "webhook.authorize"},
@@ -68,13 +73,18 @@ def _allowed(module: str, imported: str) -> bool:
     if top not in PACKAGES:
         return True
     if _is_cli(module):
-        return not _is_cli(imported) or imported.split(".")[0] == pkg or pkg == "kubeiam"
+        return (
+            not _is_cli(imported) or imported.split(".")[0] == pkg or pkg == "kubeiam"
+        )
     if pkg == "kubeiam":
         return True
     if _is_cli(imported) or top == "kubeiam":
         return False
     allowed = ALLOWED_FIRST_PARTY[pkg]
-    return any(imported == a or imported.startswith(a + ".") for a in allowed) or top in allowed
+    return (
+        any(imported == a or imported.startswith(a + ".") for a in allowed)
+        or top in allowed
+    )
 
 
 MODULES = _modules()
@@ -84,14 +94,16 @@ class TestLayering:
     """STYLE.md's import table, checked on every module."""
 
     @pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
-    def test_first_party_imports_follow_the_table(self, module: str, path: Path) -> None:
+    def test_first_party_imports_follow_the_table(
+        self, module: str, path: Path
+    ) -> None:
         """A module imports only the first-party packages STYLE.md allows it."""
         bad = sorted(i for i in _imports(path) if not _allowed(module, i))
         assert not bad, f"{module} imports {bad}"
 
     @pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
     def test_libraries_stay_behind_their_door(self, module: str, path: Path) -> None:
-        """botocore, requests, Flask, kubernetes, cryptography and moto are imported only at their door."""
+        """Third-party libraries are imported only at their door."""
         kinds = {module}
         if _is_cli(module):
             kinds.add("cli")
@@ -109,12 +121,15 @@ class TestLayering:
         for module, path in MODULES:
             if module.split(".")[0] in ("authenticator", "policy", "kubeconfig"):
                 for imported in _imports(path):
-                    assert imported.split(".")[0] not in ("webhook", "kubeiam"), (module, imported)
+                    assert imported.split(".")[0] not in ("webhook", "kubeiam"), (
+                        module,
+                        imported,
+                    )
 
 
 @pytest.mark.parametrize("pkg", PACKAGES)
 def test_top_level_packages_come_from_this_repository(pkg: str) -> None:
-    """Our packages, not the unrelated PyPI ones of the same name, are the ones imported."""
+    """Our packages, not the unrelated PyPI ones of the same name, are imported."""
     mod = importlib.import_module(pkg)
     assert mod.__file__ is not None
     assert Path(mod.__file__).resolve().is_relative_to(ROOT / pkg)

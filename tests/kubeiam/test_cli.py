@@ -20,7 +20,9 @@ class TestDispatcher:
         for name in COMMANDS:
             assert name in out
 
-    def test_no_arguments_is_a_usage_error(self, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_no_arguments_is_a_usage_error(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """No command prints usage and exits 2."""
         assert main([]) == 2
 
@@ -33,17 +35,23 @@ class TestDispatcher:
         """Importing the dispatcher loads no Flask, botocore or policy engine."""
         code = (
             "import sys, kubeiam.cli; "
-            "bad=[m for m in ('flask','botocore','boto3','policy','webhook') if m in sys.modules]; "
+            "bad=[m for m in ('flask','botocore','boto3','policy','webhook') "
+            "if m in sys.modules]; "
             "print(','.join(bad))"
         )
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True
+        )
         assert out.stdout.strip() == ""
 
     @pytest.mark.parametrize("name", sorted(COMMANDS))
     def test_every_subcommand_has_help(self, name: str) -> None:
         """``kubeiam SUB --help`` works for every subcommand and exits 0."""
         proc = subprocess.run(
-            [sys.executable, "-m", "kubeiam", name, "--help"], capture_output=True, text=True, timeout=60
+            [sys.executable, "-m", "kubeiam", name, "--help"],
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
         assert "usage" in proc.stdout.lower()
