@@ -5,12 +5,21 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
+import os
+import signal
 import socket
 import ssl
 import stat
+import subprocess
+import sys
 import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -474,3 +483,111 @@ class TestInitCLI:
         assert "webhook.key" in err
         assert "--force" in err
         assert (tmp_path / "webhook.key").read_bytes() == b"garbage"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served_pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[certs.PKIPaths]:
+    """`kubeiam init` output, served by a real `kubeiam server` (its server-config)."""
+    out = tmp_path_factory.mktemp("served") / "pki"
+    port = _free_port()
+    assert (
+        init_main(
+            ["--cluster-id", "demo", "--output-dir", str(out), "--port", str(port)]
+        )
+        == 0
+    )
+    paths = certs.write_pki(
+        out,
+        cluster_id="demo",
+        hostnames=[],
+        address="127.0.0.1",
+        port=port,
+        now=datetime.now(UTC),
+        force=False,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    argv = [
+        "server",
+        "--config",
+        str(paths.server_config),
+        "--workers",
+        "1",
+        "--threads",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kubeiam", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                _review(paths, "k8s-aws-v1.x")
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "kubeiam server did not start"
+                time.sleep(0.2)
+        yield paths
+    finally:
+        proc.send_signal(signal.SIGINT)  # gunicorn: quick shutdown
+        proc.communicate(timeout=15)
+
+
+def _review(
+    paths: certs.PKIPaths, token: str, *, client_cert: bool = True
+) -> dict[str, Any]:
+    """POST a TokenReview the way kube-apiserver does, using only webhook.kubeconfig."""
+    doc = yaml.safe_load(paths.webhook_kubeconfig.read_text())
+    cluster, user = doc["clusters"][0]["cluster"], doc["users"][0]["user"]
+    ctx = ssl.create_default_context(
+        cadata=base64.b64decode(cluster["certificate-authority-data"]).decode()
+    )
+    if client_cert:
+        material = paths.output_dir / "material"
+        material.mkdir(mode=0o700, exist_ok=True)
+        crt, key = material / "client.crt", material / "client.key"
+        crt.write_bytes(base64.b64decode(user["client-certificate-data"]))
+        key.write_bytes(base64.b64decode(user["client-key-data"]))
+        ctx.load_cert_chain(crt, key)
+    body = {
+        "apiVersion": "authentication.k8s.io/v1",
+        "kind": "TokenReview",
+        "spec": {"token": token},
+    }
+    request = urllib.request.Request(
+        cluster["server"] + "?timeout=30s",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, context=ctx, timeout=10) as response:
+        result: dict[str, Any] = json.load(response)
+    return result
+
+
+class TestServedByKubeiamServer:
+    """The files `kubeiam init` writes run the real webhook and admit the API server."""
+
+    def test_webhook_kubeconfig_reaches_the_webhook(
+        self, served_pki: certs.PKIPaths
+    ) -> None:
+        """With webhook.kubeconfig's CA and client cert a TokenReview is answered."""
+        answer = _review(served_pki, "k8s-aws-v1.not-a-token")
+        assert answer["kind"] == "TokenReview"
+        assert answer["status"]["authenticated"] is False
+
+    def test_without_the_client_cert_the_webhook_refuses(
+        self, served_pki: certs.PKIPaths
+    ) -> None:
+        """The server config requires the API server's client certificate."""
+        with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
+            _review(served_pki, "k8s-aws-v1.not-a-token", client_cert=False)
