@@ -162,6 +162,12 @@ def check_settings(settings: WebhookSettings) -> None:
     """
     build_allowed_hosts_for(settings)
     _inline_set(settings)
+    if settings.authorization is not None:
+        from webhook.authorize import AuthorizationSettings, RBACHolder
+
+        base_dir = settings.config_file.parent if settings.config_file else None
+        auth = AuthorizationSettings.parse(settings.authorization, base_dir=base_dir)
+        RBACHolder(auth.rbac_paths)
     for spec in settings.sources:
         if spec.kind == "file":
             assert spec.path is not None  # noqa: S101 - parse_settings requires it
@@ -257,4 +263,9 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["kubeiam"] = services
     app.register_blueprint(views.bp)
+    # Optional POST /authorize (SubjectAccessReview): config key ``authorization``.
+    from webhook.authorize import install_authorizer
+
+    base_dir = settings.config_file.parent if settings.config_file else None
+    install_authorizer(app, settings.authorization, base_dir=base_dir)
     return app

@@ -61,6 +61,8 @@ SOURCE_KINDS = ("file", "configMap", "crd")
 # Keys of reservedPrefixes: each source kind, plus the file's own inline mappings.
 RESERVED_PREFIX_KEYS = (*SOURCE_KINDS, "inline")
 
+# Keys of the optional ``authorization`` section (webhook/authorize.py parses it).
+_AUTHORIZATION_KEYS = frozenset({"rbacPaths", "denyRules", "privilegedBypass"})
 _TOP_KEYS = frozenset(
     {
         "clusterID",
@@ -74,6 +76,7 @@ _TOP_KEYS = frozenset(
         "mapUsers",
         "mapAccounts",
         "kubeconfig",
+        "authorization",
     }
 )
 
@@ -170,6 +173,8 @@ class WebhookSettings:
         inline_reserved_prefixes: Reserved prefixes for the inline mappings.
         kubeconfig: Kubeconfig for the Kubernetes sources (``None``: in-cluster).
         config_file: The file the settings came from (for messages).
+        authorization: The raw ``authorization`` section (``POST /authorize``;
+            parsed by :mod:`webhook.authorize`), or None.
     """
 
     cluster_id: str
@@ -182,6 +187,7 @@ class WebhookSettings:
     inline_reserved_prefixes: tuple[str, ...] = ()
     kubeconfig: Path | None = None
     config_file: Path | None = None
+    authorization: Mapping[str, object] | None = None
 
 
 class _Reader:
@@ -401,6 +407,9 @@ def parse_settings(
         inline=inline or None,
         inline_reserved_prefixes=reserved.get("inline", ()),
         kubeconfig=None if kubeconfig is None else r.file(kubeconfig, "kubeconfig"),
+        authorization=None
+        if top.get("authorization") is None
+        else r.mapping(top["authorization"], "authorization", _AUTHORIZATION_KEYS),
     )
 
 
