@@ -9,7 +9,7 @@ Public API (stable; other modules build on it)::
     trust = compile_policy(trust_doc, name="trust", kind="trust")
     ps = PolicySet(identity=[identity], resource=trust,
                    boundaries=[...], session=[...],
-                   scps=[[root_scp], [ou_scp], [account_scp]],   # levels, each must allow
+                   scps=[[root_scp], [ou_scp], [acct_scp]],  # each level must allow
                    rcps=[[...]])
     req = Request(principal="arn:aws:sts::111122223333:assumed-role/app/s1",
                   action="s3:GetObject", resource="arn:aws:s3:::bucket/key",
@@ -17,8 +17,8 @@ Public API (stable; other modules build on it)::
                   context={"aws:SourceIp": "10.0.0.1", "aws:TagKeys": ["a", "b"]})
     result = evaluate(ps, req)            # evaluate many: ps and req are immutable
     result.decision is Decision.ALLOWED   # .value == "Allowed"
-    result.trace.to_json()                # explain: verdict per policy type,
-                                          # deciding statements, conditions, missing keys
+    result.trace.to_json()      # explain: verdict per policy type, deciding
+                                # statements, conditions, missing keys
     evaluate(ps, req, explain=False)      # faster: keeps only matching statements
 
 Everything is immutable and free of shared mutable state (compiled regexes sit
@@ -120,9 +120,10 @@ class Level:
 def _levels(value: object) -> tuple[Level, ...]:
     if not value:
         return ()
-    items = list(value) if isinstance(value, Iterable) else [value]
-    if all(isinstance(i, CompiledPolicy) for i in items):
-        return (Level(tuple(items)),)
+    items: list[object] = list(value) if isinstance(value, Iterable) else [value]
+    flat = [i for i in items if isinstance(i, CompiledPolicy)]
+    if len(flat) == len(items):
+        return (Level(tuple(flat)),)
     out: list[Level] = []
     for item in items:
         if isinstance(item, Level):
@@ -130,7 +131,7 @@ def _levels(value: object) -> tuple[Level, ...]:
         elif isinstance(item, CompiledPolicy):
             out.append(Level((item,)))
         elif isinstance(item, Iterable):
-            out.append(Level(tuple(item)))
+            out.append(Level(_policies(item)))
         else:
             raise TypeError(f"not an SCP/RCP level: {item!r}")
     return tuple(out)
@@ -142,7 +143,10 @@ def _policies(value: object) -> tuple[CompiledPolicy, ...]:
     if isinstance(value, CompiledPolicy):
         return (value,)
     if isinstance(value, Iterable):
-        return tuple(value)
+        items = list(value)
+        out = tuple(p for p in items if isinstance(p, CompiledPolicy))
+        if len(out) == len(items):
+            return out
     raise TypeError(f"not a policy list: {value!r}")
 
 
@@ -175,6 +179,16 @@ class PolicySet:
         object.__setattr__(self, "session", _policies(self.session))
         object.__setattr__(self, "scps", _levels(self.scps))
         object.__setattr__(self, "rcps", _levels(self.rcps))
+
+    @property
+    def scp_levels(self) -> tuple[Level, ...]:
+        """The SCP levels (normalised)."""
+        return _levels(self.scps)
+
+    @property
+    def rcp_levels(self) -> tuple[Level, ...]:
+        """The RCP levels (normalised)."""
+        return _levels(self.rcps)
 
 
 def _context_values(value: object) -> tuple[str, ...] | None:
@@ -569,17 +583,18 @@ def evaluate(
         and p.kind is not PrincipalKind.ROOT
     )
     session_policies = _policies(policy_set.session)
+    scp_defs, rcp_defs = policy_set.scp_levels, policy_set.rcp_levels
     applies_session = iam_principal and (
         bool(session_policies) or p.kind is PrincipalKind.FEDERATED_USER
     )
 
     scp_levels = (
-        [ev.run("scp", lvl.policies, i) for i, lvl in enumerate(policy_set.scps)]
+        [ev.run("scp", lvl.policies, i) for i, lvl in enumerate(scp_defs)]
         if applies_scp
         else []
     )
     rcp_levels = (
-        [ev.run("rcp", lvl.policies, i) for i, lvl in enumerate(policy_set.rcps)]
+        [ev.run("rcp", lvl.policies, i) for i, lvl in enumerate(rcp_defs)]
         if applies_rcp
         else []
     )
@@ -622,13 +637,14 @@ def evaluate(
         first = denies[0]
         return finish(
             Decision.EXPLICITLY_DENIED,
-            f"explicit Deny in {first.policy_type} policy {first.policy!r} {first.statement}",
+            f"explicit Deny in {first.policy_type} policy {first.policy!r} "
+            f"{first.statement}",
             denies,
         )
 
     for i, lvl in enumerate(scp_levels):
         if not _allows(lvl):
-            name = policy_set.scps[i].name or str(i)  # type: ignore[union-attr]  # normalised to Level
+            name = scp_defs[i].name or str(i)
             return finish(
                 Decision.IMPLICITLY_DENIED,
                 f"no SCP at level {name!r} allows the action",
@@ -654,7 +670,8 @@ def evaluate(
                 False,
                 "no session policy allows the action"
                 if session_policies
-                else "a federated-user session without a session policy has no permissions",
+                else "a federated-user session without a session policy has no "
+                "permissions",
             )
         return True, ""
 
@@ -686,7 +703,8 @@ def evaluate(
             return finish(Decision.IMPLICITLY_DENIED, f"cross-account: {why}")
         return finish(
             Decision.ALLOWED,
-            "cross-account: both the resource policy and the principal's policies allow",
+            "cross-account: both the resource policy and the principal's "
+            "policies allow",
             res_allows + identity_allows,
         )
 
@@ -708,8 +726,10 @@ def evaluate(
     if explicit_needed and grant is None:
         what = (
             "trust"
-            if policy_set.resource is not None
-            and policy_set.resource.kind is PolicyKind.TRUST
+            if (
+                policy_set.resource is not None
+                and policy_set.resource.kind is PolicyKind.TRUST
+            )
             or action in TRUST_ACTIONS
             else "key"
         )

@@ -39,7 +39,8 @@ Suites are YAML; the format is in docs/policy-tests.md. Exit 1 when a test fails
   kubeiam policy lint --kind scp scps/*.json
   kubeiam policy lint cases.json -o json        # every policy in a case file
 
-Errors are what AWS rejects on write; warnings are risky but valid. Exit 1 on errors.""",
+Errors are what AWS rejects on write; warnings are risky but valid.
+Exit 1 on errors.""",
 }
 
 
@@ -52,20 +53,36 @@ def _parser(command: str) -> argparse.ArgumentParser:
     if command in ("simulate", "explain"):
         parser.description = "Evaluate IAM cases with AWS's decision procedure."
         parser.add_argument("file", help="case file, or - for stdin")
-        parser.add_argument("--web-identity-token", metavar="FILE", help="projected service-account JWT (IRSA)")
-        parser.add_argument("--jwks", metavar="FILE", help="JWKS to verify the token's signature")
-        parser.add_argument("-o", "--output", choices=("text", "json"),
-                            default="json" if command == "simulate" else "text")
+        parser.add_argument(
+            "--web-identity-token",
+            metavar="FILE",
+            help="projected service-account JWT (IRSA)",
+        )
+        parser.add_argument(
+            "--jwks", metavar="FILE", help="JWKS to verify the token's signature"
+        )
+        parser.add_argument(
+            "-o",
+            "--output",
+            choices=("text", "json"),
+            default="json" if command == "simulate" else "text",
+        )
     elif command == "test":
         parser.description = "Run YAML policy test suites."
         parser.add_argument("files", nargs="+", metavar="FILE")
-        parser.add_argument("--junit-xml", metavar="PATH", help="write a JUnit XML report")
+        parser.add_argument(
+            "--junit-xml", metavar="PATH", help="write a JUnit XML report"
+        )
         parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     else:
         parser.description = "Validate policies and report findings."
         parser.add_argument("files", nargs="+", metavar="FILE")
-        parser.add_argument("--kind", choices=[k.value for k in PolicyKind], default="identity",
-                            help="policy type of plain policy files (default: identity)")
+        parser.add_argument(
+            "--kind",
+            choices=[k.value for k in PolicyKind],
+            default="identity",
+            help="policy type of plain policy files (default: identity)",
+        )
         parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return parser
 
@@ -97,19 +114,29 @@ def _render_trace(outcome: Outcome) -> str:
     lines = [f"== {outcome.id}: {res.decision.value}", f"   why: {trace.reason}"]
     p = trace.principal
     lines.append(
-        f"   principal: {p.arn} ({p.kind.value}, account {p.account}); resource account "
+        f"   principal: {p.arn} ({p.kind.value}, account {p.account}); "
+        f"resource account "
         f"{trace.resource_account}{' (cross-account)' if trace.cross_account else ''}"
     )
-    lines.append("   policy types: " + ", ".join(f"{k}={v}" for k, v in trace.verdicts.items() if v != "NotApplicable"))
+    lines.append(
+        "   policy types: "
+        + ", ".join(
+            f"{k}={v}" for k, v in trace.verdicts.items() if v != "NotApplicable"
+        )
+    )
     for st in trace.statements:
         mark = "APPLIES" if st.applies else f"no ({st.failed})"
         sid = f' Sid "{st.sid}"' if st.sid else ""
         decisive = " <- decisive" if st in trace.decisive else ""
-        lines.append(f"   - {st.policy_type} {st.policy!r} #{st.index}{sid} {st.effect}: {mark}{decisive}")
+        lines.append(
+            f"   - {st.policy_type} {st.policy!r} #{st.index}{sid} {st.effect}: "
+            f"{mark}{decisive}"
+        )
         for c in st.conditions:
             missing = " [key missing]" if c.missing else ""
             lines.append(
-                f"       {c.operator} {c.key} {list(c.policy_values)} vs {list(c.request_values)}"
+                f"       {c.operator} {c.key} {list(c.policy_values)} vs "
+                f"{list(c.request_values)}"
                 f" -> {c.result}{missing}"
             )
     if trace.missing_keys:
@@ -120,7 +147,9 @@ def _render_trace(outcome: Outcome) -> str:
 def _simulate(args: argparse.Namespace, *, readable: bool) -> int:
     cases = _cases(_read(args.file))
     if args.web_identity_token:
-        token = load_web_identity_token(args.web_identity_token, jwks_path=args.jwks, now=datetime.now(UTC))
+        token = load_web_identity_token(
+            args.web_identity_token, jwks_path=args.jwks, now=datetime.now(UTC)
+        )
         extra = web_identity_context(token)
         sys.stderr.write(f"web identity token: {token.note}\n")
         cases = [_with_context(c, extra) for c in cases]
@@ -131,7 +160,11 @@ def _simulate(args: argparse.Namespace, *, readable: bool) -> int:
         elif o.result is None:
             sys.stdout.write(json.dumps({"id": o.id, "error": o.error}) + "\n")
         else:
-            line = {"id": o.id, "decision": o.result.decision.value, "explain": o.result.trace.to_json()}
+            line = {
+                "id": o.id,
+                "decision": o.result.decision.value,
+                "explain": o.result.trace.to_json(),
+            }
             sys.stdout.write(json.dumps(line) + "\n")
     return 1 if any(o.result is None for o in outcomes) else 0
 
@@ -157,9 +190,16 @@ def _test(args: argparse.Namespace) -> int:
     failed = [(s, o) for s, outs in results for o in outs if not o.passed]
     if args.output == "json":
         report = [
-            {"suite": s.name, "test": o.id, "passed": o.passed, "expect": o.expect.value if o.expect else None,
-             "decision": o.result.decision.value if o.result else None, "error": o.error}
-            for s, outs in results for o in outs
+            {
+                "suite": s.name,
+                "test": o.id,
+                "passed": o.passed,
+                "expect": o.expect.value if o.expect else None,
+                "decision": o.result.decision.value if o.result else None,
+                "error": o.error,
+            }
+            for s, outs in results
+            for o in outs
         ]
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:
@@ -169,10 +209,13 @@ def _test(args: argparse.Namespace) -> int:
             else:
                 expect = o.expect.value if o.expect else "?"
                 sys.stdout.write(
-                    f"FAIL {suite.name} :: {o.id}: expected {expect}, got {o.result.decision.value}"
+                    f"FAIL {suite.name} :: {o.id}: expected {expect}, "
+                    f"got {o.result.decision.value}"
                     f" ({o.result.trace.reason})\n"
                 )
-        sys.stdout.write(f"{total - len(failed)} passed, {len(failed)} failed, {total} total\n")
+        sys.stdout.write(
+            f"{total - len(failed)} passed, {len(failed)} failed, {total} total\n"
+        )
     if args.junit_xml:
         Path(args.junit_xml).write_text(junit_xml(results), encoding="utf-8")
     return 1 if failed else 0
@@ -185,20 +228,41 @@ def _lint_documents(path: str, kind: str) -> list[tuple[str, object, str]]:
         return [(path, doc, kind)]
     cases = doc if isinstance(doc, list) else [doc]
     out: list[tuple[str, object, str]] = []
-    fields = (("identityPolicies", "identity"), ("permissionBoundaries", "boundary"), ("sessionPolicy", "session"),
-              ("resourcePolicy", "resource"), ("scps", "scp"), ("rcps", "rcp"))
+    fields = (
+        ("identityPolicies", "identity"),
+        ("permissionBoundaries", "boundary"),
+        ("sessionPolicy", "session"),
+        ("resourcePolicy", "resource"),
+        ("scps", "scp"),
+        ("rcps", "rcp"),
+    )
     for i, case in enumerate(cases):
         if not isinstance(case, Mapping):
             continue
         cid = case.get("id", i)
         for field, fkind in fields:
             value = case.get(field)
-            items = value if isinstance(value, list) else [] if value is None else [value]
+            items = (
+                value if isinstance(value, list) else [] if value is None else [value]
+            )
             for j, item in enumerate(items):
                 if isinstance(item, Mapping) and "policies" in item:
-                    out.extend((f"{path}#{cid}/{field}/{j}/{k}", p, fkind) for k, p in enumerate(item["policies"]))
-                elif isinstance(item, Mapping) and "policy" in item and "Statement" not in item:
-                    out.append((f"{path}#{cid}/{field}/{item.get('name', j)}", item["policy"], fkind))
+                    out.extend(
+                        (f"{path}#{cid}/{field}/{j}/{k}", p, fkind)
+                        for k, p in enumerate(item["policies"])
+                    )
+                elif (
+                    isinstance(item, Mapping)
+                    and "policy" in item
+                    and "Statement" not in item
+                ):
+                    out.append(
+                        (
+                            f"{path}#{cid}/{field}/{item.get('name', j)}",
+                            item["policy"],
+                            fkind,
+                        )
+                    )
                 else:
                     out.append((f"{path}#{cid}/{field}/{j}", item, fkind))
     return out
@@ -220,7 +284,15 @@ def _lint(args: argparse.Namespace) -> int:
                 continue
             findings.extend((name, w) for w in policy.warnings)
     if args.output == "json":
-        data = [{"policy": n, "severity": f.severity, "pointer": f.pointer, "message": f.message} for n, f in findings]
+        data = [
+            {
+                "policy": n,
+                "severity": f.severity,
+                "pointer": f.pointer,
+                "message": f.message,
+            }
+            for n, f in findings
+        ]
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         for name, f in findings:

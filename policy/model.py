@@ -3,17 +3,19 @@
 Every policy type shares the grammar of **IAM JSON policy element reference**;
 the kind decides which elements are allowed:
 
-| kind | Principal / NotPrincipal | Resource / NotResource | notes |
-| --- | --- | --- | --- |
-| identity, boundary, session | rejected | required | |
-| resource | required | optional (absent = this resource) | ``Allow`` + ``NotPrincipal`` rejected |
-| trust | required | optional | a role trust policy: the resource policy of ``sts:AssumeRole*`` |
-| scp | rejected | optional (absent = ``*``) | every level must allow; SCPs never grant |
-| rcp | only ``"*"`` | optional | ``NotAction``/``NotPrincipal`` rejected; Version 2012-10-17 only |
+- identity, boundary, session: no Principal/NotPrincipal; Resource or
+  NotResource required.
+- resource, trust: Principal or NotPrincipal required; Resource optional
+  (absent = this resource); ``Allow`` + ``NotPrincipal`` rejected. A trust
+  policy is the resource policy of ``sts:AssumeRole*``.
+- scp: no Principal/NotPrincipal; Resource optional (absent = ``*``); every
+  level must allow and SCPs never grant.
+- rcp: only ``"Principal": "*"``; no NotAction/NotPrincipal; Version 2012-10-17.
 
 Errors are ``InvalidPolicyError`` whose ``pointer`` names the statement (index
 and Sid) and the element, e.g. ``/Statement/2 (Sid "AllowS3")/Condition/StringEqulas``.
-Nothing but ``InvalidPolicyError`` escapes ``compile_policy``, whatever JSON it is given.
+Nothing but ``InvalidPolicyError`` escapes ``compile_policy``, whatever JSON it
+is given.
 """
 
 from __future__ import annotations

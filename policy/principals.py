@@ -81,7 +81,7 @@ _IAM_KINDS = frozenset(
 
 
 class Grant(enum.IntEnum):
-    """How a resource-policy statement names the principal (iam.md §2.1); higher wins."""
+    """How a resource policy names the principal (iam.md §2.1); higher wins."""
 
     ACCOUNT = 1
     ROLE = 2
@@ -138,7 +138,8 @@ def parse_principal(value: object, *, action: str = "") -> PrincipalInfo:
     if isinstance(value, Mapping):
         if len(value) != 1:
             raise _bad(
-                "an object principal needs exactly one of AWS/Service/Federated/CanonicalUser"
+                "an object principal needs exactly one of "
+                "AWS/Service/Federated/CanonicalUser"
             )
         ((ptype, inner),) = value.items()
         if not isinstance(inner, str):

@@ -70,7 +70,9 @@ def _bad(where: str, message: str) -> InvalidPolicyError:
     return InvalidPolicyError(message, pointer=where, policy="case")
 
 
-def _policy(entry: object, *, default_name: str, kind: PolicyKind, where: str) -> CompiledPolicy:
+def _policy(
+    entry: object, *, default_name: str, kind: PolicyKind, where: str
+) -> CompiledPolicy:
     if isinstance(entry, Mapping) and "policy" in entry and "Statement" not in entry:
         name = entry.get("name", default_name)
         if not isinstance(name, str):
@@ -79,7 +81,9 @@ def _policy(entry: object, *, default_name: str, kind: PolicyKind, where: str) -
     return compile_policy(entry, name=default_name, kind=kind)
 
 
-def _policy_list(value: object, *, prefix: str, kind: PolicyKind, where: str) -> list[CompiledPolicy]:
+def _policy_list(
+    value: object, *, prefix: str, kind: PolicyKind, where: str
+) -> list[CompiledPolicy]:
     if value is None:
         return []
     items = value if isinstance(value, list) else [value]
@@ -89,7 +93,9 @@ def _policy_list(value: object, *, prefix: str, kind: PolicyKind, where: str) ->
     ]
 
 
-def _org_levels(value: object, *, prefix: str, kind: PolicyKind, where: str) -> list[Level]:
+def _org_levels(
+    value: object, *, prefix: str, kind: PolicyKind, where: str
+) -> list[Level]:
     if value is None:
         return []
     if not isinstance(value, list):
@@ -99,11 +105,18 @@ def _org_levels(value: object, *, prefix: str, kind: PolicyKind, where: str) -> 
         for i, level in enumerate(value):
             org = level.get("orgIdentifier", str(i))
             policies = _policy_list(
-                level["policies"], prefix=f"{prefix}-{org}", kind=kind, where=f"{where}/{i}/policies"
+                level["policies"],
+                prefix=f"{prefix}-{org}",
+                kind=kind,
+                where=f"{where}/{i}/policies",
             )
             levels.append(Level(tuple(policies), name=str(org)))
         return levels
-    return [Level(tuple(_policy_list(value, prefix=prefix, kind=kind, where=where)), name="0")]
+    return [
+        Level(
+            tuple(_policy_list(value, prefix=prefix, kind=kind, where=where)), name="0"
+        )
+    ]
 
 
 def _resource_kind(case: Mapping[str, object], action: object) -> PolicyKind:
@@ -146,29 +159,47 @@ def parse_case(case: object, *, index: int = 0) -> Case:
     resource_doc = case.get("resourcePolicy")
     policy_set = PolicySet(
         identity=_policy_list(
-            case.get("identityPolicies"), prefix="identity", kind=PolicyKind.IDENTITY, where="/identityPolicies"
+            case.get("identityPolicies"),
+            prefix="identity",
+            kind=PolicyKind.IDENTITY,
+            where="/identityPolicies",
         ),
         resource=(
-            _policy(resource_doc, default_name="resource", kind=_resource_kind(case, request.get("action")),
-                    where="/resourcePolicy")
+            _policy(
+                resource_doc,
+                default_name="resource",
+                kind=_resource_kind(case, request.get("action")),
+                where="/resourcePolicy",
+            )
             if resource_doc is not None
             else None
         ),
         boundaries=_policy_list(
-            case.get("permissionBoundaries"), prefix="boundary", kind=PolicyKind.BOUNDARY,
+            case.get("permissionBoundaries"),
+            prefix="boundary",
+            kind=PolicyKind.BOUNDARY,
             where="/permissionBoundaries",
         ),
-        session=_policy_list(case.get("sessionPolicy"), prefix="session", kind=PolicyKind.SESSION, where="/sessionPolicy"),
-        scps=_org_levels(case.get("scps"), prefix="scp", kind=PolicyKind.SCP, where="/scps"),
-        rcps=_org_levels(case.get("rcps"), prefix="rcp", kind=PolicyKind.RCP, where="/rcps"),
+        session=_policy_list(
+            case.get("sessionPolicy"),
+            prefix="session",
+            kind=PolicyKind.SESSION,
+            where="/sessionPolicy",
+        ),
+        scps=_org_levels(
+            case.get("scps"), prefix="scp", kind=PolicyKind.SCP, where="/scps"
+        ),
+        rcps=_org_levels(
+            case.get("rcps"), prefix="rcp", kind=PolicyKind.RCP, where="/rcps"
+        ),
     )
     resource_account = request.get("resourceAccount")
     if resource_account is not None and not isinstance(resource_account, str):
         raise _bad("/request/resourceAccount", "must be a string")
     req = Request(
         principal=request.get("principal"),
-        action=request.get("action"),  # type: ignore[arg-type]  # validated by Request
-        resource=request.get("resource", "*"),  # type: ignore[arg-type]  # validated by Request
+        action=request.get("action"),  # type: ignore[arg-type]  # Request validates
+        resource=request.get("resource", "*"),
         resource_account=resource_account,
         context=context,
     )
@@ -179,7 +210,9 @@ def parse_case(case: object, *, index: int = 0) -> Case:
         if decision is None:
             raise _bad("/expect", f"must be one of {', '.join(_DECISIONS)}")
     rule = case.get("rule")
-    return Case(case_id, policy_set, req, decision, rule if isinstance(rule, str) else None)
+    return Case(
+        case_id, policy_set, req, decision, rule if isinstance(rule, str) else None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +246,7 @@ def format_error(exc: InvalidPolicyError) -> str:
 
 
 def run_cases(cases: Sequence[object], *, explain: bool = True) -> list[Outcome]:
-    """Parse and evaluate raw cases; a case that does not parse becomes an error outcome.
+    """Parse and evaluate raw cases; a case that does not parse is an error outcome.
 
     Args:
         cases: Decoded case objects.
@@ -224,13 +257,21 @@ def run_cases(cases: Sequence[object], *, explain: bool = True) -> list[Outcome]
     """
     out: list[Outcome] = []
     for i, raw in enumerate(cases):
-        case_id = str(raw.get("id", f"case-{i}")) if isinstance(raw, Mapping) else f"case-{i}"
+        case_id = (
+            str(raw.get("id", f"case-{i}")) if isinstance(raw, Mapping) else f"case-{i}"
+        )
         try:
             case = parse_case(raw, index=i)
         except InvalidPolicyError as exc:
             out.append(Outcome(case_id, None, None, format_error(exc)))
             continue
-        out.append(Outcome(case.id, case.expect, evaluate(case.policy_set, case.request, explain=explain)))
+        out.append(
+            Outcome(
+                case.id,
+                case.expect,
+                evaluate(case.policy_set, case.request, explain=explain),
+            )
+        )
     return out
 
 
@@ -249,7 +290,13 @@ class Suite:
     cases: tuple[Mapping[str, object], ...]
 
 
-_POLICY_FIELDS = ("identityPolicies", "permissionBoundaries", "sessionPolicy", "scps", "rcps")
+_POLICY_FIELDS = (
+    "identityPolicies",
+    "permissionBoundaries",
+    "sessionPolicy",
+    "scps",
+    "rcps",
+)
 
 
 def _resolve_ref(ref: object, named: Mapping[str, object], where: str) -> object:
@@ -260,23 +307,38 @@ def _resolve_ref(ref: object, named: Mapping[str, object], where: str) -> object
     return ref
 
 
-def _resolve_field(key: str, value: object, named: Mapping[str, object], where: str) -> object:
+def _resolve_field(
+    key: str, value: object, named: Mapping[str, object], where: str
+) -> object:
     if key == "resourcePolicy":
         return _resolve_ref(value, named, where)
     if isinstance(value, list):
         out: list[object] = []
         for i, item in enumerate(value):
-            if isinstance(item, Mapping) and "policies" in item and key in ("scps", "rcps"):
+            if (
+                isinstance(item, Mapping)
+                and "policies" in item
+                and key in ("scps", "rcps")
+            ):
                 pols = item["policies"]
                 pols = pols if isinstance(pols, list) else [pols]
-                out.append({**item, "policies": [_resolve_ref(p, named, f"{where}/{i}") for p in pols]})
+                out.append(
+                    {
+                        **item,
+                        "policies": [
+                            _resolve_ref(p, named, f"{where}/{i}") for p in pols
+                        ],
+                    }
+                )
             else:
                 out.append(_resolve_ref(item, named, f"{where}/{i}"))
         return out
     return _resolve_ref(value, named, where)
 
 
-def expand_suite(doc: object, *, name: str = "suite", base_dir: Path | None = None) -> Suite:
+def expand_suite(
+    doc: object, *, name: str = "suite", base_dir: Path | None = None
+) -> Suite:
     """Expand a decoded suite into SPEC §8 cases (pure but for ``file:`` policies).
 
     Args:
@@ -317,20 +379,28 @@ def expand_suite(doc: object, *, name: str = "suite", base_dir: Path | None = No
             raise _bad(where, "a test must be an object")
         merged: dict[str, object] = {**defaults, **test}
         req = {**_mapping(defaults.get("request")), **_mapping(test.get("request"))}
-        req["context"] = {**_mapping(_mapping(defaults.get("request")).get("context")),
-                          **_mapping(_mapping(test.get("request")).get("context"))}
+        req["context"] = {
+            **_mapping(_mapping(defaults.get("request")).get("context")),
+            **_mapping(_mapping(test.get("request")).get("context")),
+        }
         title = str(test.get("name", f"test-{i}"))
         actions = req.get("action")
         resources = req.get("resource", "*")
-        combos = list(itertools.product(
-            actions if isinstance(actions, list) else [actions],
-            resources if isinstance(resources, list) else [resources],
-        ))
+        combos = list(
+            itertools.product(
+                actions if isinstance(actions, list) else [actions],
+                resources if isinstance(resources, list) else [resources],
+            )
+        )
         for action, resource in combos:
-            case: dict[str, object] = {"id": title if len(combos) == 1 else f"{title} [{action} {resource}]"}
+            case: dict[str, object] = {
+                "id": title if len(combos) == 1 else f"{title} [{action} {resource}]"
+            }
             for key in (*_POLICY_FIELDS, "resourcePolicy"):
                 if merged.get(key) is not None:
-                    case[key] = _resolve_field(key, merged[key], named, f"{where}/{key}")
+                    case[key] = _resolve_field(
+                        key, merged[key], named, f"{where}/{key}"
+                    )
             for key in ("resourcePolicyKind", "expect", "rule", "webIdentityToken"):
                 if key in merged:
                     case[key] = merged[key]
@@ -378,8 +448,12 @@ def junit_xml(results: Sequence[tuple[Suite, Sequence[Outcome]]]) -> str:
         failures = sum(1 for o in outcomes if o.result is not None and not o.passed)
         errors = sum(1 for o in outcomes if o.result is None)
         el = ElementTree.SubElement(
-            root, "testsuite", name=suite.name, tests=str(len(outcomes)),
-            failures=str(failures), errors=str(errors),
+            root,
+            "testsuite",
+            name=suite.name,
+            tests=str(len(outcomes)),
+            failures=str(failures),
+            errors=str(errors),
         )
         for o in outcomes:
             tc = ElementTree.SubElement(el, "testcase", classname=suite.name, name=o.id)
@@ -387,7 +461,8 @@ def junit_xml(results: Sequence[tuple[Suite, Sequence[Outcome]]]) -> str:
                 ElementTree.SubElement(tc, "error", message=o.error or "error")
             elif not o.passed:
                 expect = o.expect.value if o.expect else ""
-                msg = f"expected {expect}, got {o.result.decision.value}: {o.result.trace.reason}"
+                got = o.result.decision.value
+                msg = f"expected {expect}, got {got}: {o.result.trace.reason}"
                 fail = ElementTree.SubElement(tc, "failure", message=msg)
                 fail.text = json.dumps(o.result.trace.to_json(), indent=2)
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)

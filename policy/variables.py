@@ -1,4 +1,4 @@
-"""Policy variables: ``${key}``, ``${key, 'default'}``, ``${*}``, ``${?}``, ``${$}`` (pure).
+"""Policy variables: ``${key}``, ``${key, 'd'}``, ``${*}``, ``${?}``, ``${$}`` (pure).
 
 Rules (IAM User Guide, **IAM policy elements: Variables and tags**):
 

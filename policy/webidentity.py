@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 import jwt
+from jwt.types import Options
 
 from policy.errors import InvalidPolicyError
 
@@ -98,8 +99,13 @@ def parse_web_identity_token(
         InvalidPolicyError: The token does not decode, its signature or times do
             not check out, or ``iss``/``sub`` are missing.
     """
-    options = {"verify_signature": False, "verify_exp": False, "verify_nbf": False,
-               "verify_iat": False, "verify_aud": False}
+    options: Options = {
+        "verify_signature": False,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "verify_aud": False,
+    }
     try:
         if jwks is None:
             claims = jwt.decode(token, options=options)
@@ -172,7 +178,10 @@ def web_identity_context(token: WebIdentityToken) -> dict[str, object]:
 
 
 def load_web_identity_token(
-    token_path: str | Path, *, jwks_path: str | Path | None = None, now: datetime | None = None
+    token_path: str | Path,
+    *,
+    jwks_path: str | Path | None = None,
+    now: datetime | None = None,
 ) -> WebIdentityToken:
     """Read a projected service-account token (and a JWKS file) and decode it.
 

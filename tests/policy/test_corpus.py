@@ -1,4 +1,4 @@
-"""The IAM evaluation corpus (tests/data/iam_cases): engine and `kubeiam policy simulate`."""
+"""The IAM corpus (tests/data/iam_cases): engine and `kubeiam policy simulate`."""
 
 from __future__ import annotations
 
@@ -46,33 +46,70 @@ class TestCorpusShape:
         """Every case names the rule it pins and a SPEC decision."""
         for case in CASES:
             assert case.get("rule"), case["id"]
-            assert case["expect"] in ("Allowed", "ImplicitlyDenied", "ExplicitlyDenied"), case["id"]
+            assert case["expect"] in (
+                "Allowed",
+                "ImplicitlyDenied",
+                "ExplicitlyDenied",
+            ), case["id"]
 
     def test_covers_every_operator_family_present_and_missing(self) -> None:
         """Each operator family appears with the key present and with it missing."""
         seen: dict[str, set[bool]] = {}
         for case in CASES:
             ctx = {k.lower() for k in (case["request"].get("context") or {})}
-            for family in ("String", "Numeric", "Date", "Bool", "Binary", "IpAddress", "Arn", "Null"):
+            for family in (
+                "String",
+                "Numeric",
+                "Date",
+                "Bool",
+                "Binary",
+                "IpAddress",
+                "Arn",
+                "Null",
+            ):
                 for doc in _policies(case):
                     for st in _statements(doc):
                         for op, block in (st.get("Condition") or {}).items():
                             base = op.split(":")[-1]
-                            if base.startswith(family) or (family == "IpAddress" and "IpAddress" in base):
+                            if base.startswith(family) or (
+                                family == "IpAddress" and "IpAddress" in base
+                            ):
                                 for key in block:
-                                    seen.setdefault(family, set()).add(key.lower() in ctx)
-        for family in ("String", "Numeric", "Date", "Bool", "Binary", "IpAddress", "Arn", "Null"):
+                                    seen.setdefault(family, set()).add(
+                                        key.lower() in ctx
+                                    )
+        for family in (
+            "String",
+            "Numeric",
+            "Date",
+            "Bool",
+            "Binary",
+            "IpAddress",
+            "Arn",
+            "Null",
+        ):
             assert seen.get(family) == {True, False}, family
 
     def test_covers_every_policy_type(self) -> None:
         """Identity, resource, boundary, session, SCP and RCP policies all appear."""
         keys = {k for c in CASES for k in c}
-        assert {"identityPolicies", "resourcePolicy", "permissionBoundaries", "sessionPolicy", "scps", "rcps"} <= keys
+        assert {
+            "identityPolicies",
+            "resourcePolicy",
+            "permissionBoundaries",
+            "sessionPolicy",
+            "scps",
+            "rcps",
+        } <= keys
         assert any(c["request"].get("resourceAccount") for c in CASES)
 
     def test_every_decision_occurs(self) -> None:
         """All three decisions are expected somewhere."""
-        assert {c["expect"] for c in CASES} == {"Allowed", "ImplicitlyDenied", "ExplicitlyDenied"}
+        assert {c["expect"] for c in CASES} == {
+            "Allowed",
+            "ImplicitlyDenied",
+            "ExplicitlyDenied",
+        }
 
 
 def _policies(case: Mapping[str, Any]) -> list[Any]:
@@ -101,7 +138,10 @@ def test_engine_decides_case(case: dict[str, Any]) -> None:
     """The engine reaches the case's expected decision."""
     parsed = parse_case(_strip(case))
     result = evaluate(parsed.policy_set, parsed.request)
-    assert result.decision.value == case["expect"], (case["rule"], result.trace.to_json())
+    assert result.decision.value == case["expect"], (
+        case["rule"],
+        result.trace.to_json(),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +151,10 @@ def cli_decisions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     path.write_text(json.dumps([_strip(c) for c in CASES]), encoding="utf-8")
     proc = subprocess.run(
         [sys.executable, "-m", "kubeiam", "policy", "simulate", str(path)],
-        capture_output=True, text=True, check=False, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -120,6 +163,8 @@ def cli_decisions(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_cli_simulate_decides_case(case: dict[str, Any], cli_decisions: dict[str, str]) -> None:
+def test_cli_simulate_decides_case(
+    case: dict[str, Any], cli_decisions: dict[str, str]
+) -> None:
     """`kubeiam policy simulate` prints the expected decision for the case."""
     assert cli_decisions[case["id"]] == case["expect"]

@@ -1,4 +1,4 @@
-"""YAML suites (`kubeiam policy test`), `explain`, `lint` and the simulate input forms."""
+"""YAML suites (`policy test`), `explain`, `lint` and simulate input forms."""
 
 from __future__ import annotations
 
@@ -51,7 +51,10 @@ tests:
     request: {action: iam:CreateUser, resource: "arn:aws:iam::111122223333:user/x"}
     expect: ImplicitlyDenied
 """
-DEPLOYER = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "ecs:*", "Resource": "*"}]}
+DEPLOYER = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Action": "ecs:*", "Resource": "*"}],
+}
 
 
 @pytest.fixture
@@ -74,77 +77,150 @@ class TestSuites:
         assert first["request"]["context"] == {"aws:RequestedRegion": "eu-west-1"}  # type: ignore[index]
         assert first["identityPolicies"] == [{"name": "deployer", "policy": DEPLOYER}]
 
-    def test_pass_and_junit(self, suite_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_pass_and_junit(
+        self, suite_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """All tests pass; the summary and JUnit XML report it."""
         report = suite_dir / "report.xml"
-        assert iam_cli.main(["test", str(suite_dir / "guardrails.yaml"), "--junit-xml", str(report)]) == 0
+        assert (
+            iam_cli.main(
+                ["test", str(suite_dir / "guardrails.yaml"), "--junit-xml", str(report)]
+            )
+            == 0
+        )
         assert "4 passed, 0 failed, 4 total" in capsys.readouterr().out
         root = ElementTree.parse(report).getroot()
         suite = root.find("testsuite")
-        assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "0"
+        assert (
+            suite is not None
+            and suite.get("tests") == "4"
+            and suite.get("failures") == "0"
+        )
 
-    def test_failure_exit_1(self, suite_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_failure_exit_1(
+        self, suite_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A wrong expectation fails the run with exit 1 and a FAIL line."""
         text = SUITE.replace("expect: ImplicitlyDenied", "expect: Allowed")
         (suite_dir / "bad.yaml").write_text(text)
         report = suite_dir / "r.xml"
-        assert iam_cli.main(["test", str(suite_dir / "bad.yaml"), "--junit-xml", str(report)]) == 1
+        assert (
+            iam_cli.main(
+                ["test", str(suite_dir / "bad.yaml"), "--junit-xml", str(report)]
+            )
+            == 1
+        )
         out = capsys.readouterr().out
-        assert "FAIL platform guardrails :: deployer cannot create users: expected Allowed, got ImplicitlyDenied" in out
-        assert ElementTree.parse(report).getroot().find("testsuite/testcase/failure") is not None
+        assert (
+            "FAIL platform guardrails :: deployer cannot create users: "
+            "expected Allowed, got ImplicitlyDenied" in out
+        )
+        assert (
+            ElementTree.parse(report).getroot().find("testsuite/testcase/failure")
+            is not None
+        )
 
-    def test_json_output(self, suite_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_json_output(
+        self, suite_dir: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """-o json lists every test with its decision."""
-        assert iam_cli.main(["test", str(suite_dir / "guardrails.yaml"), "-o", "json"]) == 0
+        assert (
+            iam_cli.main(["test", str(suite_dir / "guardrails.yaml"), "-o", "json"])
+            == 0
+        )
         rows = json.loads(capsys.readouterr().out)
         assert [r["passed"] for r in rows] == [True] * 4
 
     @pytest.mark.parametrize(
         "doc",
-        [{"tests": "x"}, {"tests": [], "policies": ["x"]}, {"tests": [{"identityPolicies": ["missing"], "request": {"action": "s3:x"}}]}],
+        [
+            {"tests": "x"},
+            {"tests": [], "policies": ["x"]},
+            {
+                "tests": [
+                    {"identityPolicies": ["missing"], "request": {"action": "s3:x"}}
+                ]
+            },
+        ],
     )
     def test_malformed(self, doc: object) -> None:
         """Malformed suites are InvalidPolicyError."""
         with pytest.raises(InvalidPolicyError):
             expand_suite(doc)
 
-    def test_bad_policy_is_error_outcome(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        """A test whose policy does not parse is reported as an error and fails the run."""
+    def test_bad_policy_is_error_outcome(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A test whose policy does not parse is an error and fails the run."""
         (tmp_path / "s.yaml").write_text(
-            "tests:\n  - name: broken\n    identityPolicies: [{Version: '2012-10-17', Statement: [{Effect: Allow, Action: s3}]}]\n"
-            "    request: {principal: '111122223333', action: s3:GetObject}\n    expect: Allowed\n"
+            "tests:\n  - name: broken\n    identityPolicies:\n"
+            "      [{Version: '2012-10-17',\n"
+            "        Statement: [{Effect: Allow, Action: s3}]}]\n"
+            "    request: {principal: '111122223333', action: s3:GetObject}\n"
+            "    expect: Allowed\n"
         )
         assert iam_cli.main(["test", str(tmp_path / "s.yaml")]) == 1
         assert "ERROR" in capsys.readouterr().out
 
-    def test_unreadable_suite(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_unreadable_suite(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A missing or non-YAML file exits 1 with one line on stderr."""
         assert iam_cli.main(["test", str(tmp_path / "none.yaml")]) == 1
         assert "cannot read suite" in capsys.readouterr().err
 
 
-CASE = {"id": "c1", "identityPolicies": [{"name": "reader", "policy": {"Version": "2012-10-17", "Statement": [
-    {"Sid": "Read", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*",
-     "Condition": {"Bool": {"aws:SecureTransport": "true"}}}]}}],
-    "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}}
+CASE = {
+    "id": "c1",
+    "identityPolicies": [
+        {
+            "name": "reader",
+            "policy": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Sid": "Read",
+                        "Effect": "Allow",
+                        "Action": "s3:GetObject",
+                        "Resource": "*",
+                        "Condition": {"Bool": {"aws:SecureTransport": "true"}},
+                    }
+                ],
+            },
+        }
+    ],
+    "request": {
+        "principal": "arn:aws:iam::111122223333:user/alice",
+        "action": "s3:GetObject",
+        "resource": "arn:aws:s3:::b/k",
+    },
+}
 
 
 class TestSimulateExplain:
     """Input forms, errors and the readable trace."""
 
     @pytest.mark.parametrize("form", ["array", "object", "single", "lines"])
-    def test_input_forms(self, form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_input_forms(
+        self, form: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """Arrays, {"cases": [...]}, a single case and JSON lines are all read."""
         two = [CASE, {**CASE, "id": "c2"}]
-        text = {"array": json.dumps(two), "object": json.dumps({"cases": two}), "single": json.dumps(CASE),
-                "lines": "\n".join(json.dumps(c) for c in two)}[form]
+        text = {
+            "array": json.dumps(two),
+            "object": json.dumps({"cases": two}),
+            "single": json.dumps(CASE),
+            "lines": "\n".join(json.dumps(c) for c in two),
+        }[form]
         (tmp_path / "c.json").write_text(text)
         assert iam_cli.main(["simulate", str(tmp_path / "c.json")]) == 0
         lines = capsys.readouterr().out.splitlines()
         assert len(lines) == (1 if form == "single" else 2)
         assert json.loads(lines[0])["decision"] == "ImplicitlyDenied"
 
-    def test_stdin(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_stdin(
+        self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """`-` reads cases from stdin."""
         import io
 
@@ -152,16 +228,35 @@ class TestSimulateExplain:
         assert iam_cli.main(["simulate", "-"]) == 0
         assert json.loads(capsys.readouterr().out)["id"] == "c1"
 
-    def test_invalid_case_line_and_exit_1(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_invalid_case_line_and_exit_1(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A case that does not parse prints an error line; the others still run."""
-        bad = {**CASE, "id": "bad", "identityPolicies": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*"}]}]}
+        bad = {
+            **CASE,
+            "id": "bad",
+            "identityPolicies": [
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "s3:*"}],
+                }
+            ],
+        }
         (tmp_path / "c.json").write_text(json.dumps([bad, CASE]))
         assert iam_cli.main(["simulate", str(tmp_path / "c.json")]) == 1
-        first, second = (json.loads(line) for line in capsys.readouterr().out.splitlines())
-        assert first["id"] == "bad" and "identity-0: /Statement/0: needs Resource or NotResource" in first["error"]
+        first, second = (
+            json.loads(line) for line in capsys.readouterr().out.splitlines()
+        )
+        assert (
+            first["id"] == "bad"
+            and "identity-0: /Statement/0: needs Resource or NotResource"
+            in first["error"]
+        )
         assert second["decision"] == "ImplicitlyDenied"
 
-    def test_explain_readable(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_explain_readable(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """explain shows the decision, the failing condition and the missing key."""
         (tmp_path / "c.json").write_text(json.dumps(CASE))
         assert iam_cli.main(["explain", str(tmp_path / "c.json")]) == 0
@@ -178,7 +273,9 @@ class TestSimulateExplain:
         assert iam_cli.main(["lint", "--help"]) == 0
         assert "examples:" in capsys.readouterr().out
 
-    def test_missing_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_missing_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A missing case file exits 1 with a message."""
         assert iam_cli.main(["simulate", str(tmp_path / "nope.json")]) == 1
         assert "nope.json" in capsys.readouterr().err
@@ -187,25 +284,82 @@ class TestSimulateExplain:
 class TestLint:
     """`kubeiam policy lint`."""
 
-    def test_policy_file_errors_and_warnings(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_policy_file_errors_and_warnings(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """Errors carry the pointer; warnings do not fail the run."""
-        (tmp_path / "ok.json").write_text(json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}]}))
+        (tmp_path / "ok.json").write_text(
+            json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}
+                    ],
+                }
+            )
+        )
         assert iam_cli.main(["lint", str(tmp_path / "ok.json")]) == 0
         assert "warning:" in capsys.readouterr().out
-        (tmp_path / "bad.json").write_text('{"Version": "2012-10-17", "Statement": [{"Sid": "AllowS3", "Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": {"StringEqulas": {"a": "b"}}}]}')
+        (tmp_path / "bad.json").write_text(
+            '{"Version": "2012-10-17", "Statement": [{"Sid": "AllowS3", '
+            '"Effect": "Allow", "Action": "s3:*", "Resource": "*", '
+            '"Condition": {"StringEqulas": {"a": "b"}}}]}'
+        )
         assert iam_cli.main(["lint", str(tmp_path / "bad.json")]) == 1
-        assert 'error: ' in (out := capsys.readouterr().out) and '/Statement/0 (Sid "AllowS3")/Condition/StringEqulas: unknown operator' in out
+        assert (
+            "error: " in (out := capsys.readouterr().out)
+            and '/Statement/0 (Sid "AllowS3")/Condition/StringEqulas: unknown operator'
+            in out
+        )
 
-    def test_kind_and_json(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_kind_and_json(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """--kind selects the policy type; -o json lists findings."""
-        (tmp_path / "p.json").write_text(json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": "*"}]}))
-        assert iam_cli.main(["lint", "--kind", "scp", "-o", "json", str(tmp_path / "p.json")]) == 1
+        (tmp_path / "p.json").write_text(
+            json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Deny",
+                            "Principal": "*",
+                            "Action": "s3:*",
+                            "Resource": "*",
+                        }
+                    ],
+                }
+            )
+        )
+        assert (
+            iam_cli.main(
+                ["lint", "--kind", "scp", "-o", "json", str(tmp_path / "p.json")]
+            )
+            == 1
+        )
         findings = json.loads(capsys.readouterr().out)
         assert findings[0]["pointer"] == "/Statement/0/Principal"
 
-    def test_case_file(self, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def test_case_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
         """A case file is linted policy by policy with each policy's type."""
-        case = {**CASE, "scps": [{"orgIdentifier": "r", "policies": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": "*", "Action": "*"}]}]}]}
+        case = {
+            **CASE,
+            "scps": [
+                {
+                    "orgIdentifier": "r",
+                    "policies": [
+                        {
+                            "Version": "2012-10-17",
+                            "Statement": [
+                                {"Effect": "Allow", "Principal": "*", "Action": "*"}
+                            ],
+                        }
+                    ],
+                }
+            ],
+        }
         (tmp_path / "c.json").write_text(json.dumps([case]))
         assert iam_cli.main(["lint", str(tmp_path / "c.json")]) == 1
         assert "c.json#c1/scps/0/0: /Statement/0/Principal" in capsys.readouterr().out

@@ -17,7 +17,11 @@ class TestTemplates:
 
     def test_parse_parts(self) -> None:
         """Variables, defaults and escapes are recognised; other text stays text."""
-        t = parse_template("a/${aws:username}/${aws:PrincipalTag/team, 'x y'}/${*}${?}${$}/${bad key'}", substitute=True)
+        t = parse_template(
+            "a/${aws:username}/${aws:PrincipalTag/team, 'x y'}/${*}${?}${$}"
+            "/${bad key'}",
+            substitute=True,
+        )
         assert t.parts[1] == Variable("aws:username")
         assert t.parts[3] == Variable("aws:PrincipalTag/team", "x y")
         assert t.parts[5:8] == (("lit", "*"), ("lit", "?"), ("lit", "$"))
@@ -31,7 +35,11 @@ class TestTemplates:
     def test_resolve(self) -> None:
         """Values are literal chunks; a missing key without default is None."""
         t = parse_template("b/${aws:username}/*", substitute=True)
-        assert resolve_template(t, _lookup({"aws:username": "a*"})) == (("b/", True), ("a*", False), ("/*", True))
+        assert resolve_template(t, _lookup({"aws:username": "a*"})) == (
+            ("b/", True),
+            ("a*", False),
+            ("/*", True),
+        )
         assert resolve_template(t, _lookup({})) is None
         d = parse_template("${aws:x, 'dflt'}", substitute=True)
         assert resolve_template(d, _lookup({})) == (("dflt", False),)
@@ -73,6 +81,13 @@ class TestMatching:
 
     def test_split_arn(self) -> None:
         """ARNs split on the first five colons only."""
-        assert split_arn("arn:aws:logs:r:1:log-group:a:b") == ("arn", "aws", "logs", "r", "1", "log-group:a:b")
+        assert split_arn("arn:aws:logs:r:1:log-group:a:b") == (
+            "arn",
+            "aws",
+            "logs",
+            "r",
+            "1",
+            "log-group:a:b",
+        )
         assert split_arn("arn:aws:s3") is None
         assert split_arn("urn:a:b:c:d:e") is None
