@@ -351,6 +351,32 @@ class TestOutcomes:
             time.sleep(0.01)
         assert sent and sent[0] < total
 
+    def test_body_cap_boundary(self, server: LocalServer) -> None:
+        """A body of exactly the cap parses; one byte more is rejected."""
+        body = json_body(*USER)
+        server.respond = reply(200, body)
+        assert run(call_for(server), max_body_bytes=len(body)).arn == USER[0]
+        with pytest.raises(STSRejectedError) as info:
+            run(call_for(server), max_body_bytes=len(body) - 1)
+        assert info.value.reason == "sts_body_too_large"
+
+    def test_chunked_answer(self, server: LocalServer) -> None:
+        """A chunked answer (no Content-Length) is read and parsed."""
+        body = xml_body(*SESSION)
+
+        def chunked(handler: BaseHTTPRequestHandler) -> None:
+            handler.send_response(200)
+            handler.send_header("Content-Type", "text/xml")
+            handler.send_header("Transfer-Encoding", "chunked")
+            handler.end_headers()
+            for start in range(0, len(body), 100):
+                piece = body[start : start + 100]
+                handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            handler.wfile.write(b"0\r\n\r\n")
+
+        server.respond = chunked
+        assert run(call_for(server)).session_name == "alice@example.com"
+
     def test_content_encoding_is_rejected(self, server: LocalServer) -> None:
         """A compressed answer (never requested) is not decoded."""
         server.respond = reply(

@@ -914,6 +914,25 @@ class TestValidTokens:
         assert call.url == url
         assert call.region == SERVER_REGION
 
+    def test_ipv6_loopback_endpoint(self) -> None:
+        """An http endpoint on [::1] matches exactly and is rebuilt in brackets."""
+        allowed = build_allowed_hosts(
+            "aws", ["http://[::1]:8080"], region=SERVER_REGION
+        )
+        url = build_url("[::1]:8080", SERVER_REGION, scheme="http")
+        call = verify_token(
+            tok(url), cluster_id=CLUSTER, now=NOW, allowed_hosts=allowed
+        )
+        assert call.url == url
+        with pytest.raises(MalformedTokenError) as info:
+            verify_token(
+                tok(build_url("[::1]:8081", SERVER_REGION, scheme="http")),
+                cluster_id=CLUSTER,
+                now=NOW,
+                allowed_hosts=allowed,
+            )
+        assert info.value.reason == "bad_scheme"
+
     def test_url_is_rebuilt_from_validated_parts(self, canary: LocalServer) -> None:
         """An upper-case scheme is normalised; the query stays byte-identical."""
         url = build_url(scheme="HTTPS")
