@@ -485,6 +485,18 @@ class TestFindCommand:
         )
         assert found is None
 
+    def test_console_script_names_itself(self, tmp_path: Path, ca_file: Path) -> None:
+        """Run as the installed `kubeiam` script, the stanza names that script."""
+        script = Path(sys.executable).parent / "kubeiam"
+        argv = [str(script), "kubeconfig", *_args(ca_file, "--dry-run")]
+        env = {**os.environ, "PATH": "/usr/bin:/bin"}
+        out = subprocess.run(
+            argv, capture_output=True, text=True, check=True, timeout=60, env=env
+        ).stdout
+        stanza = _named(yaml.safe_load(out), "users")["demo"]["user"]["exec"]
+        assert stanza["command"] == str(script)
+        assert Path(stanza["command"]).is_absolute()
+
     def test_nothing_found_is_an_error(
         self,
         tmp_path: Path,
