@@ -454,3 +454,201 @@ class TestLifecycle:
         status = _status(answers[0])
         # the fault STS's identity is not mapped: a complete, well-formed answer
         assert "is not mapped" in str(status["error"])
+
+
+class TestCLI:
+    """`kubeiam server` start-up checks, in-process (they fail before gunicorn)."""
+
+    def _config(self, tmp_path: Path, **server: object) -> Path:
+        from tests.fixtures.webhook import make_pki
+
+        pki = make_pki(tmp_path)
+        mapping = tmp_path / "mapping.yaml"
+        mapping.write_text("mapUsers: []\n")
+        doc: dict[str, object] = {
+            "clusterID": "c",
+            "server": {
+                "certFile": str(pki.server_cert),
+                "keyFile": str(pki.server_key),
+                **server,
+            },
+            "sources": [{"file": {"path": str(mapping)}}],
+        }
+        path = tmp_path / "config.yaml"
+        path.write_text(json.dumps(doc))
+        return path
+
+    def _run(
+        self, argv: list[str], capsys: pytest.CaptureFixture[str]
+    ) -> tuple[int, str]:
+        from webhook.server_cli import main
+
+        code = main(argv)
+        return code, capsys.readouterr().err
+
+    def test_help_has_examples(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """--help exits 0 and shows examples."""
+        from webhook.server_cli import main
+
+        assert main(["--help"]) == 0
+        assert (
+            "kubeiam server --config /etc/kubeiam/config.yaml"
+            in capsys.readouterr().out
+        )
+
+    def test_missing_config_flag_is_usage_error(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """No --config: exit 2."""
+        code, err = self._run([], capsys)
+        assert code == 2
+        assert "--config" in err
+
+    def test_tls_is_required(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A config without certFile/keyFile is refused: the webhook serves TLS only."""
+        path = tmp_path / "config.yaml"
+        path.write_text("clusterID: c\n")
+        code, err = self._run(["--config", str(path)], capsys)
+        assert code == 1
+        assert f"{path}: server.certFile: required" in err
+
+    def test_unloadable_certificate(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A key that does not match its certificate is refused at start."""
+        path = self._config(tmp_path)
+        (tmp_path / "x").mkdir()
+        other = self._config(tmp_path / "x")
+        doc = json.loads(path.read_text())
+        doc["server"]["keyFile"] = json.loads(other.read_text())["server"]["keyFile"]
+        path.write_text(json.dumps(doc))
+        code, err = self._run(["--config", str(path)], capsys)
+        assert code == 1
+        assert "server.certFile/keyFile: cannot load" in err
+
+    def test_missing_client_ca(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A clientCAFile that does not exist is refused at start."""
+        path = self._config(tmp_path, clientCAFile=str(tmp_path / "nope.crt"))
+        code, err = self._run(["--config", str(path)], capsys)
+        assert code == 1
+        assert "server.clientCAFile: cannot load" in err
+
+    def test_broken_mapping_file(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A mapping file that does not validate stops start-up, naming the file."""
+        path = self._config(tmp_path)
+        (tmp_path / "mapping.yaml").write_text(
+            "mapUsers: [{userarn: nope, username: x}]\n"
+        )
+        code, err = self._run(["--config", str(path)], capsys)
+        assert code == 1
+        assert str(tmp_path / "mapping.yaml") in err
+        assert "mapUsers[0].userarn" in err
+
+    def test_plain_http_sts_endpoint_off_loopback(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An extra endpoint with plain http to a non-loopback host is refused."""
+        path = self._config(tmp_path)
+        doc = json.loads(path.read_text())
+        doc["sts"] = {"extraEndpoints": ["http://sts.example.com"]}
+        path.write_text(json.dumps(doc))
+        code, err = self._run(["--config", str(path)], capsys)
+        assert code == 1
+        assert f"{path}: sts:" in err
+        assert "loopback" in err
+
+    @pytest.mark.parametrize(
+        ("flag", "value"), [("--port", "0"), ("--workers", "0"), ("--threads", "-1")]
+    )
+    def test_bad_flag_values(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str
+    ) -> None:
+        """Out-of-range flag values are refused with the flag's name."""
+        code, err = self._run(
+            ["--config", str(self._config(tmp_path)), flag, value], capsys
+        )
+        assert code == 1
+        assert flag in err
+
+    def test_gunicorn_options(self, tmp_path: Path) -> None:
+        """gthread workers, TLS, CERT_REQUIRED with a client CA, bracketed IPv6 bind."""
+        from webhook.server_cli import build_gunicorn_options
+        from webhook.settings import load_settings
+
+        path = self._config(tmp_path, address="::1", port=8443, workers=3, threads=7)
+        doc = json.loads(path.read_text())
+        doc["server"]["clientCAFile"] = str(tmp_path / "ca.crt")
+        path.write_text(json.dumps(doc))
+        options = build_gunicorn_options(load_settings(path))
+        assert options["bind"] == ["[::1]:8443"]
+        assert options["worker_class"] == "gthread"
+        assert (options["workers"], options["threads"]) == (3, 7)
+        assert options["cert_reqs"] == ssl.CERT_REQUIRED
+        assert options["ca_certs"] == str(tmp_path / "ca.crt")
+        assert options["certfile"].endswith("server.crt")
+        assert options["preload_app"] is False
+
+
+class TestReloadConsistency:
+    """Requests during reloads see one whole table, never a mix."""
+
+    def test_answers_match_one_table_while_it_flips(self, world: World) -> None:
+        """While the file flips between two tables, each answer matches one of them."""
+        token = _mint(world.alice, world.sts.url)
+        tables = [
+            {
+                "mapUsers": [
+                    {
+                        "userarn": world.alice.arn,
+                        "username": "alice-a",
+                        "groups": ["ga1", "ga2"],
+                    }
+                ]
+            },
+            {
+                "mapUsers": [
+                    {
+                        "userarn": world.alice.arn,
+                        "username": "alice-b",
+                        "groups": ["gb1", "gb2"],
+                    }
+                ]
+            },
+        ]
+        allowed = {
+            ("alice", ("devs", f"team-{world.alice.account_id}")),
+            ("alice-a", ("ga1", "ga2")),
+            ("alice-b", ("gb1", "gb2")),
+        }
+        seen: set[tuple[str, tuple[str, ...]]] = set()
+        stop = threading.Event()
+        errors: list[str] = []
+
+        def reviewer() -> None:
+            while not stop.is_set():
+                status = _status(world.server.review(token))
+                user = status["user"]
+                assert isinstance(user, dict)
+                pair = (str(user["username"]), tuple(user["groups"]))
+                seen.add(pair)
+                if pair not in allowed:
+                    errors.append(repr(pair))
+
+        thread = threading.Thread(target=reviewer)
+        thread.start()
+        try:
+            for i in range(6):
+                world.server.write_mapping(tables[i % 2])
+                time.sleep(0.35)
+        finally:
+            stop.set()
+            thread.join(10)
+            world.server.write_mapping(world.mapping())
+        assert errors == []
+        assert {"alice-a", "alice-b"} <= {name for name, _ in seen}
