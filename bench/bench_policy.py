@@ -1,4 +1,4 @@
-"""IAM evaluation throughput on the test corpus: compiled policies against parse-each-time.
+"""IAM evaluation throughput on the corpus: compiled policies vs parse-each-time.
 
 ``peer`` is the cold path (every case parsed and compiled before it is
 evaluated, as an evaluator without a compile step does); ``ours`` evaluates
