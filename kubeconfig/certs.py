@@ -73,10 +73,13 @@ _UNSPECIFIED = frozenset({"0.0.0.0", "::"})  # noqa: S104 (compared against, nev
 
 @dataclass(frozen=True, slots=True)
 class KeyPair:
-    """A PEM certificate and its PEM (PKCS#8, unencrypted) private key."""
+    """A PEM certificate and its PEM (PKCS#8, unencrypted) private key.
+
+    ``repr`` leaves the key out, so a logged or printed pair never leaks it.
+    """
 
     cert_pem: bytes
-    key_pem: bytes
+    key_pem: bytes = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,6 +143,12 @@ class TestGenerate:
         with pytest.raises(KubeconfigError, match=message):
             certs.generate_serving_cert(ca, dns_names=dns, ip_addresses=ips, now=NOW)
 
+    def test_repr_hides_the_key(self) -> None:
+        """A KeyPair's repr shows the certificate, never the private key."""
+        pair = certs.generate_ca("test-ca", now=NOW)
+        assert b"PRIVATE KEY" in pair.key_pem
+        assert "PRIVATE KEY" not in repr(pair)
+
     def test_parse_ca_bundle_counts_and_refuses(self) -> None:
         """A bundle of two certificates counts two; text that is not PEM is refused."""
         a, b = (certs.generate_ca(n, now=NOW).cert_pem for n in ("a", "b"))
