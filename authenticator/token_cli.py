@@ -15,7 +15,8 @@ Settings come from, first hit wins:
   of the region's partition (FIPS / dual-stack from ``AWS_USE_FIPS_ENDPOINT`` /
   ``AWS_USE_DUALSTACK_ENDPOINT`` or the profile's ``use_fips_endpoint`` /
   ``use_dualstack_endpoint``);
-- profile: ``--profile`` > ``AWS_PROFILE`` > ``AWS_DEFAULT_PROFILE`` > ``default``.
+- profile: ``--profile`` > ``AWS_DEFAULT_PROFILE`` > ``AWS_PROFILE`` > ``default``
+  (botocore's order; the profile is where botocore finds the credentials).
 """
 
 from __future__ import annotations
@@ -271,10 +272,11 @@ def resolve_settings(
             "cluster ID not specified (use -i/--cluster-id, or clusterID in the "
             f"{EXEC_EXTENSION_NAME} cluster extension with provideClusterInfo: true)"
         )
+    # botocore's order (configprovider): AWS_DEFAULT_PROFILE, then AWS_PROFILE.
     profile = (
         args.profile
-        or env.get("AWS_PROFILE")
         or env.get("AWS_DEFAULT_PROFILE")
+        or env.get("AWS_PROFILE")
         or "default"
     )
     region = (

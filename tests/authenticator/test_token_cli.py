@@ -234,25 +234,34 @@ class TestRegionAndEndpoint:
         assert code == 0
         assert self._host_and_scope(out) == (f"sts.{expected}.amazonaws.com", expected)
 
+    @pytest.mark.parametrize(
+        ("env", "expected"),
+        [
+            ({"AWS_PROFILE": "dev"}, "ca-central-1"),
+            ({"AWS_PROFILE": "other", "AWS_DEFAULT_PROFILE": "dev"}, "ca-central-1"),
+            ({"AWS_PROFILE": "missing"}, "us-east-1"),
+        ],
+    )
     def test_named_profile_region(
         self,
         capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch,
         tmp_path: Path,
+        env: dict[str, str],
+        expected: str,
     ) -> None:
-        """AWS_PROFILE selects the [profile NAME] section's region."""
+        """The profile botocore picks (AWS_DEFAULT_PROFILE first) gives the region."""
         config = tmp_path / "config"
         config.write_text(
             "[default]\nregion = us-west-1\n[profile dev]\nregion = ca-central-1\n"
+            "[profile other]\nregion = sa-east-1\n"
         )
         monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
-        monkeypatch.setenv("AWS_PROFILE", "dev")
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
         code, out, _ = _run(capsys, "-i", "c")
         assert code == 0
-        assert self._host_and_scope(out) == (
-            "sts.ca-central-1.amazonaws.com",
-            "ca-central-1",
-        )
+        assert self._host_and_scope(out) == (f"sts.{expected}.amazonaws.com", expected)
 
     @pytest.mark.parametrize(
         ("env", "region", "host"),
