@@ -14,11 +14,12 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from dataclasses import dataclass, field
 
 from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, RequestEntityTooLarge
 
 from authenticator.errors import (
     MalformedTokenError,
@@ -285,6 +286,33 @@ def _sts_unavailable(exc: STSUnavailableError) -> ResponseReturnValue:
     version = _review().api_version
     body = build_deny(api_version=version, error=_UNAVAILABLE_MESSAGE)
     return _answer(Result.STS_ERROR, exc.reason, 200, body)
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> ResponseReturnValue:
+    if isinstance(exc, HTTPException):
+        return exc  # werkzeug's own answer (e.g. 400 for a client that disconnected)
+    # A bug or an unexpected library failure: 500, which the API server retries
+    # (kubernetes.md 1.6). Only the exception's type is logged: its text could
+    # quote input; the innermost frame says where it happened.
+    review = _review()
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    log.error(
+        "tokenreview failed",
+        extra={
+            "kubeiam": {
+                "event": "tokenreview",
+                "result": "internal_error",
+                "reason": type(exc).__name__,
+                "where": where,
+                "status": 500,
+                "apiVersion": review.api_version,
+                "latencyMs": round((time.perf_counter() - review.start) * 1000, 3),
+            }
+        },
+    )
+    return _json(build_status(500, "InternalError", "kubeiam: internal error"), 500)
 
 
 @bp.get("/healthz")

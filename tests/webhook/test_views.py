@@ -655,3 +655,29 @@ class TestVerificationCache:
             )
         finally:
             app.extensions["kubeiam"].close()
+
+
+class TestUnexpectedFailure:
+    """A bug below the views becomes a 500 Status, logged by type only."""
+
+    def test_internal_error_is_500_json(self, caplog: pytest.LogCaptureFixture) -> None:
+        """An unexpected exception answers 500 JSON (the API server retries it)."""
+
+        class BrokenRegistry(FakeRegistry):
+            def snapshot(self) -> tuple[MappingSet, ...]:
+                raise KeyError("k8s-aws-v1.SECRET-IN-MESSAGE")
+
+        app = create_app(
+            _settings(), sts=FakeSTS(), registry=BrokenRegistry(()), clock=lambda: NOW
+        )
+        token = _token()
+        try:
+            resp = app.test_client().post("/authenticate", json=_review(token))
+        finally:
+            app.extensions["kubeiam"].close()
+        assert resp.status_code == 500
+        assert resp.get_json()["kind"] == "Status"
+        text = " ".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+        assert "KeyError" in text
+        assert "SECRET-IN-MESSAGE" not in text
+        assert token not in text
