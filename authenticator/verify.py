@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import NoReturn
+from urllib.parse import unquote_to_bytes
 
 from authenticator.errors import MalformedTokenError
 from authenticator.hosts import AllowedHosts, find_extra_endpoint, region_for_host
@@ -102,7 +103,7 @@ _URL_CHARS_RE = re.compile(r"^[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]*$")
 # RFC 3986 query characters without ";" (checked first, with its own message).
 _QUERY_CHARS_RE = re.compile(r"^[A-Za-z0-9\-._~!$&'()*+,=:@/?%]*$")
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_HEX = frozenset("0123456789abcdefABCDEF")
+_BAD_ESCAPE_RE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 # Text safe to repeat in a message (short, no separators that could join secrets).
 _SHOWABLE_RE = re.compile(r"[A-Za-z0-9._:;,@-]{0,64}")
 
@@ -316,21 +317,12 @@ def _parse_query(query: str) -> dict[str, str]:
 
 def _unquote(text: str) -> str:
     """Strict form decoding: ``+`` is a space, ``%`` needs two hex digits, UTF-8."""
-    out = bytearray()
-    i = 0
-    while i < len(text):
-        char = text[i]
-        if char == "%":
-            digits = text[i + 1 : i + 3]
-            if len(digits) != 2 or not set(digits) <= _HEX:
-                _fail("bad_query", "the query has a '%' not followed by two hex digits")
-            out.append(int(digits, 16))
-            i += 3
-            continue
-        out += b" " if char == "+" else char.encode("ascii")
-        i += 1
+    if "%" not in text and "+" not in text:
+        return text  # ASCII already (checked by _QUERY_CHARS_RE)
+    if _BAD_ESCAPE_RE.search(text):
+        _fail("bad_query", "the query has a '%' not followed by two hex digits")
     try:
-        return out.decode("utf-8")
+        return unquote_to_bytes(text.replace("+", " ")).decode("utf-8")
     except UnicodeDecodeError:
         _fail("bad_query", "a query value does not decode to UTF-8")
 
