@@ -597,3 +597,32 @@ class TestServedByKubeiamServer:
         """The server config requires the API server's client certificate."""
         with pytest.raises((ssl.SSLError, ConnectionError, urllib.error.URLError)):
             _review(served_pki, "k8s-aws-v1.not-a-token", client_cert=False)
+
+    @pytest.mark.parametrize("probe", ["readinessProbe", "livenessProbe"])
+    def test_daemonset_probes_pass(
+        self, served_pki: certs.PKIPaths, probe: str
+    ) -> None:
+        """The DaemonSet's exec probes, on these files, pass against the server."""
+        manifest = Path(__file__).resolve().parents[2] / "manifests" / "daemonset.yaml"
+        pod = yaml.safe_load(manifest.read_text())["spec"]["template"]["spec"]
+        command = pod["containers"][0][probe]["exec"]["command"]
+        port = served_pki.server_url.rsplit(":", 1)[1].split("/")[0]
+        local = {
+            "/etc/kubeiam/tls/ca.crt": str(served_pki.ca_cert),
+            "/etc/kubeiam/tls/client.crt": str(served_pki.client_cert),
+            "/etc/kubeiam/tls/client.key": str(served_pki.client_key),
+            "127.0.0.1:21362": f"127.0.0.1:{port}",
+        }
+        script = command[2]
+        for old, new in local.items():
+            assert old in script
+            script = script.replace(old, new)
+        assert command[0] == "python"
+        result = subprocess.run(
+            [sys.executable, command[1], script, *command[3:]],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
