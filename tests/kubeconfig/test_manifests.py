@@ -224,6 +224,51 @@ class TestKind:
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.Draft202012Validator(schema).validate(bad)
 
+    def test_kubeadm_patch_fields(self, patch: dict[str, Any]) -> None:
+        """The patch uses kubeadm ClusterConfiguration fields; flag values are text."""
+        volume = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["name", "hostPath", "mountPath"],
+            "properties": {
+                "name": {"type": "string"},
+                "hostPath": {"type": "string", "pattern": "^/"},
+                "mountPath": {"type": "string", "pattern": "^/"},
+                "readOnly": {"type": "boolean"},
+                "pathType": {
+                    "enum": [
+                        "",
+                        "DirectoryOrCreate",
+                        "Directory",
+                        "FileOrCreate",
+                        "File",
+                    ]
+                },
+            },
+        }
+        schema = {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["kind", "apiServer"],
+            "properties": {
+                "kind": {"const": "ClusterConfiguration"},
+                "apiServer": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {
+                        # map[string]string in kubeadm v1beta3: an unquoted `true`
+                        # or number would fail kubeadm's strict decoding.
+                        "extraArgs": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                        },
+                        "extraVolumes": {"type": "array", "items": volume},
+                    },
+                },
+            },
+        }
+        jsonschema.Draft202012Validator(schema).validate(patch)
+
     def test_webhook_flags(self, patch: dict[str, Any]) -> None:
         """The API server gets the webhook file, v1, and the authorization config."""
         args = patch["apiServer"]["extraArgs"]
