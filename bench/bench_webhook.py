@@ -31,8 +31,12 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.common import Row
+
+if TYPE_CHECKING:
+    from tests.fixtures.webhook import PKI
 
 REPO = Path(__file__).resolve().parent.parent
 # gunicorn settings of the comparison (docs/operations.md: "start with workers: 2,
@@ -81,9 +85,9 @@ def serve_echo(config: str) -> int:
     return run_gunicorn(build_gunicorn_options(settings), echo_app)
 
 
-def _context(pki: object) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=str(pki.ca_file))  # type: ignore[attr-defined]
-    ctx.load_cert_chain(*pki.client)  # type: ignore[attr-defined]
+def _context(pki: PKI) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(pki.ca_file))
+    ctx.load_cert_chain(*pki.client)
     return ctx
 
 
