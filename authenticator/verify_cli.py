@@ -16,7 +16,14 @@ from pathlib import Path
 
 import yaml
 
-from authenticator.errors import ConfigError, MalformedTokenError, TokenError
+from authenticator.errors import (
+    ConfigError,
+    MalformedTokenError,
+    STSRejectedError,
+    STSThrottledError,
+    STSUnavailableError,
+    TokenError,
+)
 from authenticator.hosts import build_allowed_hosts
 from authenticator.identity import Identity
 from authenticator.partitions import PARTITIONS
@@ -194,8 +201,17 @@ def _read_token(value: str) -> str:
     return token
 
 
+# How each failure is introduced on stderr.
+_KINDS: dict[type[TokenError], str] = {
+    MalformedTokenError: "rejected",
+    STSRejectedError: "rejected by STS",
+    STSThrottledError: "STS throttled the request",
+    STSUnavailableError: "STS unavailable",
+}
+
+
 def _report_rejection(exc: TokenError, *, json_output: bool) -> int:
-    kind = "rejected" if isinstance(exc, MalformedTokenError) else type(exc).__name__
+    kind = _KINDS.get(type(exc), "rejected")
     sys.stderr.write(f"kubeiam verify: {kind} ({exc.reason}): {exc.message}\n")
     if json_output:
         doc = {"verified": False, "reason": exc.reason, "message": exc.message}

@@ -101,7 +101,18 @@ class TestMain:
         token = tok(presign(sts.url, SERVER_REGION, cluster_id="other-cluster"))
         assert main(["-t", token, *flags(sts)]) == 1
         err = capsys.readouterr().err
-        assert "(sts_rejected)" in err and "SignatureDoesNotMatch" in err
+        assert (
+            "rejected by STS (sts_rejected)" in err and "SignatureDoesNotMatch" in err
+        )
+
+    def test_sts_unavailable(
+        self, sts: LocalServer, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A 503 exits 1 saying STS is unavailable."""
+        sts.respond = reply(503, b"")
+        token = tok(presign(sts.url, SERVER_REGION))
+        assert main(["-t", token, *flags(sts)]) == 1
+        assert "STS unavailable (sts_server_error)" in capsys.readouterr().err
 
     def test_token_from_stdin(
         self,
