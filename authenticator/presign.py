@@ -289,16 +289,15 @@ def load_credentials(
     """
     import botocore.exceptions
 
-    if profile is None:
-        # The default chain starts with the environment variables; when they are
-        # set, resolving them directly skips building a botocore Session (~100 ms
-        # of start-up on every cache miss) and gives the same credentials.
-        env_creds = botocore.credentials.EnvProvider().load()
-        if env_creds is not None:
-            return _freeze(env_creds), {}
-
-    session = _botocore_session(profile)
     try:
+        if profile is None:
+            # The default chain starts with the environment variables; when they
+            # are set, resolving them directly skips building a botocore Session
+            # (~100 ms on every cache miss) and gives the same credentials.
+            env_creds = botocore.credentials.EnvProvider().load()
+            if env_creds is not None:
+                return _freeze(env_creds, env_creds.get_frozen_credentials()), {}
+        session = _botocore_session(profile)
         resolver = session.get_component("credential_provider")
         assume = resolver.get_provider("assume-role")
         # botocore asks for MFA codes through getpass on the TTY; the exec-plugin
@@ -318,11 +317,13 @@ def load_credentials(
         ) from exc
     except botocore.exceptions.BotoCoreError as exc:
         raise ConfigError(f"AWS credentials: {exc}") from exc
+    except RuntimeError as exc:
+        # botocore's refresh of credentials that are already expired.
+        raise ConfigError(f"AWS credentials are expired: {exc}") from exc
     return _freeze(creds, frozen), scoped
 
 
-def _freeze(creds: Any, frozen: Any = None) -> StaticCredentials:  # botocore is untyped
-    frozen = frozen or creds.get_frozen_credentials()
+def _freeze(creds: Any, frozen: Any) -> StaticCredentials:  # botocore is untyped
     # botocore keeps a RefreshableCredentials' expiry private; it is the bound on
     # how long a URL signed with it works (authentication.md 1.2).
     expiry = getattr(creds, "_expiry_time", None)

@@ -356,6 +356,34 @@ class TestLoadCredentials:
         assert creds.session_token is None
         assert scoped.get("mfa_serial") == "arn:aws:iam::111122223333:mfa/me"
 
+    def test_credential_expiry_from_the_environment(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """AWS_CREDENTIAL_EXPIRATION becomes the credentials' expiration."""
+        expiry = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIAENV")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
+        monkeypatch.setenv("AWS_SESSION_TOKEN", "envtoken")
+        monkeypatch.setenv(
+            "AWS_CREDENTIAL_EXPIRATION", expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        creds, _ = load_credentials(profile=None, prompt=lambda _t: "")
+        assert creds.expiration == expiry
+
+    def test_expired_credentials_are_a_config_error(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Credentials that expired already are a one-line error, not a traceback."""
+        past = datetime.now(UTC) - timedelta(minutes=5)
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "ASIAENV")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "envsecret")
+        monkeypatch.setenv("AWS_SESSION_TOKEN", "envtoken")
+        monkeypatch.setenv(
+            "AWS_CREDENTIAL_EXPIRATION", past.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        with pytest.raises(ConfigError, match="expired"):
+            load_credentials(profile=None, prompt=lambda _t: "")
+
     def test_no_credentials_is_a_config_error(self) -> None:
         """With no credentials anywhere, the error says what to set."""
         with pytest.raises(ConfigError, match="no AWS credentials found"):

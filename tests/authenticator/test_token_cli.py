@@ -129,6 +129,24 @@ class TestOutput:
         assert json.loads(out)["apiVersion"] == V1BETA1
         assert "warning" in err
 
+    def test_expiry_is_bounded_by_the_credentials(
+        self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Credentials expiring in 5 min make the ExecCredential expire then."""
+        expiry = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+        monkeypatch.setenv("AWS_SESSION_TOKEN", "session-token")
+        monkeypatch.setenv(
+            "AWS_CREDENTIAL_EXPIRATION", expiry.strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+        code, out, _ = _run(capsys, "-i", "c", "--region", "us-west-2")
+        assert code == 0
+        assert json.loads(out)["status"]["expirationTimestamp"] == expiry.strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        # The cached copy keeps the same bound.
+        _, again, _ = _run(capsys, "-i", "c", "--region", "us-west-2")
+        assert json.loads(again) == json.loads(out)
+
     def test_token_only(self, capsys: pytest.CaptureFixture[str]) -> None:
         """--token-only prints the bare token and a newline."""
         code, out, _ = _run(capsys, "-i", "c", "--token-only")
