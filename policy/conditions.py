@@ -112,7 +112,7 @@ _IF_EXISTS = "ifexists"
 # iam.md §6: allowed).
 _VARIABLE_FAMILIES = frozenset({Family.STRING, Family.ARN, Family.BOOL})
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)$")
+_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _EPOCH = re.compile(r"^-?\d+(\.\d+)?$")
 # W3C profiles of ISO 8601: YYYY, YYYY-MM, YYYY-MM-DD, and date-time with
 # optional seconds, fraction and zone (Z or +hh:mm).

@@ -363,3 +363,27 @@ class TestLint:
         (tmp_path / "c.json").write_text(json.dumps([case]))
         assert iam_cli.main(["lint", str(tmp_path / "c.json")]) == 1
         assert "c.json#c1/scps/0/0: /Statement/0/Principal" in capsys.readouterr().out
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "policy-tests.md"
+
+
+def test_documented_suites_pass(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every example suite in docs/policy-tests.md runs and passes."""
+    import re
+
+    blocks = [
+        b
+        for b in re.findall(r"```yaml\n(.*?)```", DOCS.read_text(), re.S)
+        if "\ntests:" in b
+    ]
+    assert len(blocks) >= 3
+    paths = []
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"doc{i}.yaml"
+        path.write_text(block)
+        paths.append(str(path))
+    assert iam_cli.main(["test", *paths]) == 0
+    assert " 0 failed" in capsys.readouterr().out
