@@ -212,10 +212,15 @@ def presign_get_caller_identity(
         The URL, the token and the signing/expiry times.
 
     Raises:
-        ConfigError: Bad region, or an empty cluster ID.
+        ConfigError: Bad region, or an empty or unprintable cluster ID.
     """
     if not cluster_id:
         raise ConfigError("cluster ID is empty")
+    if not cluster_id.isprintable() or cluster_id != cluster_id.strip():
+        # It travels as an HTTP header value: no control characters, no padding.
+        raise ConfigError(
+            f"cluster ID {cluster_id!r} has control or surrounding space characters"
+        )
     endpoint = endpoint_url or default_endpoint_url(region)
     signing_region = signing_region_for(endpoint, region)
     signed_at = now.astimezone(UTC).replace(microsecond=0)

@@ -290,11 +290,14 @@ class TestExpiry:
         assert minted.signed_at == NOW
         assert _query(minted.url)["X-Amz-Date"] == "20261127T050000Z"
 
-    def test_empty_cluster_id_is_refused(self) -> None:
-        """A token must be bound to a cluster."""
+    @pytest.mark.parametrize(
+        "cluster_id", ["", "a\nb", "a\rb", "tab\t", " padded", "x\x00"]
+    )
+    def test_unusable_cluster_id_is_refused(self, cluster_id: str) -> None:
+        """A token must be bound to a cluster ID that fits in a header value."""
         with pytest.raises(ConfigError):
             presign_get_caller_identity(
-                credentials=CREDS, region="us-west-2", cluster_id="", now=NOW
+                credentials=CREDS, region="us-west-2", cluster_id=cluster_id, now=NOW
             )
 
 
