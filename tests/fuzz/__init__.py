@@ -1,0 +1,1 @@
+"""Property-based fuzzing of the trust boundary (issue 7): tokens, reviews, mappings."""
