@@ -109,7 +109,7 @@ def sts_host(region: str, *, fips: bool = False, dualstack: bool = False) -> str
     Raises:
         ConfigError: The region is malformed, or the partition has no dual-stack domain.
     """
-    if not REGION_RE.match(region):
+    if not REGION_RE.fullmatch(region):
         raise ConfigError(f"invalid region {region!r}")
     part = partition_for_region(region)
     domain = part.domain
