@@ -47,6 +47,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from policy.arnmatch import arn_regex, split_arn
 from policy.conditions import ClauseResult, evaluate_clause
@@ -183,12 +184,12 @@ class PolicySet:
     @property
     def scp_levels(self) -> tuple[Level, ...]:
         """The SCP levels (normalised)."""
-        return _levels(self.scps)
+        return cast("tuple[Level, ...]", self.scps)  # normalised in __post_init__
 
     @property
     def rcp_levels(self) -> tuple[Level, ...]:
         """The RCP levels (normalised)."""
-        return _levels(self.rcps)
+        return cast("tuple[Level, ...]", self.rcps)  # normalised in __post_init__
 
 
 def _context_values(value: object) -> tuple[str, ...] | None:
@@ -582,7 +583,7 @@ def evaluate(
         and iam_principal
         and p.kind is not PrincipalKind.ROOT
     )
-    session_policies = _policies(policy_set.session)
+    session_policies = cast("tuple[CompiledPolicy, ...]", policy_set.session)
     scp_defs, rcp_defs = policy_set.scp_levels, policy_set.rcp_levels
     applies_session = iam_principal and (
         bool(session_policies) or p.kind is PrincipalKind.FEDERATED_USER
@@ -603,12 +604,8 @@ def evaluate(
         if policy_set.resource is not None
         else []
     )
-    identity = (
-        ev.run("identity", _policies(policy_set.identity)) if iam_principal else []
-    )
-    boundary = (
-        ev.run("boundary", _policies(policy_set.boundaries)) if applies_boundary else []
-    )
+    identity = ev.run("identity", policy_set.identity) if iam_principal else []
+    boundary = ev.run("boundary", policy_set.boundaries) if applies_boundary else []
     session = ev.run("session", session_policies) if applies_session else []
 
     verdicts["scp"] = _level_verdict(scp_levels) if applies_scp else NOT_APPLICABLE
