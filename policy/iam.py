@@ -506,7 +506,9 @@ def _derived_context(
             derived["aws:principalarn"] = (p.principal_arn,)
         if p.account:
             derived["aws:principalaccount"] = (p.account,)
-        derived["aws:principaltype"] = (p.kind.value,)
+        # A role acts through sessions: its type is AssumedRole (global condition keys).
+        ptype = "AssumedRole" if p.kind is PrincipalKind.ROLE else p.kind.value
+        derived["aws:principaltype"] = (ptype,)
         if p.kind is PrincipalKind.USER and p.name:
             derived["aws:username"] = (p.name,)
     if p.kind is PrincipalKind.SERVICE:

@@ -112,11 +112,20 @@ def _org_levels(
             )
             levels.append(Level(tuple(policies), name=str(org)))
         return levels
-    return [
-        Level(
-            tuple(_policy_list(value, prefix=prefix, kind=kind, where=where)), name="0"
-        )
-    ]
+    if value and all(isinstance(v, list) for v in value):
+        return [
+            Level(
+                tuple(
+                    _policy_list(
+                        v, prefix=f"{prefix}-{i}", kind=kind, where=f"{where}/{i}"
+                    )
+                ),
+                name=str(i),
+            )
+            for i, v in enumerate(value)
+        ]
+    flat = _policy_list(value, prefix=prefix, kind=kind, where=where)
+    return [Level(tuple(flat), name="0")]
 
 
 def _resource_kind(case: Mapping[str, object], action: object) -> PolicyKind:

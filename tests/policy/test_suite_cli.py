@@ -387,3 +387,25 @@ def test_documented_suites_pass(
         paths.append(str(path))
     assert iam_cli.main(["test", *paths]) == 0
     assert " 0 failed" in capsys.readouterr().out
+
+
+def test_nested_list_scp_levels() -> None:
+    """scps may also be a list of lists: each inner list is one level."""
+    from policy.suite import parse_case
+
+    allow_all = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }
+    deny_only = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Deny", "Action": "ec2:*", "Resource": "*"}],
+    }
+    case = parse_case(
+        {
+            "identityPolicies": [allow_all],
+            "scps": [[allow_all], [deny_only]],
+            "request": {"principal": "111122223333", "action": "s3:GetObject"},
+        }
+    )
+    assert len(case.policy_set.scp_levels) == 2
