@@ -386,11 +386,17 @@ class EvaluationResult:
 class _Eval:
     """Per-request evaluation state (local to one ``evaluate`` call)."""
 
-    __slots__ = ("ctx", "explain", "p", "req", "results", "service")
+    __slots__ = ("bounded", "ctx", "explain", "p", "req", "results", "service")
 
     def __init__(
-        self, req: Request, ctx: Mapping[str, tuple[str, ...]], explain: bool
+        self,
+        req: Request,
+        ctx: Mapping[str, tuple[str, ...]],
+        explain: bool,
+        *,
+        bounded: bool = False,
     ) -> None:
+        self.bounded = bounded
         self.req = req
         self.p = req.principal_info
         self.ctx = ctx
@@ -452,7 +458,9 @@ class _Eval:
         grant = None
         if st.principal is not None:
             if st.not_principal:
-                if not_principal_excepts(st.principal, self.p):
+                # Deny + NotPrincipal always denies a principal that has a
+                # permissions boundary (Permissions boundaries for IAM entities).
+                if not self.bounded and not_principal_excepts(st.principal, self.p):
                     return result(False, "NotPrincipal")
                 grant = Grant.DIRECT
             else:
@@ -552,7 +560,12 @@ def evaluate(
     p = request.principal_info
     r_account = _resource_account(request, p)
     ctx = _derived_context(request, p, r_account)
-    ev = _Eval(request, ctx, explain)
+    has_boundary = (
+        bool(policy_set.boundaries)
+        and p.kind.is_iam
+        and p.kind is not PrincipalKind.ROOT
+    )
+    ev = _Eval(request, ctx, explain, bounded=has_boundary)
     cross = p.account is not None and r_account is not None and p.account != r_account
     action = request.action.lower()
     verdicts: dict[str, str] = {}
