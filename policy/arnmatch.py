@@ -40,12 +40,26 @@ Chunks = tuple[tuple[str, bool], ...]
 
 
 def wild(text: str) -> Chunks:
-    """A pattern made of one wildcard-active chunk."""
+    """A pattern made of one wildcard-active chunk.
+
+    Args:
+        text: Policy text whose ``*`` and ``?`` are wildcards.
+
+    Returns:
+        The pattern.
+    """
     return ((text, True),)
 
 
 def literal(text: str) -> Chunks:
-    """A pattern made of one literal chunk."""
+    """A pattern made of one literal chunk.
+
+    Args:
+        text: Text that matches only itself.
+
+    Returns:
+        The pattern.
+    """
     return ((text, False),)
 
 
@@ -65,7 +79,14 @@ def split_arn(value: str) -> tuple[str, str, str, str, str, str] | None:
 
 
 def count_arn_separators(chunks: Sequence[tuple[str, bool]]) -> int:
-    """How many of the five ARN separators a pattern holds (capped at five)."""
+    """How many of the five ARN separators a pattern holds.
+
+    Args:
+        chunks: The pattern.
+
+    Returns:
+        The number of ``:`` in it, capped at five.
+    """
     return min(sum(text.count(":") for text, _ in chunks), ARN_SEPARATORS)
 
 

@@ -172,7 +172,14 @@ class ActionMatcher:
     services: frozenset[str] | None
 
     def matches(self, action: str) -> bool:
-        """Whether some pattern matches ``action``."""
+        """Whether some pattern matches an action.
+
+        Args:
+            action: ``service:Action`` (any case).
+
+        Returns:
+            True when a pattern matches, case-insensitively.
+        """
         low = action.lower()
         return low in self.exact or any(g.fullmatch(low) for g in self.globs)
 

@@ -38,6 +38,7 @@ __all__ = [
     "Outcome",
     "Suite",
     "expand_suite",
+    "format_error",
     "junit_xml",
     "load_suite",
     "parse_case",
@@ -249,7 +250,14 @@ class Outcome:
 
 
 def format_error(exc: InvalidPolicyError) -> str:
-    """``<policy>: <pointer>: <message>``, the display form of a policy error."""
+    """The display form of a policy error: ``<policy>: <pointer>: <message>``.
+
+    Args:
+        exc: The error.
+
+    Returns:
+        One line.
+    """
     parts = [p for p in (exc.policy, exc.pointer) if p]
     return ": ".join([*parts, exc.detail])
 

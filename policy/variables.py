@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from policy.arnmatch import Chunks
 
-__all__ = ["Template", "Variable", "parse_template", "resolve_template"]
+__all__ = ["Template", "Variable", "chunks_text", "parse_template", "resolve_template"]
 
 # ``${...}``: the body may not contain ``}``.
 _VARIABLE = re.compile(r"\$\{([^}]*)\}")
@@ -155,5 +155,12 @@ def resolve_template(template: Template, lookup: Lookup) -> Chunks | None:
 
 
 def chunks_text(chunks: Chunks) -> str:
-    """The plain text of chunks (for equality comparisons and traces)."""
+    """The plain text of chunks (for equality comparisons and traces).
+
+    Args:
+        chunks: A resolved pattern.
+
+    Returns:
+        The concatenated text, wildcards included as written.
+    """
     return "".join(text for text, _ in chunks)
