@@ -18,8 +18,8 @@ between processes, so this cache is what makes repeated kubectl calls cheap
   unreadable or inconsistent entry is treated as absent and replaced.
 
 Stdlib only: this module runs on every cache hit, where botocore must not load;
-its value types are ``NamedTuple`` for the start-up reason given in
-:mod:`authenticator.exec_credential`.
+its value types are :class:`~authenticator.exec_credential.FrozenRecord` for the
+start-up reason given in :mod:`authenticator.exec_credential`.
 """
 
 from __future__ import annotations
@@ -34,10 +34,9 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
 
 from authenticator.errors import KubeIAMError
-from authenticator.exec_credential import TOKEN_LIFETIME
+from authenticator.exec_credential import TOKEN_LIFETIME, FrozenRecord
 
 try:
     # CPython's built-in BLAKE2 (present since 3.6): importing hashlib would load
@@ -66,7 +65,7 @@ class CacheRefusedError(KubeIAMError, OSError):
     """The cache location is not private or not usable; the caller mints without it."""
 
 
-class CacheKey(NamedTuple):
+class CacheKey(FrozenRecord):
     """What a cached token depends on.
 
     Attributes:
@@ -80,31 +79,63 @@ class CacheKey(NamedTuple):
             else ``""``.
     """
 
+    __slots__ = (
+        "access_key_id",
+        "cluster_id",
+        "endpoint",
+        "profile",
+        "region",
+        "role_arn",
+    )
+    access_key_id: str
     cluster_id: str
-    profile: str
-    role_arn: str
-    region: str
     endpoint: str
-    access_key_id: str = ""
+    profile: str
+    region: str
+    role_arn: str
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str,
+        profile: str,
+        role_arn: str,
+        region: str,
+        endpoint: str,
+        access_key_id: str = "",
+    ) -> None:
+        self._set(
+            cluster_id=cluster_id,
+            profile=profile,
+            role_arn=role_arn,
+            region=region,
+            endpoint=endpoint,
+            access_key_id=access_key_id,
+        )
 
     def digest(self) -> str:
         """Return the hex BLAKE2b-256 of the key: the cache file's name."""
-        raw = json.dumps(self._asdict(), sort_keys=True, separators=(",", ":"))
+        raw = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
         return blake2b(raw.encode("utf-8"), digest_size=32).hexdigest()
 
 
-class CachedToken(NamedTuple):
+class CachedToken(FrozenRecord):
     """A token and its times.
 
     Attributes:
-        token: The bearer token.
+        token: The bearer token (hidden in ``repr``).
         signed_at: Its SigV4 signing time.
         expires_at: Its advertised expiry.
     """
 
-    token: str
-    signed_at: datetime
+    __slots__ = ("expires_at", "signed_at", "token")
+    _SECRET_FIELDS = frozenset({"token"})
     expires_at: datetime
+    signed_at: datetime
+    token: str
+
+    def __init__(self, token: str, signed_at: datetime, expires_at: datetime) -> None:
+        self._set(token=token, signed_at=signed_at, expires_at=expires_at)
 
 
 def is_fresh(entry: CachedToken, *, now: datetime) -> bool:
@@ -130,7 +161,7 @@ def build_entry(key: CacheKey, entry: CachedToken) -> bytes:
     """
     doc = {
         "version": _ENTRY_VERSION,
-        "key": key._asdict(),
+        "key": key.as_dict(),
         "token": entry.token,
         "signedAt": int(entry.signed_at.timestamp()),
         "expiresAt": int(entry.expires_at.timestamp()),
@@ -151,7 +182,7 @@ def parse_entry(raw: bytes, key: CacheKey) -> CachedToken | None:
         return None
     if not isinstance(doc, dict) or doc.get("version") != _ENTRY_VERSION:
         return None
-    if doc.get("key") != key._asdict():
+    if doc.get("key") != key.as_dict():
         return None
     token, signed, expires = doc.get("token"), doc.get("signedAt"), doc.get("expiresAt")
     if not (

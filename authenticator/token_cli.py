@@ -29,7 +29,6 @@ import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from authenticator.cache import (
@@ -43,6 +42,7 @@ from authenticator.errors import ConfigError, KubeIAMError
 from authenticator.exec_credential import (
     EXEC_EXTENSION_NAME,
     ExecInfo,
+    FrozenRecord,
     parse_exec_info,
     render_exec_credential,
 )
@@ -81,7 +81,7 @@ The default AssumeRole session name is kubeiam-<unix seconds>.
 """
 
 
-class TokenSettings(NamedTuple):
+class TokenSettings(FrozenRecord):
     """Everything a token depends on, resolved from flags, exec info and environment.
 
     Attributes:
@@ -101,19 +101,67 @@ class TokenSettings(NamedTuple):
         interactive: Whether kubectl handed over stdin (None: not run by kubectl).
     """
 
+    __slots__ = (
+        "api_version",
+        "cluster_id",
+        "dualstack",
+        "endpoint_url",
+        "env_access_key_id",
+        "external_id",
+        "fips",
+        "interactive",
+        "profile",
+        "profile_flag",
+        "region",
+        "role_arn",
+        "session_name",
+    )
+    api_version: str
     cluster_id: str
-    region: str
-    endpoint_url: str | None
-    fips: bool
     dualstack: bool
+    endpoint_url: str | None
+    env_access_key_id: str
+    external_id: str | None
+    fips: bool
+    interactive: bool | None
     profile: str
     profile_flag: str | None
+    region: str
     role_arn: str | None
-    external_id: str | None
     session_name: str | None
-    env_access_key_id: str
-    api_version: str
-    interactive: bool | None
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str,
+        region: str,
+        endpoint_url: str | None,
+        fips: bool,
+        dualstack: bool,
+        profile: str,
+        profile_flag: str | None,
+        role_arn: str | None,
+        external_id: str | None,
+        session_name: str | None,
+        env_access_key_id: str,
+        api_version: str,
+        interactive: bool | None,
+    ) -> None:
+        self._set(
+            cluster_id=cluster_id,
+            region=region,
+            endpoint_url=endpoint_url,
+            fips=fips,
+            dualstack=dualstack,
+            profile=profile,
+            profile_flag=profile_flag,
+            role_arn=role_arn,
+            external_id=external_id,
+            session_name=session_name,
+            env_access_key_id=env_access_key_id,
+            api_version=api_version,
+            interactive=interactive,
+        )
 
     def _default_endpoint_name(self) -> str:
         # The regional host is a function of (region, fips, dualstack); it is

@@ -28,8 +28,22 @@ from authenticator.token import decode_token
 ROOT = Path(__file__).resolve().parents[2]
 KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
 NOW = datetime(2026, 11, 27, 5, 0, 0, tzinfo=UTC)
-KEY = CacheKey("my-cluster", "default", "", "us-west-2", "default", "AKIAEXAMPLE")
+KEY = CacheKey(
+    cluster_id="my-cluster",
+    profile="default",
+    role_arn="",
+    region="us-west-2",
+    endpoint="default",
+    access_key_id="AKIAEXAMPLE",
+)
 ENTRY = CachedToken("k8s-aws-v1.abc", NOW, NOW + timedelta(minutes=14))
+
+
+def _key_with(**changes: str) -> CacheKey:
+    """KEY with some fields changed."""
+    values = {name: str(getattr(KEY, name)) for name in CacheKey.__slots__}
+    values.update(changes)
+    return CacheKey(**values)
 
 
 def _mode(path: Path) -> int:
@@ -55,15 +69,24 @@ class TestKey:
 
     def test_digest_is_a_256_bit_hash(self) -> None:
         """The file name is the BLAKE2b-256 of the canonical key JSON."""
-        raw = json.dumps(KEY._asdict(), sort_keys=True, separators=(",", ":")).encode()
+        raw = json.dumps(KEY.as_dict(), sort_keys=True, separators=(",", ":")).encode()
         assert KEY.digest() == hashlib.blake2b(raw, digest_size=32).hexdigest()
         assert len(KEY.digest()) == 64
 
-    @pytest.mark.parametrize("field", CacheKey._fields)
+    @pytest.mark.parametrize("field", CacheKey.__slots__)
     def test_every_field_changes_the_digest(self, field: str) -> None:
         """Every part of the key changes the file name."""
-        other = KEY._replace(**{field: getattr(KEY, field) + "x"})
+        other = _key_with(**{field: str(getattr(KEY, field)) + "x"})
         assert other.digest() != KEY.digest()
+
+    def test_records_are_immutable_and_hide_the_token(self) -> None:
+        """Keys and entries cannot be changed, and repr never shows the token."""
+        with pytest.raises(AttributeError):
+            KEY.region = "eu-west-1"
+        assert "k8s-aws-v1.abc" not in repr(ENTRY)
+        assert "my-cluster" in repr(KEY)
+        assert _key_with() == KEY
+        assert hash(KEY) == hash(_key_with())
 
     def test_default_dir(self) -> None:
         """KUBEIAM_CACHE_DIR wins; else ~/.kube/cache/kubeiam."""
@@ -84,7 +107,8 @@ class TestEntry:
         """An entry stored under a different key is not returned."""
         assert (
             parse_entry(
-                build_entry(KEY, ENTRY), KEY._replace(role_arn="arn:aws:iam::1:role/r")
+                build_entry(KEY, ENTRY),
+                _key_with(role_arn="arn:aws:iam::1:role/r"),
             )
             is None
         )
@@ -146,7 +170,7 @@ class TestFreshness:
 
     def test_entry_claiming_more_than_fourteen_minutes_is_stale(self) -> None:
         """An entry whose lifetime exceeds 14 min was not written by us."""
-        bogus = ENTRY._replace(expires_at=NOW + timedelta(minutes=30))
+        bogus = CachedToken(ENTRY.token, ENTRY.signed_at, NOW + timedelta(minutes=30))
         assert is_fresh(bogus, now=NOW) is False
 
 
