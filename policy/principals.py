@@ -135,6 +135,8 @@ def parse_principal(value: object, *, action: str = "") -> PrincipalInfo:
     """
     if value is None:
         return PrincipalInfo(PrincipalKind.ANONYMOUS, "*")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value).zfill(12)  # an account ID given as a JSON number
     if isinstance(value, Mapping):
         if len(value) != 1:
             raise _bad(

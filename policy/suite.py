@@ -138,12 +138,14 @@ def _resource_kind(case: Mapping[str, object], action: object) -> PolicyKind:
     return PolicyKind.RESOURCE
 
 
-def parse_case(case: object, *, index: int = 0) -> Case:
+def parse_case(case: object, *, index: int = 0, strict_expect: bool = True) -> Case:
     """Parse one SPEC §8 case.
 
     Args:
         case: The decoded case object.
         index: Its position, for a default id.
+        strict_expect: Reject an ``expect`` that is not a decision (suites);
+            False ignores it (``simulate`` does not use it).
 
     Returns:
         The compiled case.
@@ -204,6 +206,10 @@ def parse_case(case: object, *, index: int = 0) -> Case:
         ),
     )
     resource_account = request.get("resourceAccount")
+    if isinstance(resource_account, int) and not isinstance(resource_account, bool):
+        resource_account = str(resource_account).zfill(
+            12
+        )  # a JSON number lost its zeros
     if resource_account is not None and not isinstance(resource_account, str):
         raise _bad("/request/resourceAccount", "must be a string")
     req = Request(
@@ -217,7 +223,7 @@ def parse_case(case: object, *, index: int = 0) -> Case:
     decision = None
     if expect is not None:
         decision = _DECISIONS.get(expect) if isinstance(expect, str) else None
-        if decision is None:
+        if decision is None and strict_expect:
             raise _bad("/expect", f"must be one of {', '.join(_DECISIONS)}")
     rule = case.get("rule")
     return Case(
@@ -262,12 +268,15 @@ def format_error(exc: InvalidPolicyError) -> str:
     return ": ".join([*parts, exc.detail])
 
 
-def run_cases(cases: Sequence[object], *, explain: bool = True) -> list[Outcome]:
+def run_cases(
+    cases: Sequence[object], *, explain: bool = True, strict_expect: bool = True
+) -> list[Outcome]:
     """Parse and evaluate raw cases; a case that does not parse is an error outcome.
 
     Args:
         cases: Decoded case objects.
         explain: Build full traces.
+        strict_expect: Passed to ``parse_case``.
 
     Returns:
         One outcome per case, in order.
@@ -278,7 +287,7 @@ def run_cases(cases: Sequence[object], *, explain: bool = True) -> list[Outcome]
             str(raw.get("id", f"case-{i}")) if isinstance(raw, Mapping) else f"case-{i}"
         )
         try:
-            case = parse_case(raw, index=i)
+            case = parse_case(raw, index=i, strict_expect=strict_expect)
         except InvalidPolicyError as exc:
             out.append(Outcome(case_id, None, None, format_error(exc)))
             continue

@@ -321,3 +321,9 @@ class TestEvaluate:
             "scp",
             "rcp",
         }
+
+
+def test_numeric_account_principal() -> None:
+    """An account ID given as a JSON number is the zero-padded account."""
+    info = parse_principal(12345678901)
+    assert (info.kind, info.account) == (PrincipalKind.ROOT, "012345678901")

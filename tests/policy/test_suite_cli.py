@@ -409,3 +409,16 @@ def test_nested_list_scp_levels() -> None:
         }
     )
     assert len(case.policy_set.scp_levels) == 2
+
+
+def test_simulate_ignores_unknown_expect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """simulate decides a case whatever its expect says; suites reject bad expects."""
+    from policy.suite import parse_case
+
+    (tmp_path / "c.json").write_text(json.dumps({**CASE, "expect": "deny"}))
+    assert iam_cli.main(["simulate", str(tmp_path / "c.json")]) == 0
+    assert json.loads(capsys.readouterr().out)["decision"] == "ImplicitlyDenied"
+    with pytest.raises(InvalidPolicyError, match="expect"):
+        parse_case({**CASE, "expect": "deny"})
