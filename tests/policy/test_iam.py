@@ -76,7 +76,7 @@ class TestPrincipals:
         [
             "arn:aws:s3:::bucket",
             "bob",
-            12,
+            12.5,
             {"AWS": 1},
             {"X": "y"},
             f"arn:aws:sts::{A}:assumed-role/app",
