@@ -52,7 +52,13 @@ from policy.tiers_model import (
     Severity,
     TierReport,
 )
-from policy.workloads import DEFAULT_REGION, ECSTask, EKSWorkload, ecr_repository
+from policy.workloads import (
+    DEFAULT_REGION,
+    AccessEntry,
+    ECSTask,
+    EKSWorkload,
+    ecr_repository,
+)
 
 __all__ = [
     "Check",
@@ -319,6 +325,7 @@ def evaluate_eks_tiers(
     *,
     cluster_arn: str = "",
     mapper: KubeMapper | None = None,
+    access_entries: Sequence[AccessEntry] = (),
 ) -> TierReport:
     """The cluster, task and housekeeping tiers of an EKS workload identity.
 
@@ -326,7 +333,8 @@ def evaluate_eks_tiers(
         account: The account data.
         workload: The service account (IRSA) and/or Pod Identity association.
         cluster_arn: The cluster (default: from the association, in us-east-1).
-        mapper: IAM ARN -> Kubernetes user and groups (aws-auth / access entries).
+        mapper: IAM ARN -> Kubernetes user and groups (aws-auth mappings).
+        access_entries: EKS access entries (they win over aws-auth).
 
     Returns:
         The report.
@@ -348,7 +356,7 @@ def evaluate_eks_tiers(
         }
     )
     _unresolved(report, account)
-    eks_cluster_tier(report, account, cluster_arn, role_arn, mapper)
+    eks_cluster_tier(report, account, cluster_arn, role_arn, mapper, access_entries)
     for arn, kind in (
         (workload.irsa_role_arn, "irsa"),
         (pia.role_arn if pia else "", "pod"),

@@ -7,7 +7,7 @@ audience), so a guard written in any shape is recognised.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from policy.accounts import Account, Principal
 from policy.iam import Decision, PolicySet, Request, evaluate
@@ -19,7 +19,7 @@ from policy.tiers_model import (
     Severity,
     TierReport,
 )
-from policy.workloads import ECSTask, EKSWorkload
+from policy.workloads import AccessEntry, ECSTask, EKSWorkload
 
 __all__ = [
     "ECS_TASKS",
@@ -519,12 +519,38 @@ def ecs_cluster_tier(
                 )
 
 
+def _policy_label(policy: tuple[str, str, tuple[str, ...]]) -> str:
+    arn, scope, namespaces = policy
+    where = f" in {', '.join(namespaces)}" if scope == "namespace" else " (cluster)"
+    return arn.rsplit("/", 1)[-1] + where
+
+
+def _access_policy_findings(
+    report: TierReport, p: Principal, entry: AccessEntry, cluster: str
+) -> None:
+    for arn, scope, _namespaces in entry.policies:
+        if arn.endswith("/AmazonEKSClusterAdminPolicy") and scope == "cluster":
+            report.add(
+                Finding(
+                    "KI-C013",
+                    Severity.HIGH,
+                    "cluster",
+                    f"{p.kind} {p.name} is cluster-admin of {cluster} through an "
+                    "access policy",
+                    "AmazonEKSClusterAdminPolicy, cluster scope (invisible to "
+                    "kubectl auth can-i --list)",
+                    p.arn,
+                )
+            )
+
+
 def eks_cluster_tier(
     report: TierReport,
     account: Account,
     cluster_arn: str,
     role_arn: str,
     mapper: KubeMapper | None,
+    access_entries: Sequence[AccessEntry] = (),
 ) -> None:
     name = cluster_arn.rsplit("/", 1)[-1]
     entry = (
@@ -547,11 +573,22 @@ def eks_cluster_tier(
             for a, r in probes
             if can(account, p, a, r, policy_set=ps) is Decision.ALLOWED
         )
+        # An access entry wins over aws-auth (API_AND_CONFIG_MAP, kubernetes.md §6.1).
+        entry_for = next((e for e in access_entries if e.matches(p.arn)), None)
         mapped = mapper(p.arn) if mapper else None
+        via = "aws-auth" if mapped else ""
+        policies: tuple[str, ...] = ()
+        if entry_for is not None:
+            mapped = (entry_for.username, entry_for.groups)
+            via = "access entry"
+            policies = tuple(_policy_label(pol) for pol in entry_for.policies)
+            _access_policy_findings(report, p, entry_for, name)
         if not allowed and mapped is None:
             continue
         user, groups = mapped if mapped else ("", ())
-        report.cluster.append(PrincipalAccess(p.arn, p.kind, allowed, user, groups))
+        report.cluster.append(
+            PrincipalAccess(p.arn, p.kind, allowed, user, groups, via, policies)
+        )
         if "system:masters" in groups:
             report.add(
                 Finding(

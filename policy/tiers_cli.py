@@ -37,6 +37,7 @@ from policy.tiers import (
     evaluate_eks_tiers,
 )
 from policy.workloads import (
+    parse_access_entries,
     parse_pod_identity_association,
     parse_service_account,
     parse_task_definition,
@@ -95,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         default=[],
         help="aws-auth ConfigMap or mapping YAML (EKS; repeatable)",
+    )
+    p.add_argument(
+        "--access-entries",
+        type=Path,
+        metavar="ENTRIES.json",
+        help="EKS access entries (describe-access-entry outputs, with "
+        "associatedAccessPolicies); they win over --mapping",
     )
     p.add_argument("--fail-on", choices=[s.value for s in Severity], default=None)
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
@@ -161,8 +169,15 @@ def _report(args: argparse.Namespace) -> TierReport:
             "the service account has no eks.amazonaws.com/role-arn annotation; "
             "give --pod-identity-association"
         )
+    entries = []
+    if args.access_entries:
+        entries = parse_access_entries(_read(args.access_entries))
     return evaluate_eks_tiers(
-        account, workload, cluster_arn=args.cluster_arn, mapper=_mapper(args.mapping)
+        account,
+        workload,
+        cluster_arn=args.cluster_arn,
+        mapper=_mapper(args.mapping),
+        access_entries=entries,
     )
 
 
@@ -184,11 +199,12 @@ def render_report(report: TierReport) -> str:
     for row in report.cluster:
         name = row.principal.split(":", 5)[-1]
         acts = " ".join(a.split(":", 1)[1] for a in row.actions) or "-"
-        k8s = (
-            f"  k8s: {row.kubernetes_user} {list(row.kubernetes_groups)}"
-            if row.kubernetes_user
-            else ""
-        )
+        k8s = ""
+        if row.kubernetes_user:
+            k8s = f"  k8s ({row.kubernetes_via}): {row.kubernetes_user} "
+            k8s += str(list(row.kubernetes_groups))
+            if row.access_policies:
+                k8s += " + " + ", ".join(row.access_policies)
         lines.append(f"  {name:32} {acts}{k8s}")
     for tier in ("task", "housekeeping"):
         lines += ["", _TITLES[tier]]

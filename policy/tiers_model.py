@@ -100,6 +100,8 @@ class PrincipalAccess:
     actions: tuple[str, ...]
     kubernetes_user: str = ""
     kubernetes_groups: tuple[str, ...] = ()
+    kubernetes_via: str = ""
+    access_policies: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, object]:
         """The row as JSON."""
@@ -112,6 +114,8 @@ class PrincipalAccess:
             out["kubernetes"] = {
                 "username": self.kubernetes_user,
                 "groups": list(self.kubernetes_groups),
+                "via": self.kubernetes_via,
+                "accessPolicies": list(self.access_policies),
             }
         return out
 

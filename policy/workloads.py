@@ -12,17 +12,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from authenticator.arn import parse_arn
+from authenticator.arn import parse_arn, strip_role_path
 from authenticator.errors import InvalidARNError
 from policy.errors import InvalidPolicyError
 
 __all__ = [
     "IRSA_ANNOTATION",
+    "AccessEntry",
     "Container",
     "ECSTask",
     "EKSWorkload",
     "PodIdentityAssociation",
     "ecr_repository",
+    "parse_access_entries",
     "parse_pod_identity_association",
     "parse_service_account",
     "parse_task_definition",
@@ -247,3 +249,94 @@ def parse_pod_identity_association(doc: object) -> PodIdentityAssociation:
     return PodIdentityAssociation(
         cluster, namespace, service_account, role, _s(a, "associationArn")
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    """An EKS access entry (``describe-access-entry``) and its access policies."""
+
+    principal_arn: str
+    username: str
+    groups: tuple[str, ...] = ()
+    type: str = "STANDARD"
+    policies: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def matches(self, arn: str) -> bool:
+        """Whether the entry is for ``arn`` (role paths ignored, case-insensitive).
+
+        Args:
+            arn: A user or role ARN.
+
+        Returns:
+            True on a match.
+        """
+        return (
+            strip_role_path(self.principal_arn).lower() == strip_role_path(arn).lower()
+        )
+
+
+def _default_username(principal_arn: str) -> str:
+    # EKS default (iam.md §8.5): the user ARN, or the role's session ARN template.
+    try:
+        parsed = parse_arn(principal_arn)
+    except InvalidARNError:
+        return principal_arn
+    if parsed.resource.startswith("role/"):
+        name = parsed.resource.rsplit("/", 1)[-1]
+        sts = f"arn:{parsed.partition}:sts::{parsed.account}"
+        return f"{sts}:assumed-role/{name}/{{{{SessionName}}}}"
+    return principal_arn
+
+
+def _entry(raw: object, where: str) -> AccessEntry:
+    m = _m(raw, where)
+    body = (
+        _m(m["accessEntry"], where) if isinstance(m.get("accessEntry"), Mapping) else m
+    )
+    arn = _s(body, "principalArn") or _s(m, "principalArn")
+    if not arn:
+        raise InvalidPolicyError("principalArn is required", policy=where)
+    groups = body.get("kubernetesGroups")
+    group_list = tuple(str(g) for g in groups) if isinstance(groups, list) else ()
+    policies: list[tuple[str, str, tuple[str, ...]]] = []
+    raw_policies = m.get("associatedAccessPolicies") or body.get(
+        "associatedAccessPolicies"
+    )
+    for pol in raw_policies if isinstance(raw_policies, list) else []:
+        if not isinstance(pol, Mapping) or not _s(pol, "policyArn"):
+            raise InvalidPolicyError("access policies need policyArn", policy=where)
+        scope = pol.get("accessScope")
+        scope_type = _s(scope, "type") if isinstance(scope, Mapping) else ""
+        spaces = scope.get("namespaces") if isinstance(scope, Mapping) else None
+        names = tuple(str(n) for n in spaces) if isinstance(spaces, list) else ()
+        policies.append((_s(pol, "policyArn"), scope_type or "cluster", names))
+    return AccessEntry(
+        arn,
+        _s(body, "username") or _default_username(arn),
+        group_list,
+        _s(body, "type") or "STANDARD",
+        tuple(policies),
+    )
+
+
+def parse_access_entries(doc: object) -> list[AccessEntry]:
+    """Parse EKS access entries.
+
+    Accepts a list of ``describe-access-entry`` outputs (``{"accessEntry":
+    {...}}``) or bare entries; an item may carry ``associatedAccessPolicies``
+    (as ``list-associated-access-policies`` prints them). A single object or
+    ``{"accessEntries": [...]}`` works too.
+
+    Args:
+        doc: The decoded JSON.
+
+    Returns:
+        The entries.
+
+    Raises:
+        InvalidPolicyError: An entry lacks ``principalArn``.
+    """
+    if isinstance(doc, Mapping) and isinstance(doc.get("accessEntries"), list):
+        doc = doc["accessEntries"]
+    items = doc if isinstance(doc, list) else [doc]
+    return [_entry(item, f"access entries/{i}") for i, item in enumerate(items)]

@@ -16,6 +16,7 @@ from policy.tiers import Severity, TierReport, evaluate_ecs_tiers, evaluate_eks_
 from policy.tiers_cli import main
 from policy.workloads import (
     ecr_repository,
+    parse_access_entries,
     parse_pod_identity_association,
     parse_service_account,
     parse_task_definition,
@@ -350,6 +351,36 @@ class TestWorkloads:
             parse_pod_identity_association({"association": {"clusterName": "c"}})
 
 
+class TestAccessEntries:
+    """describe-access-entry parsing."""
+
+    def test_shapes(self):
+        """A list, {accessEntries: [...]} and a single bare entry all parse."""
+        entries = parse_access_entries(_load("access-entries.json"))
+        assert [e.type for e in entries] == ["STANDARD"] * 3
+        assert entries[0].policies == (
+            (
+                "arn:aws:eks::aws:cluster-access-policy/AmazonEKSEditPolicy",
+                "namespace",
+                ("platform-*",),
+            ),
+        )
+        bare = {"principalArn": f"arn:aws:iam::{A}:role/team/Dev", "username": "dev"}
+        wrapped = parse_access_entries({"accessEntries": [bare]})
+        assert wrapped == parse_access_entries(bare)
+        assert wrapped[0].matches(ROLE + "Dev") and wrapped[0].matches(ROLE + "x/dev")
+        assert not wrapped[0].matches(ROLE + "Ops")
+
+    def test_errors(self):
+        """An entry without principalArn, or a policy without policyArn, is rejected."""
+        with pytest.raises(InvalidPolicyError, match="principalArn"):
+            parse_access_entries([{"accessEntry": {"username": "x"}}])
+        with pytest.raises(InvalidPolicyError, match="policyArn"):
+            parse_access_entries(
+                [{"principalArn": ROLE + "r", "associatedAccessPolicies": [{}]}]
+            )
+
+
 class TestCLI:
     """`kubeiam policy tiers` through main(argv)."""
 
@@ -411,17 +442,56 @@ class TestCLI:
         ]
         assert main(argv) == 0
         doc = json.loads(capsys.readouterr().out)
+        rows = {
+            r["principal"]: (r["kubernetes"]["username"], r["kubernetes"]["groups"])
+            for r in doc["tiers"]["cluster"]
+            if "kubernetes" in r
+        }
+        assert rows[ROLE + "platform-admin"] == ("platform-admin", ["system:masters"])
+        assert rows[ROLE + "eks-node-role"] == (
+            "system:node:{{EC2PrivateDNSName}}",
+            ["system:bootstrappers", "system:nodes"],
+        )
+        assert rows[USER + "carol"] == ("carol", ["viewers"])
+        assert {f["id"] for f in doc["findings"]} >= {"KI-C010", "KI-T021"}
+
+    def test_access_entries_win_over_aws_auth(self, capsys):
+        """Access entries replace aws-auth; cluster-admin access is flagged."""
+        argv = [
+            "tiers",
+            "--eks-service-account",
+            str(DATA / "sa-web-api.yaml"),
+            "--account",
+            str(DATA / "account.json"),
+            "--mapping",
+            str(DATA / "aws-auth.yaml"),
+            "--access-entries",
+            str(DATA / "access-entries.json"),
+            "--cluster-arn",
+            EKS_CLUSTER,
+            "-o",
+            "json",
+        ]
+        assert main(argv) == 0
+        doc = json.loads(capsys.readouterr().out)
         rows = {r["principal"]: r.get("kubernetes") for r in doc["tiers"]["cluster"]}
         assert rows[ROLE + "platform-admin"] == {
             "username": "platform-admin",
-            "groups": ["system:masters"],
+            "groups": ["platform-team"],
+            "via": "access entry",
+            "accessPolicies": ["AmazonEKSEditPolicy in platform-*"],
         }
-        assert rows[ROLE + "eks-node-role"] == {
-            "username": "system:node:{{EC2PrivateDNSName}}",
-            "groups": ["system:bootstrappers", "system:nodes"],
-        }
-        assert rows[USER + "carol"] == {"username": "carol", "groups": ["viewers"]}
-        assert {f["id"] for f in doc["findings"]} >= {"KI-C010", "KI-T021"}
+        assert rows[USER + "alice"]["accessPolicies"] == [
+            "AmazonEKSClusterAdminPolicy (cluster)"
+        ]
+        # Default username of a role entry without one: its session ARN template.
+        assert rows[ROLE + "web-task-role"]["username"] == (
+            f"arn:aws:sts::{A}:assumed-role/web-task-role/{{{{SessionName}}}}"
+        )
+        assert rows[USER + "carol"]["via"] == "aws-auth"
+        ids = {(f["id"], f["subject"]) for f in doc["findings"]}
+        assert ("KI-C013", USER + "alice") in ids
+        assert not any(i == "KI-C010" for i, _ in ids)
 
     def test_errors(self, capsys, tmp_path):
         """A service account without a role, and unreadable input, exit 1."""
