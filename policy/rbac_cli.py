@@ -216,10 +216,18 @@ def _load(args: argparse.Namespace) -> RBACPolicy:
 def _can_i(argv: Sequence[str]) -> int:
     p = _parser("can-i")
     _add_request_args(p)
-    p.add_argument("--as", dest="as_user", default="")
-    p.add_argument("--as-group", action="append", default=[])
-    p.add_argument("--as-arn", default="")
-    p.add_argument("--mapping", action="append", type=Path, default=[])
+    p.add_argument("--as", dest="as_user", default="", help="username to ask for")
+    p.add_argument("--as-group", action="append", default=[], help="group (repeatable)")
+    p.add_argument(
+        "--as-arn", default="", help="IAM ARN to map with --mapping instead of --as"
+    )
+    p.add_argument(
+        "--mapping",
+        action="append",
+        type=Path,
+        default=[],
+        help="aws-auth ConfigMap or mapping YAML for --as-arn (repeatable)",
+    )
     p.add_argument(
         "--no-privileged-bypass",
         action="store_true",
