@@ -33,6 +33,7 @@ from authenticator.partitions import (
     GLOBAL_STS_HOST,
     GLOBAL_STS_REGION,
     PARTITIONS,
+    REGION_RE,
     sts_host,
 )
 from authenticator.token import encode_token
@@ -221,6 +222,8 @@ def presign_get_caller_identity(
         raise ConfigError(
             f"cluster ID {cluster_id!r} has control or surrounding space characters"
         )
+    if not REGION_RE.match(region):
+        raise ConfigError(f"invalid region {region!r}")
     endpoint = endpoint_url or default_endpoint_url(region)
     signing_region = signing_region_for(endpoint, region)
     signed_at = now.astimezone(UTC).replace(microsecond=0)

@@ -250,11 +250,16 @@ class TestSigningRegion:
         """The default host is the regional one of the region's partition."""
         assert default_endpoint_url(region, fips=fips, dualstack=dualstack) == expected
 
-    def test_bad_region_is_a_config_error(self) -> None:
-        """A malformed region is refused before anything is signed."""
+    @pytest.mark.parametrize("endpoint", [None, "http://127.0.0.1:5000"])
+    def test_bad_region_is_a_config_error(self, endpoint: str | None) -> None:
+        """A malformed region is refused before anything is signed, any endpoint."""
         with pytest.raises(ConfigError, match="invalid region"):
             presign_get_caller_identity(
-                credentials=CREDS, region="US_WEST", cluster_id="c", now=NOW
+                credentials=CREDS,
+                region="US_WEST",
+                cluster_id="c",
+                now=NOW,
+                endpoint_url=endpoint,
             )
 
 
