@@ -44,14 +44,11 @@ account, R = resource's account):
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import cast
 
 from policy.arnmatch import arn_regex, split_arn
 from policy.conditions import ClauseResult, evaluate_clause
-from policy.errors import InvalidPolicyError
 from policy.model import CompiledPolicy, Effect, PolicyKind, Statement, compile_policy
 from policy.principals import (
     Grant,
@@ -59,8 +56,9 @@ from policy.principals import (
     PrincipalKind,
     grant_for,
     not_principal_excepts,
-    parse_principal,
 )
+from policy.request import NOT_APPLICABLE, Decision, Level, PolicySet, Request
+from policy.trace import EvaluationResult, StatementResult, Trace
 from policy.variables import resolve_template
 
 __all__ = [
@@ -78,8 +76,6 @@ __all__ = [
     "evaluate",
 ]
 
-# Actions whose resource policy is a role trust policy (explicit-allow exception,
-# iam.md §2.2).
 TRUST_ACTIONS = frozenset(
     {
         "sts:assumerole",
@@ -92,295 +88,6 @@ TRUST_ACTIONS = frozenset(
 )
 # Always allowed, even against an explicit deny (STS API reference).
 ALWAYS_ALLOWED = frozenset({"sts:getcalleridentity"})
-
-
-class Decision(enum.Enum):
-    """The outcome of an evaluation (SPEC §8 strings)."""
-
-    ALLOWED = "Allowed"
-    IMPLICITLY_DENIED = "ImplicitlyDenied"
-    EXPLICITLY_DENIED = "ExplicitlyDenied"
-
-
-NOT_APPLICABLE = "NotApplicable"
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
-    """One organization level (root, an OU, the account) of SCPs or RCPs.
-
-    Attributes:
-        policies: The policies attached at this level.
-        name: The level's identifier (``orgIdentifier``), for traces.
-    """
-
-    policies: tuple[CompiledPolicy, ...]
-    name: str = ""
-
-
-def _levels(value: object) -> tuple[Level, ...]:
-    if not value:
-        return ()
-    items: list[object] = list(value) if isinstance(value, Iterable) else [value]
-    flat = [i for i in items if isinstance(i, CompiledPolicy)]
-    if len(flat) == len(items):
-        return (Level(tuple(flat)),)
-    out: list[Level] = []
-    for item in items:
-        if isinstance(item, Level):
-            out.append(item)
-        elif isinstance(item, CompiledPolicy):
-            out.append(Level((item,)))
-        elif isinstance(item, Iterable):
-            out.append(Level(_policies(item)))
-        else:
-            raise TypeError(f"not an SCP/RCP level: {item!r}")
-    return tuple(out)
-
-
-def _policies(value: object) -> tuple[CompiledPolicy, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, CompiledPolicy):
-        return (value,)
-    if isinstance(value, Iterable):
-        items = list(value)
-        out = tuple(p for p in items if isinstance(p, CompiledPolicy))
-        if len(out) == len(items):
-            return out
-    raise TypeError(f"not a policy list: {value!r}")
-
-
-@dataclass(frozen=True, slots=True)
-class PolicySet:
-    """The policies that take part in one principal's requests.
-
-    Sequences are normalised to tuples; ``scps``/``rcps`` accept a flat list of
-    policies (one level) or a list of levels (lists or ``Level``).
-
-    Attributes:
-        identity: The principal's identity policies (user, its groups, or role).
-        resource: The resource-based (or trust) policy, if any.
-        boundaries: The permissions boundary (several documents are one boundary).
-        session: Session policies (inline and managed; together one session policy).
-        scps: SCP levels of the principal's account (root -> OUs -> account).
-        rcps: RCP levels of the resource's account.
-    """
-
-    identity: Sequence[CompiledPolicy] = ()
-    resource: CompiledPolicy | None = None
-    boundaries: Sequence[CompiledPolicy] = ()
-    session: Sequence[CompiledPolicy] | CompiledPolicy | None = None
-    scps: Sequence[object] = ()
-    rcps: Sequence[object] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "identity", _policies(self.identity))
-        object.__setattr__(self, "boundaries", _policies(self.boundaries))
-        object.__setattr__(self, "session", _policies(self.session))
-        object.__setattr__(self, "scps", _levels(self.scps))
-        object.__setattr__(self, "rcps", _levels(self.rcps))
-
-    @property
-    def scp_levels(self) -> tuple[Level, ...]:
-        """The SCP levels (normalised)."""
-        return cast("tuple[Level, ...]", self.scps)  # normalised in __post_init__
-
-    @property
-    def rcp_levels(self) -> tuple[Level, ...]:
-        """The RCP levels (normalised)."""
-        return cast("tuple[Level, ...]", self.rcps)  # normalised in __post_init__
-
-
-def _context_values(value: object) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    items = value if isinstance(value, list | tuple | set | frozenset) else [value]
-    out: list[str] = []
-    for item in items:
-        if isinstance(item, bool):
-            out.append("true" if item else "false")
-        elif isinstance(item, str | int | float):
-            out.append(str(item))
-        else:
-            raise InvalidPolicyError(
-                "context values must be strings, numbers, booleans or lists of them",
-                pointer="/request/context",
-                policy="request",
-            )
-    return tuple(out)
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One authorization request.
-
-    Attributes:
-        principal: The caller (ARN, account ID, service principal, identity
-            provider, ``{"Service": ...}``-style object, or None for anonymous).
-        action: ``service:Action``.
-        resource: The resource ARN, or ``*``.
-        resource_account: The resource's account; default: from the ARN, else
-            the principal's account.
-        context: Condition keys -> one value or a list (a list is a set of
-            values; key names are case-insensitive).
-    """
-
-    principal: object
-    action: str
-    resource: str = "*"
-    resource_account: str | None = None
-    context: Mapping[str, object] = field(default_factory=dict)
-    _ctx: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
-    _principal: PrincipalInfo = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.action, str) or ":" not in self.action:
-            raise InvalidPolicyError(
-                "action must be service:Action",
-                pointer="/request/action",
-                policy="request",
-            )
-        if not isinstance(self.resource, str) or not self.resource:
-            raise InvalidPolicyError(
-                "resource must be an ARN or *",
-                pointer="/request/resource",
-                policy="request",
-            )
-        if not isinstance(self.context, Mapping):
-            raise InvalidPolicyError(
-                "context must be an object",
-                pointer="/request/context",
-                policy="request",
-            )
-        ctx: dict[str, tuple[str, ...]] = {}
-        for key, value in self.context.items():
-            values = _context_values(value)
-            if values is not None:
-                ctx[str(key).lower()] = values
-        object.__setattr__(self, "_ctx", ctx)
-        object.__setattr__(
-            self, "_principal", parse_principal(self.principal, action=self.action)
-        )
-
-    @property
-    def principal_info(self) -> PrincipalInfo:
-        """The classified principal."""
-        return self._principal
-
-
-@dataclass(frozen=True, slots=True)
-class StatementResult:
-    """How one statement fared against the request.
-
-    Attributes:
-        policy_type: identity, resource, boundary, session, scp or rcp.
-        policy: The policy's name.
-        statement: The statement's pointer (index and Sid).
-        index: The statement's index.
-        sid: The Sid.
-        effect: Allow or Deny.
-        applies: True when every element matched.
-        failed: The first element that did not match (Action, Resource,
-            Principal, Condition), or None.
-        conditions: Clause results (all of them in explain mode).
-        grant: For resource policies: how the Principal named the caller.
-        level: For SCPs/RCPs: the level index.
-    """
-
-    policy_type: str
-    policy: str
-    statement: str
-    index: int
-    sid: str | None
-    effect: str
-    applies: bool
-    failed: str | None
-    conditions: tuple[ClauseResult, ...] = ()
-    grant: Grant | None = None
-    level: int | None = None
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict."""
-        out: dict[str, object] = {
-            "policyType": self.policy_type,
-            "policy": self.policy,
-            "statement": self.index,
-            "sid": self.sid,
-            "effect": self.effect,
-            "applies": self.applies,
-        }
-        if self.failed:
-            out["failed"] = self.failed
-        if self.conditions:
-            out["conditions"] = [c.to_json() for c in self.conditions]
-        if self.grant is not None:
-            out["principalMatch"] = self.grant.name.lower()
-        if self.level is not None:
-            out["level"] = self.level
-        return out
-
-
-@dataclass(frozen=True, slots=True)
-class Trace:
-    """Why a decision was reached.
-
-    Attributes:
-        reason: One sentence.
-        verdicts: Policy type -> Allowed / ImplicitlyDenied / ExplicitlyDenied /
-            NotApplicable.
-        decisive: The statements that decided.
-        statements: Every statement whose action matched (explain mode) or that
-            applied.
-        principal: The classified principal.
-        resource_account: The resource's account as used.
-        cross_account: True when principal and resource accounts differ.
-        missing_keys: Condition keys tested but absent from the context.
-    """
-
-    reason: str
-    verdicts: Mapping[str, str]
-    decisive: tuple[StatementResult, ...]
-    statements: tuple[StatementResult, ...]
-    principal: PrincipalInfo
-    resource_account: str | None
-    cross_account: bool
-    missing_keys: tuple[str, ...]
-
-    def to_json(self) -> dict[str, object]:
-        """A JSON-ready dict (the ``explain`` object of ``policy simulate``)."""
-        return {
-            "reason": self.reason,
-            "principal": {
-                "arn": self.principal.arn,
-                "type": self.principal.kind.value,
-                "account": self.principal.account,
-            },
-            "resourceAccount": self.resource_account,
-            "crossAccount": self.cross_account,
-            "policyTypes": dict(self.verdicts),
-            "decisive": [s.to_json() for s in self.decisive],
-            "statements": [s.to_json() for s in self.statements],
-            "missingKeys": list(self.missing_keys),
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class EvaluationResult:
-    """A decision and its trace.
-
-    Attributes:
-        decision: The decision.
-        trace: The explanation.
-    """
-
-    decision: Decision
-    trace: Trace
-
-    @property
-    def allowed(self) -> bool:
-        """True when the decision is Allowed."""
-        return self.decision is Decision.ALLOWED
 
 
 class _Eval:
