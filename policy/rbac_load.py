@@ -332,6 +332,7 @@ def parse_rbac_documents(
         InvalidPolicyError: An RBAC object fails validation.
     """
     out = RBACObjects()
+    seen: dict[tuple[str, str, str], str] = {}
     for source, doc in documents:
         for obj, where in _flatten(doc, _Where(source), ""):
             if obj.get("kind") not in _KINDS:
@@ -341,7 +342,21 @@ def parse_rbac_documents(
                 raise where.fail(
                     "/apiVersion", f"{version!r} is not an RBAC apiVersion"
                 )
-            out.extend(_object(obj, where, default_namespace))
+            parsed = _object(obj, where, default_namespace)
+            # The API server keeps one object per kind/namespace/name; a second
+            # definition in the files is a mistake, not an override.
+            names = [("Role", r.namespace, r.name) for r in parsed.roles]
+            names += [("ClusterRole", "", c.name) for c in parsed.cluster_roles]
+            names += [(b.kind, b.namespace, b.name) for b in parsed.bindings]
+            for key in names:
+                if key in seen:
+                    shown = "/".join(k for k in key[1:] if k)
+                    raise where.fail(
+                        "/metadata/name",
+                        f"duplicate {key[0]} {shown!r} (first defined in {seen[key]})",
+                    )
+                seen[key] = where.source
+            out.extend(parsed)
     return out
 
 

@@ -279,6 +279,20 @@ class TestValidation:
         assert str(info.value).startswith(f"f.yaml[3]{where}: ")
         assert message in str(info.value)
 
+    def test_duplicates(self):
+        """A second object of the same kind, namespace and name is an error."""
+        role = _doc(kind="Role", rules=[])
+        with pytest.raises(
+            InvalidPolicyError,
+            match=r"^b\[1\]/metadata/name: duplicate Role 'ns/x' "
+            r"\(first defined in a\[0\]\)",
+        ):
+            parse_rbac_documents([("a[0]", role), ("b[1]", role)])
+        other_ns = role | {"metadata": {"name": "x", "namespace": "other"}}
+        assert (
+            len(parse_rbac_documents([("a[0]", role), ("b[1]", other_ns)]).roles) == 2
+        )
+
     def test_list_item_location(self):
         """An error inside a List points at the item."""
         doc = {
