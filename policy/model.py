@@ -389,7 +389,13 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
                     f"write the operator as {clause.operator.canonical}",
                 )
             )
-    if kind is PolicyKind.RCP and st.effect is Effect.ALLOW:
+    full_access = (
+        st.actions.patterns == ("*",)
+        and not st.not_action
+        and all_resources
+        and not st.conditions
+    )
+    if kind is PolicyKind.RCP and st.effect is Effect.ALLOW and not full_access:
         out.append(
             Finding(
                 "warning",
