@@ -31,6 +31,7 @@ from policy.rbac import (
     ResourceAttributes,
     Subject,
     UserInfo,
+    rules_for,
     service_account_groups,
     who_can,
 )
@@ -93,6 +94,7 @@ _EPILOG = """examples:
   kubeiam policy can-i --rbac rbac/ --as-arn arn:aws:iam::111122223333:role/Dev \\
       --mapping aws-auth.yaml create rolebindings.rbac.authorization.k8s.io -n dev
   kubeiam policy can-i --rbac rbac/ --as dave get /healthz
+  kubeiam policy can-i --rbac rbac/ --as alice --list -n dev
   kubeiam policy rbac --rbac rbac/ --requests reviews.json -o json
   kubeiam policy who-can --rbac rbac/ delete secrets -n prod
   kubeiam policy covers --rbac rbac/ clusterrole/admin clusterrole/edit
@@ -124,9 +126,15 @@ def _parser(command: str) -> argparse.ArgumentParser:
     return p
 
 
-def _add_request_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("verb")
-    p.add_argument("resource", help="TYPE[.group][/subresource] or a /non-resource/url")
+def _add_request_args(p: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    nargs = "?" if optional else None
+    p.add_argument("verb", nargs=nargs, default="")
+    p.add_argument(
+        "resource",
+        nargs=nargs,
+        default="",
+        help="TYPE[.group][/subresource] or a /non-resource/url",
+    )
     p.add_argument("name", nargs="?", default="")
     p.add_argument("-n", "--namespace", default="default")
     p.add_argument("-A", "--all-namespaces", action="store_true")
@@ -215,7 +223,12 @@ def _load(args: argparse.Namespace) -> RBACPolicy:
 
 def _can_i(argv: Sequence[str]) -> int:
     p = _parser("can-i")
-    _add_request_args(p)
+    _add_request_args(p, optional=True)
+    p.add_argument(
+        "--list",
+        action="store_true",
+        help="list the rules the user holds in the namespace (as kubectl --list)",
+    )
     p.add_argument("--as", dest="as_user", default="", help="username to ask for")
     p.add_argument("--as-group", action="append", default=[], help="group (repeatable)")
     p.add_argument(
@@ -234,9 +247,13 @@ def _can_i(argv: Sequence[str]) -> int:
         help="evaluate system:masters through RBAC like any group",
     )
     args = p.parse_args(argv)
+    if not args.list and not (args.verb and args.resource):
+        p.error("give VERB RESOURCE, or --list")
     policy = _load(args)
     user, note = _user(args)
     ns = "" if args.all_namespaces else args.namespace
+    if args.list:
+        return _list(policy, user, note, ns, args.output)
     attrs, warning = parse_resource_arg(
         args.verb, args.resource, args.name, ns, args.subresource
     )
@@ -262,6 +279,49 @@ def _can_i(argv: Sequence[str]) -> int:
             sys.stderr.write(note + "\n")
         print("yes" if allowed else ("no - " + reason if user is None else "no"))
     return 0 if allowed else 1
+
+
+def _qualified(resource: str, group: str) -> str:
+    # kubectl prints deployments.apps/scale: the group goes before the subresource.
+    base, slash, sub = resource.partition("/")
+    return (f"{base}.{group}" if group else base) + slash + sub
+
+
+def _list(
+    policy: RBACPolicy, user: UserInfo | None, note: str, namespace: str, output: str
+) -> int:
+    """Print the rules ``user`` holds in ``namespace``, as ``can-i --list`` does."""
+    if user is None:
+        print("no - " + note)
+        return 1
+    held, errors = rules_for(policy, user, namespace)
+    rows: dict[tuple[str, str, str], list[str]] = {}
+    for _grant, rule in held:
+        names = "[" + " ".join(rule.resource_names) + "]"
+        keys = [
+            (_qualified(res, group), "[]", names)
+            for group in rule.api_groups
+            for res in rule.resources
+        ]
+        keys += [("", f"[{url}]", "[]") for url in rule.non_resource_urls]
+        for key in keys:
+            verbs = rows.setdefault(key, [])
+            verbs.extend(v for v in rule.verbs if v not in verbs)
+    if output == "json":
+        items = [
+            {"resource": r, "nonResourceURLs": u, "resourceNames": n, "verbs": v}
+            for (r, u, n), v in sorted(rows.items())
+        ]
+        print(json.dumps({"rules": items, "errors": errors}, indent=2))
+        return 0
+    table = [("Resources", "Non-Resource URLs", "Resource Names", "Verbs")]
+    table += [
+        (r, u, n, "[" + " ".join(v) + "]") for (r, u, n), v in sorted(rows.items())
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
 
 
 def _read_requests(path: Path) -> list[object]:

@@ -169,6 +169,69 @@ class TestCanI:
         assert (code, out.strip()) == (0, "yes")
 
 
+class TestList:
+    """can-i --list: the rules held in a namespace."""
+
+    def test_table(self, capsys):
+        """kubectl's four columns; RoleBinding rules only in their namespace."""
+        args = ["can-i", *RBAC, "--as", "carol", "--as-group", "dev-team", "--list"]
+        code, out, _ = run(capsys, *args, "-n", "dev")
+        lines = out.splitlines()
+        assert code == 0
+        assert lines[0].split() == [
+            "Resources",
+            "Non-Resource",
+            "URLs",
+            "Resource",
+            "Names",
+            "Verbs",
+        ]
+        assert any(
+            line.split()
+            == [
+                "deployments.apps/scale",
+                "[]",
+                "[]",
+                "[create",
+                "delete",
+                "deletecollection",
+                "patch",
+                "update",
+                "get",
+                "list",
+                "watch]",
+            ]
+            for line in lines
+        )
+        code, out, _ = run(capsys, *args, "-n", "prod")
+        assert "deployments.apps" not in out and "[/healthz]" in out
+
+    def test_json_and_usage(self, capsys):
+        """-o json lists rules and errors; no request and no --list is a usage error."""
+        _code, out, _ = run(
+            capsys,
+            "can-i",
+            *RBAC,
+            "--as",
+            "x",
+            "--as-group",
+            "dev-team",
+            "--list",
+            "-n",
+            "prod",
+            "-o",
+            "json",
+        )
+        doc = json.loads(out)
+        assert doc["errors"] == [
+            'role.rbac.authorization.k8s.io "does-not-exist" '
+            "not found in namespace prod"
+        ]
+        with pytest.raises(SystemExit) as info:
+            main(["can-i", *RBAC, "--as", "x"])
+        assert info.value.code == 2
+
+
 class TestAsARN:
     """From an IAM identity through aws-auth to a Kubernetes decision."""
 
