@@ -32,6 +32,7 @@ from policy.conditions import (
     parse_operator,
 )
 from policy.errors import InvalidPolicyError
+from policy.keys import is_multi_valued, is_single_valued
 from policy.statement import (
     ActionMatcher,
     CompiledPolicy,
@@ -373,6 +374,21 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
             )
         )
     for clause in st.conditions:
+        where = f"{ptr}/Condition/{clause.operator.name}/{clause.key}"
+        if clause.operator.qualifier and is_single_valued(clause.key):
+            out.append(Finding("warning", where, "set operator on a single-valued key"))
+        if (
+            not clause.operator.qualifier
+            and clause.operator.base != "Null"
+            and is_multi_valued(clause.key)
+        ):
+            out.append(
+                Finding(
+                    "warning",
+                    where,
+                    "multivalued key: use ForAllValues: or ForAnyValue:",
+                )
+            )
         if st.effect is Effect.ALLOW and clause.operator.qualifier == "ForAllValues":
             out.append(
                 Finding(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from policy.errors import InvalidPolicyError
+from policy.keys import is_single_valued
 from policy.model import CompiledPolicy
 from policy.principals import PrincipalInfo, parse_principal
 
@@ -182,6 +183,13 @@ class Request:
         ctx: dict[str, tuple[str, ...]] = {}
         for key, value in self.context.items():
             values = _context_values(value)
+            if values is not None and len(values) > 1 and is_single_valued(str(key)):
+                # Never coerce a set to one value (iam.md §5, §7).
+                raise InvalidPolicyError(
+                    f"{key} is single-valued but was given {len(values)} values",
+                    pointer=f"/request/context/{key}",
+                    policy="request",
+                )
             if values is not None:
                 ctx[str(key).lower()] = values
         object.__setattr__(self, "_ctx", ctx)

@@ -327,3 +327,13 @@ def test_numeric_account_principal() -> None:
     """An account ID given as a JSON number is the zero-padded account."""
     info = parse_principal(12345678901)
     assert (info.kind, info.account) == (PrincipalKind.ROOT, "012345678901")
+
+
+def test_set_for_single_valued_key_rejected() -> None:
+    """A list of several values for a single-valued key is an error, never coerced."""
+    with pytest.raises(InvalidPolicyError, match="single-valued"):
+        Request(
+            ALICE, "s3:GetObject", context={"aws:SourceIp": ["10.0.0.1", "10.0.0.2"]}
+        )
+    one = Request(ALICE, "s3:GetObject", context={"aws:SourceIp": ["10.0.0.1"]})
+    assert one._ctx["aws:sourceip"] == ("10.0.0.1",)

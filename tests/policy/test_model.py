@@ -415,3 +415,30 @@ class TestIndex:
         assert [s.index for s in policy.candidates("s3")] == [0, 2, 3]
         assert [s.index for s in policy.candidates("lambda")] == [2, 3]
         assert policy.kind is PolicyKind.IDENTITY
+
+
+class TestKeyWarnings:
+    """Key metadata findings and the RCP Allow warning."""
+
+    def test_set_and_plain_operator_misuse(self) -> None:
+        """Set operators on single-valued keys, plain ones on multivalued keys warn."""
+        doc = _doc(
+            {
+                **OK,
+                "Condition": {
+                    "ForAnyValue:StringEquals": {"aws:SourceVpce": "vpce-1"},
+                    "StringEquals": {"aws:TagKeys": "env"},
+                },
+            }
+        )
+        messages = [w.message for w in compile_policy(doc).warnings]
+        assert "set operator on a single-valued key" in messages
+        assert "multivalued key: use ForAllValues: or ForAnyValue:" in messages
+
+    def test_rcp_allow_warning(self) -> None:
+        """RCP Allow warns unless it is the RCPFullAWSAccess form."""
+        full = {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"}
+        assert compile_policy(_doc(full), kind="rcp").warnings == ()
+        limited = {**full, "Action": "s3:*"}
+        warnings = compile_policy(_doc(limited), kind="rcp").warnings
+        assert [w.pointer for w in warnings] == ["/Statement/0/Effect"]
