@@ -16,7 +16,7 @@ from policy.model import PolicyKind, compile_policy, load_policy_json
 A = "111122223333"
 B = "444455556666"
 PROPS = settings(
-    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 ACTIONS = [
@@ -301,7 +301,7 @@ POLICY_ISH = st.fixed_dictionaries(
 class TestFuzz:
     """Only InvalidPolicyError may escape parsing, whatever JSON it is given."""
 
-    @settings(max_examples=200, deadline=None)
+    @settings(max_examples=150, deadline=None)
     @given(JSON | POLICY_ISH, st.sampled_from(list(PolicyKind)))
     def test_parse_never_crashes(self, doc: Any, kind: PolicyKind) -> None:
         """Parsing any JSON value returns a policy or raises InvalidPolicyError."""
