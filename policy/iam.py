@@ -38,8 +38,15 @@ account, R = resource's account):
    session grants on its own; naming the role still needs boundary and session
    policy; naming the account only delegates. Trust (``sts:AssumeRole*``,
    ``sts:TagSession``) and KMS key policies must allow explicitly when given.
-5. Identity policies, permissions boundary, session policy: each must allow.
-6. Otherwise ImplicitlyDenied.
+5. Identity policies, then the permissions boundary, then the session policy
+   must allow; the first that does not gives ImplicitlyDenied.
+6. Otherwise Allowed.
+
+Modules: ``policy.model`` parses and validates (``compile_policy``),
+``policy.statement`` holds the compiled types, ``policy.request`` the inputs,
+``policy.trace`` the results, ``policy.principals`` principal matching,
+``policy.conditions``/``policy.variables``/``policy.arnmatch`` the matchers.
+docs/policy-semantics.md states every rule.
 """
 
 from __future__ import annotations
