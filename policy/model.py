@@ -419,6 +419,7 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
                 "RCP Allow is only supported in RCPFullAWSAccess",
             )
         )
+    out.extend(_resource_mismatch(st))
     if st.principal is not None:
         for entry in st.principal.aws:
             if "*" in entry or "?" in entry:
@@ -429,6 +430,41 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
                         f'principal {entry!r}: wildcards only work as the whole "*"',
                     )
                 )
+    return out
+
+
+# Actions authorized against a resource type other than the one people expect
+# (Service Authorization Reference for Amazon ECS; iam.md pitfall 19):
+# action -> the ARN resource types it is authorized against.
+_RESOURCE_TYPES = {
+    "ecs:runtask": ("task-definition/",),
+    "ecs:starttask": ("task-definition/", "container-instance/"),
+}
+
+
+def _resource_mismatch(st: Statement) -> list[Finding]:
+    """Warn when an action's resource type cannot match any listed ARN."""
+    if st.not_action or st.not_resource or not st.resources:
+        return []
+    out: list[Finding] = []
+    for action in st.actions.exact:
+        types = _RESOURCE_TYPES.get(action)
+        if types is None:
+            continue
+        parts = [r.raw.split(":", 5) for r in st.resources]
+        if all(
+            len(p) == 6
+            and not any(p[5].startswith(t) or p[5].startswith("*") for t in types)
+            for p in parts
+        ):
+            out.append(
+                Finding(
+                    "warning",
+                    f"{st.pointer}/Resource",
+                    f"{action} is authorized against {' or '.join(types)} ARNs: these "
+                    "resources grant nothing for it (scope clusters with ecs:cluster)",
+                )
+            )
     return out
 
 

@@ -442,3 +442,23 @@ class TestKeyWarnings:
         limited = {**full, "Action": "s3:*"}
         warnings = compile_policy(_doc(limited), kind="rcp").warnings
         assert [w.pointer for w in warnings] == ["/Statement/0/Effect"]
+
+
+def test_runtask_with_cluster_arn_warns() -> None:
+    """ecs:RunTask on a cluster ARN is flagged (authorized on task definitions)."""
+    cluster = "arn:aws:ecs:eu-west-1:111122223333:cluster/prod"
+    bad = compile_policy(
+        _doc({"Effect": "Allow", "Action": "ecs:RunTask", "Resource": cluster})
+    )
+    assert any("task-definition" in w.message for w in bad.warnings)
+    good = compile_policy(
+        _doc(
+            {
+                "Effect": "Allow",
+                "Action": "ecs:RunTask",
+                "Resource": "arn:aws:ecs:eu-west-1:111122223333:task-definition/web:*",
+                "Condition": {"ArnEquals": {"ecs:cluster": cluster}},
+            }
+        )
+    )
+    assert good.warnings == ()
