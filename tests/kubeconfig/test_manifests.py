@@ -508,3 +508,23 @@ class TestDocs:
             assert (doc.parent / link).is_file(), (doc.name, link)
         for sub in set(re.findall(r"`kubeiam ([a-z-]+)", text)):
             assert sub in COMMANDS, (doc.name, sub)
+
+
+class TestServerAuthorizationSection:
+    """The shipped server config turns on /authorize with loadable RBAC objects."""
+
+    def test_authorization_section_and_rbac_file_load(self, tmp_path: Path) -> None:
+        """authorization parses, and rbacPaths names the ConfigMap's rbac.yaml."""
+        from policy.rbac_load import load_rbac_paths
+        from webhook.authorize import AuthorizationSettings
+
+        data = _one("ConfigMap", "kubeiam-config")["data"]
+        config = yaml.safe_load(data["config.yaml"])
+        auth = AuthorizationSettings.parse(config["authorization"])
+        assert [str(p) for p in auth.rbac_paths] == ["/etc/kubeiam/config/rbac.yaml"]
+        assert [r.name for r in auth.deny_rules] == ["no-secrets-for-contractors"]
+        rbac_file = tmp_path / "rbac.yaml"
+        rbac_file.write_text(data["rbac.yaml"], encoding="utf-8")
+        objects = load_rbac_paths([rbac_file])
+        assert len(objects.cluster_roles) == 1
+        assert len(objects.bindings) == 1
