@@ -355,6 +355,99 @@ class TestVerifyTokenPreSTSValidations:
         assert_rejected(tok(complete(url, "us-east-1")), "bad_credential_scope", canary)
 
 
+# (what the reference lets through, defect applied to a completed token, kubeiam
+#  reason, the documented rule). Each is a token the reference accepts.
+STRICTER_CASES = [
+    (
+        "Go's base64 decoder skips CR/LF",
+        "crlf",
+        "bad_base64",
+        "authentication.md row 3: strict alphabet, CR/LF and whitespace included",
+    ),
+    (
+        "Go ignores a #fragment",
+        build_url() + "#frag",
+        "fragment",
+        "SPEC 3 / authentication.md row 6: no userinfo, port or fragment",
+    ),
+    (
+        "Go splits user@ off the host",
+        build_url(host="user@sts.us-west-2.amazonaws.com"),
+        "userinfo",
+        "SPEC 3 / authentication.md row 6",
+    ),
+    (
+        "the reference has no lower bound on X-Amz-Date",
+        build_url(X_Amz_Date="20261127T120501Z"),
+        "future_date",
+        "SPEC 3 / authentication.md row 20: at most 5 minutes in the future",
+    ),
+    (
+        "the reference never reads the credential scope",
+        build_url(
+            X_Amz_Credential=f"{AKID}%2F{DATE[:8]}%2Fus-east-1%2Fsts%2Faws4_request"
+        ),
+        "bad_credential_scope",
+        "SPEC 3 / authentication.md row 21: the scope region is the host's",
+    ),
+    (
+        "the reference accepts any list containing x-k8s-aws-id",
+        build_url(X_Amz_SignedHeaders="host%3Bx-amz-date%3Bx-k8s-aws-id"),
+        "extra_signed_header",
+        "authentication.md row 15 [rec]: the verifier never sends other headers",
+    ),
+    (
+        "the reference never reads X-Amz-Signature",
+        build_url(X_Amz_Signature=SIG.upper()),
+        "bad_signature_format",
+        "authentication.md row 22: 64 lower-case hex characters",
+    ),
+    (
+        "the reference never reads X-Amz-Algorithm",
+        build_url(X_Amz_Algorithm="AWS4-HMAC-SHA512"),
+        "bad_algorithm",
+        "authentication.md row 22",
+    ),
+]
+
+
+class TestDocumentedStricterRules:
+    """Tokens the reference accepts and kubeiam refuses, each by a documented rule."""
+
+    @pytest.mark.parametrize(
+        ("what", "url", "reason", "rule"),
+        STRICTER_CASES,
+        ids=[c[2] for c in STRICTER_CASES],
+    )
+    def test_refused(
+        self, what: str, url: str, reason: str, rule: str, canary: LocalServer
+    ) -> None:
+        """Refused offline, with the reason of the documented rule."""
+        good = tok(build_url())
+        token = good[:40] + "\r\n" + good[40:] if url == "crlf" else tok(url)
+        assert_rejected(token, reason, canary)
+
+    @pytest.mark.parametrize(
+        ("expires", "date"),
+        [
+            ("0", DATE),  # Go clients 0.4.0 until PR #753 sent 0
+            ("900", DATE),  # the reference's upper bound
+            ("60", "20261127T114500Z"),  # exactly 15 minutes old still passes
+            ("60", "20261127T120500Z"),  # exactly 5 minutes ahead still passes
+        ],
+    )
+    def test_reference_bounds_still_accepted(self, expires: str, date: str) -> None:
+        """X-Amz-Expires 0..900 and the 15-minute age limit, as the reference."""
+        allowed = build_allowed_hosts("aws", region=SERVER_REGION)
+        url = build_url(X_Amz_Expires=expires, X_Amz_Date=date)
+        call = verify_token(
+            tok(url), cluster_id=CLUSTER, now=NOW, allowed_hosts=allowed
+        )
+        assert call.signed_at == datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(
+            tzinfo=UTC
+        )
+
+
 # ------------------------------------------------------------- security advisories
 
 
@@ -711,6 +804,17 @@ HOST_CASES: list[tuple[str, str, str, str, bool, bool, str]] = [
         True,
         "",
     ),
+    # authentication.md 3.2: aws and aws-us-gov share amazonaws.com, so the
+    # reference accepts commercial regions under aws-us-gov and the reverse
+    (
+        "verifyHost (commercial under aws-us-gov)",
+        "aws-us-gov",
+        "sts.us-east-1.amazonaws.com",
+        "",
+        True,
+        False,
+        _CROSS_PARTITION,
+    ),
     # authentication.md 3.2: the reference accepts us-gov-* under partition aws
     (
         "verifyHost (us-gov under aws)",
@@ -925,7 +1029,9 @@ class TestVerifySTSOutcomes:
         [
             # TestVerifyInvalidUserIDError (current: a role ARN)
             "arn:aws:iam::123456789012:role/Alice",
-            # ... (earlier versions: a user ARN)
+            # Earlier versions used a user ARN. The current reference keeps a
+            # user's whole UserId, colons included, and accepts; kubeiam rejects:
+            # a user's UserId is its unique ID (authentication.md 4.3 and 6).
             "arn:aws:iam::123456789012:user/Alice",
             "arn:aws:sts::123456789012:assumed-role/Alice/session",
         ],
@@ -992,6 +1098,9 @@ IDENTITY_CASES = [
         "AIDAIYCCCMMMMMMMMGGDA",
         "AIDAIYCCCMMMMMMMMGGDA",
     ),
+    # The case wants the bare role ID kept. (The current reference actually
+    # errors, "malformed UserID", and its loop skips errors silently; STS never
+    # answers with an iam role ARN, so kubeiam follows the case's stated intent.)
     (
         "Role",
         "arn:aws:iam::123456789012:role/Alice",
