@@ -229,7 +229,8 @@ def _finish(
             entry,
         )
     for prefix in mapping_set.reserved_prefixes:
-        if username.startswith(prefix):
+        # An empty prefix reserves nothing (reference ReservedPrefixExists).
+        if prefix and username.startswith(prefix):
             return MappingResult(
                 None,
                 MappingOutcome.RESERVED_PREFIX,

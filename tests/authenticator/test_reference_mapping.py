@@ -796,6 +796,12 @@ class TestReservedPrefixes:
         assert result.outcome is expected
         assert (result.user is None) is reserved
 
+    def test_empty_prefix_reserves_nothing(self) -> None:
+        """ReservedPrefixExists skips empty prefixes; "" must not deny everyone."""
+        caller = session_of(TEST_ROLE)
+        source = file_set(role_doc(TEST_ROLE, "admin"), reserved=("", "system:"))
+        assert user_json(mapped(caller, source))["username"] == "admin"
+
     def test_crd_reserved_prefixes_from_config(self) -> None:
         """TestCRDMapperReservedPrefixesFromConfig / ...EmptyByDefault."""
         assert crd_set(reserved=("system:", "eks:")).reserved_prefixes == (
