@@ -30,6 +30,7 @@ from authenticator.mapping import (
     MappingOutcome,
     MappingResult,
     MappingSet,
+    entry_match_key,
     evaluate_mapping,
     inspect_mapping_text,
     parse_aws_auth,
@@ -864,3 +865,38 @@ class TestMalformedMappingArn:
         assert report.mapping_set.entries == 0
         result = mapped(session_of(TEST_ROLE), report.mapping_set)
         assert result.outcome is MappingOutcome.NOT_MAPPED
+
+
+class TestIAMIdentityMappingController:
+    """crd/controller/controller_test.go TestIAMIdentityMappingCreation."""
+
+    def test_canonical_arn_is_lower_cased(self) -> None:
+        """status.canonicalARN is the lower-cased canonical spec.arn (the match key)."""
+        arn = "arn:aws:iam::123456789012:user/AuthorizedUser"
+        assert entry_match_key(arn) == "arn:aws:iam::123456789012:user/authorizeduser"
+        source = crd_set((arn, "user-1", ["system:masters"]))
+        caller = ident("arn:aws:iam::123456789012:user/authorizeduser")
+        assert user_json(mapped(caller, source))["username"] == "user-1"
+
+    def test_placeholder_account_refused(self) -> None:
+        """The test's XXXXXXXXXXXX account is not an account ID (SPEC 6): refused."""
+        with pytest.raises(ConfigError, match="12-digit"):
+            crd_set(("arn:aws:iam::XXXXXXXXXXXX:user/AuthorizedUser", "user-1", ()))
+
+
+class TestDynamicFileEntries:
+    """dynamicfile tests: ``userid``-keyed entries are not a kubeiam format."""
+
+    def test_userid_key_refused(self) -> None:
+        """An entry with userid is refused with a hint to map the ARN (auth.md 7.2)."""
+        doc = {
+            "mapRoles": [
+                {
+                    "rolearn": f"arn:aws:iam::{ACCT}:role/test",
+                    "userid": "AROAEXAMPLE",
+                    "username": "test",
+                }
+            ]
+        }
+        with pytest.raises(ConfigError, match="'userid'"):
+            file_set(doc)
