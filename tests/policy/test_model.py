@@ -101,7 +101,7 @@ class TestErrors:
                 {
                     "Effect": "Allow",
                     "Action": "s3:*",
-                    "Resource": "arn:aws:ecs:us-east-1:*",
+                    "Resource": "arn:aws:ecs:us-east-1",
                 },
                 "/Statement/0/Resource",
                 "six parts",
