@@ -213,11 +213,13 @@ def passes_offline(webhook: App, token: str) -> bool:
     return True
 
 
-def check_authenticate(webhook: App, body: bytes) -> None:
+def check_authenticate(
+    webhook: App, body: bytes, content_type: str = "application/json"
+) -> None:
     """POST a body to /authenticate and check every property of the answer."""
     calls = len(webhook.sts.calls)
     resp = webhook.client.post(
-        "/authenticate?timeout=30s", data=body, content_type="application/json"
+        "/authenticate?timeout=30s", data=body, content_type=content_type
     )
     assert resp.status_code in SPEC_STATUSES, (resp.status_code, resp.data[:200])
     assert resp.mimetype == "application/json"
@@ -450,10 +452,23 @@ class TestTokenReviewBodies:
         check_authenticate(webhook, dumps(doc))
 
     @FUZZ
-    @given(body=mutated_tokenreviews())
-    def test_mutated_reviews(self, webhook: App, body: bytes) -> None:
+    @given(
+        body=mutated_tokenreviews(),
+        content_type=st.sampled_from(
+            [
+                "application/json",
+                "application/json; charset=utf-8",
+                "text/plain",
+                "application/x-www-form-urlencoded",
+                "multipart/form-data; boundary=x",
+            ]
+        ),
+    )
+    def test_mutated_reviews(
+        self, webhook: App, body: bytes, content_type: str
+    ) -> None:
         """Mutated TokenReviews get the SPEC's answer and STS sees only valid tokens."""
-        check_authenticate(webhook, body)
+        check_authenticate(webhook, body, content_type)
 
     @pytest.mark.parametrize("token", ["\ud800", "k8s-aws-v1.\udfff"])
     def test_lone_surrogate_token_is_a_plain_deny(
