@@ -449,6 +449,16 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
             )
         )
     out.extend(_resource_mismatch(st))
+    for pattern in st.resources or ():
+        if not pattern.match_all and pattern.raw.count(":") < ARN_SEPARATORS:
+            out.append(
+                Finding(
+                    "warning",
+                    f"{ptr}/{'NotResource' if st.not_resource else 'Resource'}",
+                    f"{pattern.raw!r} is truncated: its final * covers the rest of "
+                    "the ARN, colons included",
+                )
+            )
     if st.principal is not None:
         for entry in st.principal.aws:
             if "*" in entry or "?" in entry:
