@@ -125,10 +125,13 @@ def machine_info() -> str:
 
 
 def write_chart(rows: Sequence[Row], path: object) -> bool:
-    """Draw latency distributions (rows with samples) as box plots into a PNG."""
+    """Draw the latency rows' distributions (unit ms, with samples) as box plots."""
+    import textwrap
+
     series = [
-        (f"{r.name}\n{label}", list(vals))
+        (textwrap.fill(f"{r.name} [{label}]", 30), list(vals))
         for r in rows
+        if r.unit == "ms"
         for label, vals in r.samples.items()
         if vals
     ]
@@ -139,11 +142,9 @@ def write_chart(rows: Sequence[Row], path: object) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(series)), 5))
+    fig, ax = plt.subplots(figsize=(max(7, 2.0 * len(series)), 6))
     ax.boxplot([v for _, v in series], showfliers=True)
-    ax.set_xticks(
-        range(1, len(series) + 1), [n for n, _ in series], fontsize=7, rotation=20
-    )
+    ax.set_xticks(range(1, len(series) + 1), [n for n, _ in series], fontsize=7)
     ax.set_yscale("log")
     ax.set_ylabel("milliseconds (log scale)")
     ax.set_title("kubeiam vs peers: latency distributions (same run)")
