@@ -25,7 +25,8 @@ deps-system:
 demo: $(STAMP)
 	$(VENV)/bin/kubeiam demo
 
-test: $(STAMP) deps-system
+# The suite: static checks first (ruff, mypy --strict), then pytest on 2 workers.
+test: $(STAMP) deps-system lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -p no:cacheprovider
 
 lint: $(STAMP)
