@@ -27,7 +27,7 @@ demo: $(STAMP)
 
 # The suite: static checks first (ruff, mypy --strict), then pytest on 2 workers.
 test: $(STAMP) deps-system lint
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -p no:cacheprovider
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -p no:cacheprovider --timeout 600
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

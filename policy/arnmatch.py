@@ -9,10 +9,8 @@ and tags**).
 
 ARN patterns match segment by segment (**IAM JSON policy elements: Resource**,
 **Condition operators**: ``ArnLike``): the first five ``:`` separate partition,
-service, region and account; in those segments a wildcard never crosses ``:``,
-except that in ``Resource``/``NotResource`` a ``*`` ending a segment may
-(``resource_regex``); the resource part keeps its colons and ``*`` spans ``/``
-and ``:``. A flat glob
+service, region and account; in those segments a wildcard never crosses ``:``;
+the resource part keeps its colons and ``*`` spans ``/`` and ``:``. A flat glob
 (``StringLike``, actions) has no segments.
 
 Compiled regular expressions are cached in a bounded, thread-safe
@@ -31,7 +29,6 @@ __all__ = [
     "count_arn_separators",
     "flat_regex",
     "literal",
-    "resource_regex",
     "split_arn",
     "wild",
 ]
@@ -93,30 +90,21 @@ def count_arn_separators(chunks: Sequence[tuple[str, bool]]) -> int:
     return min(sum(text.count(":") for text, _ in chunks), ARN_SEPARATORS)
 
 
-def _build(
-    chunks: Sequence[tuple[str, bool]], *, arn: bool, span_trailing: bool = False
-) -> str:
-    chars = [(ch, is_wild) for text, is_wild in chunks for ch in text]
+def _build(chunks: Sequence[tuple[str, bool]], *, arn: bool) -> str:
     out: list[str] = []
     seg = 0
-    for i, (ch, is_wild) in enumerate(chars):
-        in_prefix = arn and seg < ARN_SEPARATORS
-        if ch == ":" and in_prefix:
-            out.append(":")
-            seg += 1
-        elif is_wild and ch == "*":
-            if not in_prefix:
-                out.append(".*")
-            elif span_trailing and (i + 1 == len(chars) or chars[i + 1][0] == ":"):
-                # The last character of a segment may expand beyond the colons
-                # (IAM JSON policy elements: Resource).
-                out.append(".*")
+    for text, is_wild in chunks:
+        for ch in text:
+            in_prefix = arn and seg < ARN_SEPARATORS
+            if ch == ":" and in_prefix:
+                out.append(":")
+                seg += 1
+            elif is_wild and ch == "*":
+                out.append("[^:]*" if in_prefix else ".*")
+            elif is_wild and ch == "?":
+                out.append("[^:]" if in_prefix else ".")
             else:
-                out.append("[^:]*")
-        elif is_wild and ch == "?":
-            out.append("[^:]" if in_prefix else ".")
-        else:
-            out.append(re.escape(ch))
+                out.append(re.escape(ch))
     return "".join(out)
 
 
@@ -150,23 +138,3 @@ def arn_regex(chunks: Chunks) -> re.Pattern[str]:
         colons cannot match a pattern with five.
     """
     return _compile(_build(chunks, arn=True), False)
-
-
-def resource_regex(chunks: Chunks) -> re.Pattern[str]:
-    """Compile a ``Resource``/``NotResource`` ARN pattern (case-sensitive).
-
-    Like ``arn_regex``, except that a ``*`` which is the last character of one
-    of the first five segments may expand beyond the colons (IAM User Guide,
-    **IAM JSON policy elements: Resource**: "If the * wildcard is the last
-    character of a resource ARN segment, it can expand to match beyond the
-    colon boundaries"). So ``arn:aws:ec2:*`` covers every EC2 ARN and
-    ``arn:aws:sqs:*:111122223333:q`` also matches an ARN with extra colons
-    before the account. ARN condition operators stay strictly per segment.
-
-    Args:
-        chunks: The pattern.
-
-    Returns:
-        A compiled expression for ``fullmatch``.
-    """
-    return _compile(_build(chunks, arn=True, span_trailing=True), False)

@@ -54,7 +54,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
-from policy.arnmatch import resource_regex, split_arn
+from policy.arnmatch import arn_regex, split_arn
 from policy.conditions import ClauseResult, evaluate_clause
 from policy.model import CompiledPolicy, Effect, PolicyKind, Statement, compile_policy
 from policy.principals import (
@@ -204,7 +204,7 @@ class _Eval:
                     return True
                 continue
             chunks = resolve_template(pattern.template, self.lookup)
-            if chunks is not None and resource_regex(chunks).fullmatch(resource):
+            if chunks is not None and arn_regex(chunks).fullmatch(resource):
                 return True
         return False
 

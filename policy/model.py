@@ -24,13 +24,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from policy.arnmatch import (
-    ARN_SEPARATORS,
-    Chunks,
-    count_arn_separators,
-    flat_regex,
-    resource_regex,
-)
+from policy.arnmatch import Chunks, arn_regex, count_arn_separators, flat_regex
 from policy.conditions import (
     ConditionClause,
     ValueError_,
@@ -174,29 +168,6 @@ def _compile_actions(name: str, pointer: str, value: object) -> ActionMatcher:
     )
 
 
-# ``arn:partition:service:`` at least, so that the service is named.
-_MIN_TRUNCATED_SEPARATORS = 3
-
-
-def _full_or_trailing_star(chunks: Chunks) -> bool:
-    """Whether a Resource ARN pattern has six parts, or ends in a segment ``*``.
-
-    A ``*`` that is the last character of a segment may expand beyond the
-    colons (**IAM JSON policy elements: Resource**), so ``arn:aws:ec2:*`` or
-    ``arn:aws:ecs:us-east-1:*`` covers the rest of the ARN. Other truncated
-    patterns (``arn:aws:ecs:us-east-1``) are rejected, never padded.
-    """
-    separators = count_arn_separators(chunks)
-    if separators >= ARN_SEPARATORS:
-        return True
-    last_text, last_wild = chunks[-1] if chunks else ("", False)
-    return (
-        separators >= _MIN_TRUNCATED_SEPARATORS
-        and last_wild
-        and last_text.endswith("*")
-    )
-
-
 def _compile_resources(
     name: str, pointer: str, value: object, *, substitute: bool
 ) -> tuple[ResourcePattern, ...]:
@@ -207,14 +178,14 @@ def _compile_resources(
             out.append(ResourcePattern(raw, template, None, match_all=True))
             continue
         chunks: Chunks = template.static_chunks()
-        if not raw.startswith("arn:") or not _full_or_trailing_star(chunks):
+        if not raw.startswith("arn:") or count_arn_separators(chunks) < 5:
             raise _fail(name, pointer, f'{raw!r} is not "*" or an ARN with six parts')
         service = raw.split(":", 3)[2]
         if "*" in service or "?" in service:
             raise _fail(
                 name, pointer, f"{raw!r}: wildcards are not allowed in the service"
             )
-        compiled = None if template.has_variables else resource_regex(chunks)
+        compiled = None if template.has_variables else arn_regex(chunks)
         out.append(ResourcePattern(raw, template, compiled, match_all=False))
     return tuple(out)
 
@@ -449,16 +420,6 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
             )
         )
     out.extend(_resource_mismatch(st))
-    for pattern in st.resources or ():
-        if not pattern.match_all and pattern.raw.count(":") < ARN_SEPARATORS:
-            out.append(
-                Finding(
-                    "warning",
-                    f"{ptr}/{'NotResource' if st.not_resource else 'Resource'}",
-                    f"{pattern.raw!r} is truncated: its final * covers the rest of "
-                    "the ARN, colons included",
-                )
-            )
     if st.principal is not None:
         for entry in st.principal.aws:
             if "*" in entry or "?" in entry:

@@ -18,8 +18,10 @@ true`` when a deny rule matches (placed before RBAC in an
 ``AuthorizationConfiguration``, that denies what the cluster's RBAC would
 allow); otherwise NoOpinion (``allowed: false`` only), so the next authorizer
 decides; dangling role references go to ``evaluationError``. A body that is not
-a SubjectAccessReview is answered 400 (the API server then applies its
-``failurePolicy``). The RBAC objects are re-read when a file under
+a SubjectAccessReview (also: not strict JSON, a repeated key) is answered 400
+(the API server then applies its ``failurePolicy``); as on ``/authenticate``, a
+body over 64 KiB is a 413 and any method but POST a 405, both with a JSON
+Kubernetes ``Status`` body. The RBAC objects are re-read when a file under
 ``rbacPaths`` changes (checked at most every few seconds); a bad reload keeps
 the last good objects.
 """
@@ -36,13 +38,16 @@ from pathlib import Path
 
 from flask import Blueprint, Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
 
 from policy.authz import DenyRule, decide, parse_deny_rules
 from policy.errors import InvalidPolicyError
 from policy.rbac import RBACPolicy
 from policy.rbac_load import load_rbac_paths
 from policy.sar import build_sar_response, parse_subject_access_review
-from webhook.errors import ConfigError
+from webhook.errors import ConfigError, InvalidReviewError
+from webhook.tokenreview import MAX_BODY_BYTES, build_status, parse_json_body
+from webhook.views import ALL_METHODS, read_body
 
 __all__ = ["AuthorizationSettings", "RBACHolder", "authorize_bp", "install_authorizer"]
 
@@ -195,15 +200,19 @@ def _json(doc: Mapping[str, object], status: int) -> Response:
     return Response(json.dumps(doc), status=status, mimetype="application/json")
 
 
-@authorize_bp.post("/authorize")
+@authorize_bp.route(
+    "/authorize", methods=list(ALL_METHODS), provide_automatic_options=False
+)
 def authorize() -> ResponseReturnValue:
     """Decide one SubjectAccessReview (v1 or v1beta1), answering in its apiVersion."""
+    if request.method != "POST":
+        raise MethodNotAllowed(valid_methods=["POST"])
     state: _State = current_app.extensions[_EXTENSION]
     try:
-        body = json.loads(request.get_data(cache=False) or b"null")
-    except ValueError as exc:
+        body = parse_json_body(read_body())
+    except InvalidReviewError as exc:
         raise InvalidPolicyError(
-            "body is not JSON", policy="SubjectAccessReview"
+            f"body: {exc.message}", policy="SubjectAccessReview"
         ) from exc
     review = parse_subject_access_review(body)
     result = decide(
@@ -230,3 +239,18 @@ def authorize() -> ResponseReturnValue:
 def _bad_review(exc: InvalidPolicyError) -> ResponseReturnValue:
     log.info("authorize: bad request: %s", exc)
     return _json({"error": "not a SubjectAccessReview", "detail": str(exc)}, 400)
+
+
+@authorize_bp.errorhandler(MethodNotAllowed)
+def _method_not_allowed(exc: MethodNotAllowed) -> ResponseReturnValue:
+    log.info("authorize: method %s not allowed", request.method)
+    response = _json(build_status(405, "MethodNotAllowed", "expected POST"), 405)
+    response.headers["Allow"] = "POST"
+    return response
+
+
+@authorize_bp.errorhandler(RequestEntityTooLarge)
+def _too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
+    message = f"the body exceeds {MAX_BODY_BYTES} bytes"
+    log.info("authorize: %s", message)
+    return _json(build_status(413, "RequestEntityTooLarge", message), 413)

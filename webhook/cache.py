@@ -41,9 +41,12 @@ def token_key(token: str) -> bytes:
         token: The bearer token.
 
     Returns:
-        32 bytes; the token cannot be recovered from them.
+        32 bytes; the token cannot be recovered from them. Every string has a
+        key: a lone surrogate (a legal JSON escape, never in a valid token) is
+        encoded as itself rather than raising, so distinct tokens keep
+        distinct keys.
     """
-    return hashlib.sha256(token.encode("utf-8")).digest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).digest()
 
 
 def _ignore(_outcome: str) -> None:

@@ -456,6 +456,8 @@ def load_yaml(text: str, *, where: str) -> object:
         at = f"line {mark.line + 1}" if mark is not None else "(top)"
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"{where}: {at}: invalid YAML: {problem}") from exc
+    except RecursionError as exc:  # PyYAML composes and constructs recursively
+        raise ConfigError(f"{where}: invalid YAML: nested too deeply") from exc
 
 
 def load_settings(path: Path) -> WebhookSettings:

@@ -7,7 +7,9 @@ single attribute assignment: a request reads one snapshot and never sees a
 half-applied table. A reload that fails to parse or validate keeps that
 source's last good set whole (the reference applies the valid half of a broken
 aws-auth edit), is logged without its content, and is reported through
-``on_reload(source, "error", entries)``.
+``on_reload(source, "error", entries)``. No failure ends a source's thread:
+an unexpected exception (a bug, a library failure) is logged by type and
+place only, reported as a reload error, and the source keeps watching.
 
 The Kubernetes sources use the ``kubernetes`` client for a list followed by a
 watch from the list's ``resourceVersion``; a watch that ends is re-opened from
@@ -23,6 +25,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -303,13 +306,19 @@ class FileSource:
 
     def _poll(self, update: Update, fail: Failure) -> None:
         while not self._stop.wait(self._interval):
-            current = self._stat_now()
-            if current == self._stat:
-                continue
-            if self._stop.wait(self._settle) or self._stat_now() != current:
-                continue  # still being written: look again at the next poll
-            self._stat = current
-            self._load(update, fail)
+            try:
+                self._check(update, fail)
+            except Exception as exc:  # the poll thread must survive
+                _log_unexpected(self.name, exc)
+
+    def _check(self, update: Update, fail: Failure) -> None:
+        current = self._stat_now()
+        if current == self._stat:
+            return
+        if self._stop.wait(self._settle) or self._stat_now() != current:
+            return  # still being written: look again at the next poll
+        self._stat = current
+        self._load(update, fail)
 
     def _load(self, update: Update, fail: Failure) -> None:
         try:
@@ -325,6 +334,9 @@ class FileSource:
             )
         except ConfigError as exc:
             fail(str(exc))
+            return
+        except Exception as exc:  # a bad file must not end the source
+            _fail_unexpected(self.name, exc, fail)
             return
         update(mapping_set)
 
@@ -446,6 +458,12 @@ class _WatchSource:
                 )
                 self._stop.wait(delay)
                 delay = min(delay * 2, self._backoff[1])
+            except Exception as exc:  # the watch thread must survive
+                if self._stop.is_set():
+                    return
+                _fail_unexpected(self.name, exc, fail)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._backoff[1])
 
     def _list(self) -> str:
         resp = self._call(_preload_content=False, _request_timeout=(10, 60))
@@ -508,7 +526,29 @@ class _WatchSource:
         except ConfigError as exc:
             fail(str(exc))
             return
+        except Exception as exc:  # a bad object must not end the watch
+            _fail_unexpected(self.name, exc, fail)
+            return
         update(mapping_set)
+
+
+def _log_unexpected(source: str, exc: BaseException) -> None:
+    """Log a failure by type and innermost frame (its text may quote input)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    log.error(
+        "mapping source failed unexpectedly; keeping the last good mappings",
+        extra={"source": source, "error": type(exc).__name__, "where": where},
+    )
+
+
+def _fail_unexpected(source: str, exc: BaseException, fail: Failure) -> None:
+    """Log an unexpected failure and report it as a reload error (never raises)."""
+    _log_unexpected(source, exc)
+    try:
+        fail(f"unexpected {type(exc).__name__} while loading the mappings")
+    except Exception as report_exc:  # reporting must not end the thread
+        _log_unexpected(source, report_exc)
 
 
 def _lines(resp: urllib3.HTTPResponse) -> Iterator[str]:

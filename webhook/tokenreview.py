@@ -36,6 +36,7 @@ __all__ = [
     "build_allow",
     "build_deny",
     "build_status",
+    "parse_json_body",
     "parse_review",
 ]
 
@@ -87,6 +88,28 @@ def _no_duplicate_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return out
 
 
+def parse_json_body(body: bytes) -> object:
+    """Decode a request body as strict JSON (shared by /authenticate and /authorize).
+
+    Args:
+        body: The raw request body.
+
+    Returns:
+        The decoded document.
+
+    Raises:
+        InvalidReviewError: The body is empty, not UTF-8 JSON (also: nested
+            past Python's recursion limit), or an object repeats a key.
+    """
+    if not body:
+        raise InvalidReviewError("empty_body", "expected a request body")
+    try:
+        return json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        # json.JSONDecodeError is a ValueError; the message never quotes the input.
+        raise InvalidReviewError("not_json", "the body is not UTF-8 JSON") from exc
+
+
 def parse_review(body: bytes) -> TokenReviewRequest:
     """Parse a request body into the TokenReview parts kubeiam uses.
 
@@ -103,13 +126,7 @@ def parse_review(body: bytes) -> TokenReviewRequest:
     Raises:
         InvalidReviewError: The body is not a JSON TokenReview in a supported version.
     """
-    if not body:
-        raise InvalidReviewError("empty_body", "expected a request body")
-    try:
-        doc = json.loads(body.decode("utf-8"), object_pairs_hook=_no_duplicate_keys)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        # json.JSONDecodeError is a ValueError; the message never quotes the input.
-        raise InvalidReviewError("not_json", "the body is not UTF-8 JSON") from exc
+    doc = parse_json_body(body)
     if not isinstance(doc, dict):
         raise InvalidReviewError("not_object", "the body is not a JSON object")
     kind = doc.get("kind")

@@ -41,15 +41,17 @@ from webhook.tokenreview import (
     parse_review,
 )
 
-__all__ = ["bp", "log"]
+__all__ = ["ALL_METHODS", "bp", "log", "read_body"]
 
 log = logging.getLogger("kubeiam.webhook")
 
 bp = Blueprint("kubeiam", __name__)
 
 # Every method is routed to /authenticate so that a wrong one is answered (405),
-# logged and counted here rather than by Flask's router.
-_ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+# logged and counted here rather than by Flask's router (HEAD comes with GET).
+# OPTIONS is listed so that Flask's automatic 200 answer never applies: SPEC
+# section 4 answers anything but POST with 405.
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 # STSRejectedError reasons that mean STS itself misbehaved (a 3xx, a body that is
 # not a GetCallerIdentity result) rather than refusing the caller's signature;
@@ -128,12 +130,18 @@ def _answer(
     return _json(body, status)
 
 
-def _read_body() -> bytes:
-    """Read at most MAX_BODY_BYTES; one byte more is a 413.
+def read_body() -> bytes:
+    """Read the request body, at most MAX_BODY_BYTES; one byte more is a 413.
 
     Werkzeug refuses a declared Content-Length over MAX_CONTENT_LENGTH and caps a
     chunked stream; this read checks again so that the cap holds whatever the
     framing (SPEC section 4: 64 KiB).
+
+    Returns:
+        The body.
+
+    Raises:
+        RequestEntityTooLarge: The body is over MAX_BODY_BYTES.
     """
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
@@ -180,13 +188,13 @@ def _identity(svc: Services, token: str) -> Identity:
     return identity
 
 
-@bp.route("/authenticate", methods=_ALL_METHODS)
+@bp.route("/authenticate", methods=list(ALL_METHODS), provide_automatic_options=False)
 def authenticate() -> ResponseReturnValue:
     """Answer one TokenReview (SPEC section 4)."""
     review = _review()
     if request.method != "POST":
         raise MethodNotAllowed(valid_methods=["POST"])
-    parsed = parse_review(_read_body())
+    parsed = parse_review(read_body())
     review.api_version = parsed.api_version
     svc = _services()
     identity = _identity(svc, parsed.token)

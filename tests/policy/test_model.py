@@ -101,7 +101,7 @@ class TestErrors:
                 {
                     "Effect": "Allow",
                     "Action": "s3:*",
-                    "Resource": "arn:aws:ecs:us-east-1",
+                    "Resource": "arn:aws:ecs:us-east-1:*",
                 },
                 "/Statement/0/Resource",
                 "six parts",
@@ -462,16 +462,3 @@ def test_runtask_with_cluster_arn_warns() -> None:
         )
     )
     assert good.warnings == ()
-
-
-def test_truncated_resource_with_trailing_star_accepted_and_warned() -> None:
-    """A truncated ARN ending in a segment * is valid but lint flags it."""
-    policy = compile_policy(
-        _doc({"Effect": "Allow", "Action": "ec2:*", "Resource": "arn:aws:ec2:*"})
-    )
-    assert [f.pointer for f in policy.warnings] == ["/Statement/0/Resource"]
-    assert "truncated" in policy.warnings[0].message
-    err = _error(
-        _doc({"Effect": "Allow", "Action": "ec2:*", "Resource": "arn:aws:ec2:us-*1"})
-    )
-    assert "six parts" in str(err)
