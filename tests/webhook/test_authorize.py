@@ -181,6 +181,44 @@ class TestInProcess:
         assert install_authorizer(app, None) is False
         assert app.test_client().post("/authorize", json={}).status_code == 404
 
+    @pytest.mark.parametrize(
+        "body",
+        [
+            b"",
+            b"[" * 50_000,
+            json.dumps(sar(V1, "alice", [], verb="get", resource="pods"))[:-1].encode()
+            + b', "kind": "SubjectAccessReview"}',
+        ],
+        ids=["empty", "deep", "duplicate-key"],
+    )
+    def test_bodies_that_are_not_strict_json_are_400(self, body):
+        """Empty, too deeply nested or key-repeating JSON is a 400 JSON answer."""
+        app = Flask(__name__)
+        install_authorizer(app, {"rbacPaths": [str(RBAC)]})
+        resp = app.test_client().post("/authorize", data=body)
+        assert resp.status_code == 400 and resp.mimetype == "application/json"
+        assert resp.get_json()["error"] == "not a SubjectAccessReview"
+
+    @pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "OPTIONS", "TRACE"])
+    def test_other_methods_are_a_json_405(self, method):
+        """Any method but POST (OPTIONS too) is 405 with a Status body and Allow."""
+        app = Flask(__name__)
+        install_authorizer(app, {"rbacPaths": [str(RBAC)]})
+        resp = app.test_client().open("/authorize", method=method)
+        assert resp.status_code == 405 and resp.headers["Allow"] == "POST"
+        if method != "HEAD":
+            assert resp.get_json()["reason"] == "MethodNotAllowed"
+
+    def test_body_over_64k_is_a_json_413(self):
+        """A body over 64 KiB is 413 with a Status body."""
+        app = Flask(__name__)
+        install_authorizer(app, {"rbacPaths": [str(RBAC)]})
+        doc = sar(V1, "alice", [], verb="get", resource="pods")
+        doc["pad"] = "x" * 65_536
+        resp = app.test_client().post("/authorize", data=json.dumps(doc))
+        assert resp.status_code == 413
+        assert resp.get_json()["reason"] == "RequestEntityTooLarge"
+
     def test_privileged_bypass_off(self):
         """privilegedBypass: false sends system:masters through RBAC."""
         app = Flask(__name__)

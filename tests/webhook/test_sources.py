@@ -69,6 +69,19 @@ class Recorder:
         self.calls.append((source, result, entries))
 
 
+class RaisingRecorder(Recorder):
+    """Collects on_reload calls and raises on the given (1-based) call numbers."""
+
+    def __init__(self, *raise_on: int) -> None:
+        super().__init__()
+        self.raise_on = set(raise_on)
+
+    def __call__(self, source: str, result: str, entries: int) -> None:
+        super().__call__(source, result, entries)
+        if len(self.calls) in self.raise_on:
+            raise RuntimeError("on_reload failed")
+
+
 @pytest.fixture
 def started() -> Iterator[Callable[..., MappingRegistry]]:
     """Build and start registries; stop them all afterwards."""
@@ -155,6 +168,20 @@ class TestFileSource:
         path.unlink()
         wait_until(lambda: ("file", "error", 1) in rec.calls)
         assert usernames(registry) == ["a"]
+
+    def test_unexpected_error_does_not_stop_polling(
+        self, tmp_path: Path, started: Starter
+    ) -> None:
+        """An exception escaping a reload (here from on_reload) leaves polling alive."""
+        path = tmp_path / "m.yaml"
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
+        rec = RaisingRecorder(2)
+        registry = started(FileSource(path, poll_interval=0.05), on_reload=rec)
+        write(path, "mapRoles:\n" + roles_yaml(("B", "b")))
+        wait_until(lambda: len(rec.calls) == 2)
+        write(path, "mapRoles:\n" + roles_yaml(("C", "c")))
+        wait_until(lambda: usernames(registry) == ["c"])
+        assert rec.calls[-1] == ("file", "success", 1)
 
     def test_concurrent_readers_never_see_a_half_applied_table(
         self, tmp_path: Path, started: Starter
@@ -274,6 +301,23 @@ class TestConfigMapSource:
         wait_until(lambda: ("configMap", "error", 1) in rec.calls)
         assert registry.snapshot() is before
         assert map_identity(caller("B"), registry.snapshot()) is None
+        kubeapi.set_configmap(aws_auth(("B", "b")))
+        wait_until(lambda: usernames(registry) == ["b"])
+
+    def test_yaml_bomb_and_failing_hook_keep_watching(
+        self, kubeapi: KubeAPI, started: Starter
+    ) -> None:
+        """A self-referencing alias is a reload error; a raising hook ends no thread."""
+        kubeapi.set_configmap(aws_auth(("A", "a")))
+        rec = RaisingRecorder(2)
+        registry = started(self.source(kubeapi), on_reload=rec)
+        assert registry.wait_ready(3)
+        kubeapi.wait_watching()
+        before = registry.snapshot()
+        kubeapi.set_configmap({"mapRoles": "&x\n- rolearn: *x\n"})
+        wait_until(lambda: rec.calls.count(("configMap", "error", 1)) >= 2)
+        assert registry.snapshot() is before
+        kubeapi.wait_watching()
         kubeapi.set_configmap(aws_auth(("B", "b")))
         wait_until(lambda: usernames(registry) == ["b"])
 

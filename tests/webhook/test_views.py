@@ -485,7 +485,9 @@ class TestMalformedRequests:
         assert resp.get_json()["kind"] == "Status"
         assert harness.sts.calls == []
 
-    @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+    @pytest.mark.parametrize(
+        "method", ["GET", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE"]
+    )
     def test_not_post_is_405(self, harness: Harness, method: str) -> None:
         """Any method but POST gets 405 with Allow: POST."""
         resp = harness.client.open("/authenticate", method=method)
