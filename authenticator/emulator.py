@@ -16,6 +16,10 @@ only. :class:`STSEmulator` serves a WSGI front that:
 - hands everything else to moto unchanged, so IAM users, access keys, roles,
   AssumeRole, EC2 and EKS work as usual.
 
+The checks and the answers are pure and live in
+:mod:`authenticator.emulator_protocol`; this module is the shell around them:
+the WSGI front, the key lookup in moto's state and botocore's signing.
+
 This is a local toy for demos and tests: plain HTTP, no authorization, every
 secret held in memory. moto keeps its state in process-global backends.
 """
@@ -23,7 +27,6 @@ secret held in memory. moto keeps its state in process-global backends.
 from __future__ import annotations
 
 import collections
-import hmac
 import json
 import re
 import socket
@@ -35,8 +38,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
-from urllib.parse import parse_qsl
-from xml.sax.saxutils import escape
 
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -55,35 +56,18 @@ from moto.utilities.utils import get_partition
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, make_server
 
-# STS honours a presigned request for 15 minutes either side of X-Amz-Date
-# ("Signature expired: ... (now - 15 min.)", "Signature not yet current: ...").
-SIGNATURE_WINDOW = timedelta(minutes=15)
-# The STS query API version and its XML namespace (GetCallerIdentity responses).
-STS_VERSION = "2011-06-15"
-STS_XML_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
-# SigV4 constants (AWS "Signature Version 4 signing process").
-SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
-SIGV4_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
-_SIGV4_DATE_RE = re.compile(r"^\d{8}T\d{6}Z$")
-# The auth parameters a SigV4 query-signed request must carry.
-_REQUIRED_AUTH_PARAMS = (
-    "X-Amz-Algorithm",
-    "X-Amz-Credential",
-    "X-Amz-Signature",
-    "X-Amz-Date",
-    "X-Amz-SignedHeaders",
+from authenticator.emulator_protocol import (
+    Incoming,
+    Principal,
+    SigningScope,
+    build_answer,
+    is_presigned_sts_query,
 )
+
+__all__ = ["Credentials", "STSEmulator", "is_presigned_sts_query"]
+
 # Where moto's iam/sts backends are asked in when no region says otherwise.
 DEFAULT_REGION = "us-east-1"
-# AWS's error messages (as seen in SDK and aws-iam-authenticator logs).
-_MSG_BAD_SIGNATURE = (
-    "The request signature we calculated does not match the signature you "
-    "provided. Check your AWS Secret Access Key and signing method. Consult the "
-    "service documentation for details."
-)
-_MSG_UNKNOWN_KEY = "The security token included in the request is invalid."
-_MSG_SESSION_EXPIRED = "The security token included in the request is expired"
-_REASONS = {400: "Bad Request", 403: "Forbidden"}
 # What moto's backends raise for refused calls (IAM errors; older REST errors).
 _MOTO_ERRORS = (ServiceException, HTTPException)
 
@@ -111,52 +95,9 @@ class Credentials:
     expiration: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Principal:
-    """What moto's state says about an access key."""
-
-    arn: str
-    user_id: str
-    account_id: str
-    secret_access_key: str
-    session_token: str | None
-    expiration: datetime | None
-
-
-class _STSFaultError(Exception):
-    """An STS error answer: HTTP status, AWS error code and message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _incomplete(message: str) -> _STSFaultError:
-    return _STSFaultError(400, "IncompleteSignature", message)
-
-
 def _aware(value: datetime) -> datetime:
     """moto keeps naive UTC datetimes; make them aware."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def is_presigned_sts_query(query_string: str) -> bool:
-    """Tell whether a query string carries an ``X-Amz-Credential`` scoped to ``sts``.
-
-    Args:
-        query_string: The raw query string of a request.
-
-    Returns:
-        True when some ``X-Amz-Credential`` parameter (any case) names service ``sts``.
-    """
-    for name, value in parse_qsl(query_string, keep_blank_values=True):
-        if name.lower() == "x-amz-credential":
-            parts = value.split("/")
-            if len(parts) >= 4 and parts[3] == "sts":
-                return True
-    return False
 
 
 def _aws_user_id(user: object, account_id: str) -> str:
@@ -175,7 +116,7 @@ def _aws_user_id(user: object, account_id: str) -> str:
     return current
 
 
-def _find_principal(access_key_id: str, region: str) -> _Principal | None:
+def _find_principal(access_key_id: str, region: str) -> Principal | None:
     """Look an access key up in moto's IAM and STS state (all accounts)."""
     partition = get_partition(region)
     for account_id, account in list(iam_backends.items()):
@@ -185,7 +126,7 @@ def _find_principal(access_key_id: str, region: str) -> _Principal | None:
             continue
         if key.user_name is not None:
             user = iam.get_user(key.user_name)
-            return _Principal(
+            return Principal(
                 arn=user.arn,
                 user_id=_aws_user_id(user, account_id),
                 account_id=account_id,
@@ -197,7 +138,7 @@ def _find_principal(access_key_id: str, region: str) -> _Principal | None:
             access_key_id
         )
         if assumed is not None:
-            return _Principal(
+            return Principal(
                 arn=assumed.arn,
                 user_id=assumed.user_id,
                 account_id=assumed.account_id,
@@ -208,144 +149,8 @@ def _find_principal(access_key_id: str, region: str) -> _Principal | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class _Incoming:
-    """The parts of an HTTP request that SigV4 covers."""
-
-    method: str
-    host: str
-    raw_path: str
-    query: list[tuple[str, str]]
-    headers: dict[str, str]  # lower-case name -> value
-
-
-def _single(query: list[tuple[str, str]], name: str) -> str | None:
-    values = [v for k, v in query if k == name]
-    return values[0] if values else None
-
-
-def _check_presigned_call(
-    incoming: _Incoming,
-    *,
-    now: datetime,
-    lookup: Callable[[str, str], _Principal | None],
-) -> _Principal:
-    """Check a presigned STS request as AWS does and return the signer.
-
-    Args:
-        incoming: The request.
-        now: The current time (aware UTC).
-        lookup: ``(access_key_id, region) -> principal or None``.
-
-    Returns:
-        The principal whose credentials signed the request.
-
-    Raises:
-        _STSFaultError: The status, code and message AWS would answer.
-    """
-    names = [k for k, _ in incoming.query]
-    if len(set(names)) != len(names):
-        raise _STSFaultError(
-            400, "MalformedQueryString", "A query parameter appears more than once."
-        )
-    action = _single(incoming.query, "Action")
-    version = _single(incoming.query, "Version") or "NO_VERSION_SPECIFIED"
-    if action is None:
-        raise _STSFaultError(400, "MissingAction", "Missing Action")
-    if action != "GetCallerIdentity" or version != STS_VERSION:
-        raise _STSFaultError(
-            400,
-            "InvalidAction",
-            f"Could not find operation {action} for version {version}",
-        )
-    if any(_single(incoming.query, p) is None for p in _REQUIRED_AUTH_PARAMS):
-        raise _incomplete(
-            "AWS query-string parameters must include "
-            + ", ".join(f"'{p}'" for p in _REQUIRED_AUTH_PARAMS)
-            + ". Re-examine the query-string parameters."
-        )
-    params = {p: _single(incoming.query, p) or "" for p in _REQUIRED_AUTH_PARAMS}
-    if params["X-Amz-Algorithm"] != SIGV4_ALGORITHM:
-        raise _incomplete(f"Unsupported AWS 'algorithm': '{params['X-Amz-Algorithm']}'")
-    amz_date = params["X-Amz-Date"]
-    if not _SIGV4_DATE_RE.match(amz_date):
-        raise _incomplete(
-            f"Invalid X-Amz-Date '{amz_date}'; expected yyyyMMdd'T'HHmmss'Z'"
-        )
-    try:
-        signed_at = datetime.strptime(amz_date, SIGV4_DATE_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        raise _incomplete(f"Invalid X-Amz-Date '{amz_date}'") from None
-    expires = _single(incoming.query, "X-Amz-Expires")
-    if expires is not None and not expires.isdigit():
-        raise _incomplete(f"Invalid X-Amz-Expires '{expires}'")
-    scope = params["X-Amz-Credential"].split("/")
-    if (
-        len(scope) != 5
-        or scope[3] != "sts"
-        or scope[4] != "aws4_request"
-        or not scope[0]
-    ):
-        raise _incomplete(
-            "Credential should be scoped to a valid region, service and "
-            "terminator: '<key>/<date>/<region>/sts/aws4_request'."
-        )
-    access_key_id, scope_date, region = scope[0], scope[1], scope[2]
-    if scope_date != amz_date[:8]:
-        raise _STSFaultError(
-            403,
-            "SignatureDoesNotMatch",
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 "
-            f"version of date from HTTP: '{scope_date}' != '{amz_date[:8]}', "
-            f"from '{amz_date}'.",
-        )
-    signed_names = params["X-Amz-SignedHeaders"].split(";")
-    if "host" not in signed_names:
-        raise _incomplete("'Host' must be a 'SignedHeader' in the AWS Authorization.")
-
-    principal = lookup(access_key_id, region)
-    if principal is None:
-        raise _STSFaultError(403, "InvalidClientTokenId", _MSG_UNKNOWN_KEY)
-    if _single(incoming.query, "X-Amz-Security-Token") != principal.session_token:
-        raise _STSFaultError(403, "InvalidClientTokenId", _MSG_UNKNOWN_KEY)
-
-    stamp = now.strftime(SIGV4_DATE_FORMAT)
-    if signed_at < now - SIGNATURE_WINDOW:
-        limit = (now - SIGNATURE_WINDOW).strftime(SIGV4_DATE_FORMAT)
-        raise _STSFaultError(
-            403,
-            "SignatureDoesNotMatch",
-            f"Signature expired: {amz_date} is now earlier than {limit} "
-            f"({stamp} - 15 min.)",
-        )
-    if signed_at > now + SIGNATURE_WINDOW:
-        limit = (now + SIGNATURE_WINDOW).strftime(SIGV4_DATE_FORMAT)
-        raise _STSFaultError(
-            403,
-            "SignatureDoesNotMatch",
-            f"Signature not yet current: {amz_date} is still later than {limit} "
-            f"({stamp} + 15 min.)",
-        )
-
-    expected = _compute_signature(
-        incoming, access_key_id, principal, region, amz_date, signed_names
-    )
-    if expected is None or not hmac.compare_digest(
-        expected.encode("ascii"), params["X-Amz-Signature"].encode("ascii", "replace")
-    ):
-        raise _STSFaultError(403, "SignatureDoesNotMatch", _MSG_BAD_SIGNATURE)
-    if principal.expiration is not None and principal.expiration <= now:
-        raise _STSFaultError(403, "ExpiredToken", _MSG_SESSION_EXPIRED)
-    return principal
-
-
 def _compute_signature(
-    incoming: _Incoming,
-    access_key_id: str,
-    principal: _Principal,
-    region: str,
-    amz_date: str,
-    signed_names: list[str],
+    incoming: Incoming, principal: Principal, signing: SigningScope
 ) -> str | None:
     """Recompute the SigV4 query signature with botocore's canonical-request helpers.
 
@@ -354,7 +159,7 @@ def _compute_signature(
     """
     headers = {
         name: incoming.headers[name]
-        for name in signed_names
+        for name in signing.signed_headers
         if name in incoming.headers
     }
     request = AWSRequest(
@@ -363,85 +168,20 @@ def _compute_signature(
         headers=headers,
         params=[(k, v) for k, v in incoming.query if k != "X-Amz-Signature"],
     )
-    request.context["timestamp"] = amz_date
+    request.context["timestamp"] = signing.amz_date
     auth = SigV4QueryAuth(
         BotocoreCredentials(
-            access_key_id, principal.secret_access_key, principal.session_token
+            signing.access_key_id, principal.secret_access_key, principal.session_token
         ),
         "sts",
-        region,
+        signing.region,
     )
-    if auth.signed_headers(auth.headers_to_sign(request)) != ";".join(signed_names):
+    claimed = ";".join(signing.signed_headers)
+    if auth.signed_headers(auth.headers_to_sign(request)) != claimed:
         return None
     canonical_request = auth.canonical_request(request)
     string_to_sign = auth.string_to_sign(request, canonical_request)
     return str(auth.signature(string_to_sign, request))
-
-
-def _render_identity(principal: _Principal, request_id: str, *, as_json: bool) -> bytes:
-    """Render a GetCallerIdentity answer in AWS's exact JSON or XML shape."""
-    if as_json:
-        body: object = {
-            "GetCallerIdentityResponse": {
-                "GetCallerIdentityResult": {
-                    "Account": principal.account_id,
-                    "Arn": principal.arn,
-                    "UserId": principal.user_id,
-                },
-                "ResponseMetadata": {"RequestId": request_id},
-            }
-        }
-        return json.dumps(body).encode("utf-8")
-    return (
-        f'<GetCallerIdentityResponse xmlns="{STS_XML_NAMESPACE}">\n'
-        "  <GetCallerIdentityResult>\n"
-        f"    <Arn>{escape(principal.arn)}</Arn>\n"
-        f"    <UserId>{escape(principal.user_id)}</UserId>\n"
-        f"    <Account>{escape(principal.account_id)}</Account>\n"
-        "  </GetCallerIdentityResult>\n"
-        "  <ResponseMetadata>\n"
-        f"    <RequestId>{request_id}</RequestId>\n"
-        "  </ResponseMetadata>\n"
-        "</GetCallerIdentityResponse>\n"
-    ).encode()
-
-
-def _render_error(fault: _STSFaultError, request_id: str, *, as_json: bool) -> bytes:
-    """Render an AWS query-protocol error body (``Type`` Sender: the caller's fault)."""
-    if as_json:
-        body = {
-            "Error": {"Code": fault.code, "Message": fault.message, "Type": "Sender"},
-            "RequestId": request_id,
-        }
-        return json.dumps(body).encode("utf-8")
-    return (
-        f'<ErrorResponse xmlns="{STS_XML_NAMESPACE}">\n'
-        "  <Error>\n"
-        "    <Type>Sender</Type>\n"
-        f"    <Code>{escape(fault.code)}</Code>\n"
-        f"    <Message>{escape(fault.message)}</Message>\n"
-        "  </Error>\n"
-        f"  <RequestId>{request_id}</RequestId>\n"
-        "</ErrorResponse>\n"
-    ).encode()
-
-
-def _incoming_from_environ(environ: dict[str, object]) -> _Incoming:
-    """Collect the SigV4-relevant parts of a WSGI request."""
-    raw_uri = str(environ.get("RAW_URI") or environ.get("REQUEST_URI") or "/")
-    raw_path = raw_uri.split("?", 1)[0] or "/"
-    headers = {
-        key[5:].lower().replace("_", "-"): str(value)
-        for key, value in environ.items()
-        if key.startswith("HTTP_")
-    }
-    return _Incoming(
-        method=str(environ.get("REQUEST_METHOD", "GET")),
-        host=headers.get("host", ""),
-        raw_path=raw_path,
-        query=parse_qsl(str(environ.get("QUERY_STRING", "")), keep_blank_values=True),
-        headers=headers,
-    )
 
 
 def _utcnow() -> datetime:
@@ -469,32 +209,17 @@ class _Front:
         if not is_presigned_sts_query(str(environ.get("QUERY_STRING", ""))):
             result: Iterable[bytes] = self._moto(environ, start_response)
             return result
-        as_json = "application/json" in str(environ.get("HTTP_ACCEPT", ""))
-        request_id = str(uuid.uuid4())
-        try:
-            principal = _check_presigned_call(
-                _incoming_from_environ(environ),
-                now=self.clock(),
-                lookup=_find_principal,
-            )
-        except _STSFaultError as fault:
-            outcome, status = fault.code, f"{fault.status} {_REASONS[fault.status]}"
-            body = _render_error(fault, request_id, as_json=as_json)
-        else:
-            outcome, status = "OK", "200 OK"
-            body = _render_identity(principal, request_id, as_json=as_json)
-        with self._lock:
-            self.outcomes[outcome] += 1
-        content_type = "application/json" if as_json else "text/xml"
-        start_response(
-            status,
-            [
-                ("Content-Type", content_type),
-                ("Content-Length", str(len(body))),
-                ("x-amzn-RequestId", request_id),
-            ],
+        answer = build_answer(
+            environ,
+            now=self.clock(),
+            request_id=str(uuid.uuid4()),
+            lookup=_find_principal,
+            sign=_compute_signature,
         )
-        return [body]
+        with self._lock:
+            self.outcomes[answer.outcome] += 1
+        start_response(answer.status, answer.headers)
+        return [answer.body]
 
 
 class _RequestHandler(MotoRequestHandler):
