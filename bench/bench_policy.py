@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.common import Row, median
+from bench.common import Row, paired_row
 from policy.iam import evaluate
 from policy.suite import parse_case
 
@@ -65,18 +65,13 @@ def run() -> list[Row]:
     ):
         ours = _rate(functools.partial(warm, explain), len(raw))
         rows.append(
-            Row(
-                name=f"IAM decisions/s, {len(raw)}-case corpus ({label})",
-                unit="decisions/s",
-                ours=median(ours),
-                peer=median(peer),
+            paired_row(
+                f"IAM decisions/s, {len(raw)}-case corpus ({label})",
+                "decisions/s",
+                ours=ours,
+                peer=peer,
                 peer_name="kubeiam cold (parse each time)",
                 higher_is_better=True,
-                ours_min=min(ours),
-                ours_max=max(ours),
-                peer_min=min(peer),
-                peer_max=max(peer),
-                samples={"ours": ours, "peer": peer},
             )
         )
     return rows

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 
-from bench.common import Row, median, time_call
+from bench.common import Row, paired_row, time_call
 from policy.rbac import (
     Binding,
     ClusterRole,
@@ -191,18 +191,14 @@ def run() -> list[Row]:
     slow = [REQUESTS / (ms / 1000) for ms in time_call(lambda: batch(False), runs=RUNS)]
     allowed = sum(indexed)
     return [
-        Row(
-            name=f"RBAC decisions, 1000 roles + 1000 bindings "
+        paired_row(
+            f"RBAC decisions, 1000 roles + 1000 bindings "
             f"({allowed}/{REQUESTS} allowed)",
-            unit="decisions/s",
-            ours=median(fast),
-            peer=median(slow),
+            "decisions/s",
+            ours=fast,
+            peer=slow,
             peer_name="linear scan (upstream loop)",
+            labels=("indexed", "linear"),
             higher_is_better=True,
-            ours_min=min(fast),
-            ours_max=max(fast),
-            peer_min=min(slow),
-            peer_max=max(slow),
-            samples={"indexed": fast, "linear": slow},
         )
     ]

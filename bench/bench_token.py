@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from bench.common import Row, median
+from bench.common import Row, paired_row
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBEIAM = str(ROOT / ".venv" / "bin" / "kubeiam")
@@ -61,18 +61,14 @@ def _once(argv: Sequence[str], env: Mapping[str, str]) -> float:
 
 
 def _row(name: str, ours: list[float], peer: list[float], target: str) -> Row:
-    return Row(
-        name=name,
-        unit="ms",
-        ours=median(ours),
-        peer=median(peer),
+    return paired_row(
+        name,
+        "ms",
+        ours=ours,
+        peer=peer,
         peer_name="aws eks get-token",
-        ours_min=min(ours),
-        ours_max=max(ours),
-        peer_min=min(peer),
-        peer_max=max(peer),
+        labels=("kubeiam", "aws"),
         target=target,
-        samples={"kubeiam": ours, "aws": peer},
     )
 
 

@@ -19,10 +19,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import signal
 import ssl
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.common import Row
+from bench.common import Row, median, paired_row
 
 if TYPE_CHECKING:
     from tests.fixtures.webhook import PKI
@@ -189,42 +186,17 @@ def _start_echo(config: Path, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_ready(
-    port: int, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes], log: Path
-) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"echo server exited:\n{log.read_text()}")
-        try:
-            conn = http.client.HTTPSConnection(
-                "127.0.0.1", port, context=ctx, timeout=5
-            )
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                conn.close()
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError("echo server not ready")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
 def run() -> list[Row]:
     """Measure the webhook against the bare echo; return the table rows."""
     from authenticator.emulator import STSEmulator
     from authenticator.presign import StaticCredentials, presign_get_caller_identity
-    from tests.fixtures.webhook import free_port, start_webhook, write_config
+    from tests.fixtures.webhook import (
+        WebhookServer,
+        free_port,
+        start_webhook,
+        wait_ready,
+        write_config,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="kubeiam-bench-webhook-"))
     with STSEmulator() as sts:
@@ -256,11 +228,18 @@ def run() -> list[Row]:
             threads=THREADS_PER_WORKER,
         )
         echo_log = echo_dir / "echo.log"
-        echo = _start_echo(echo_config, echo_log)
+        echo = WebhookServer(
+            url=f"https://127.0.0.1:{echo_port}",
+            pki=server.pki,
+            config_path=echo_config,
+            mapping_path=server.mapping_path,
+            output_path=echo_log,
+            process=_start_echo(echo_config, echo_log),
+        )
         ctx = _context(server.pki)
         webhook_port = int(server.url.rsplit(":", 1)[1])
         try:
-            _wait_ready(echo_port, ctx, echo, echo_log)
+            wait_ready(echo)
             static = StaticCredentials(creds.access_key_id, creds.secret_access_key)
             now = datetime.now(UTC)
 
@@ -283,27 +262,23 @@ def run() -> list[Row]:
             cold = _latencies(webhook_port, ctx, cold_bodies)
             warm = _latencies(webhook_port, ctx, warm_bodies * 25)
         finally:
-            _stop(echo)
+            echo.stop()
             server.stop()
-    ours, peer = statistics.median(hook_rps), statistics.median(echo_rps)
+    ours, peer = median(hook_rps), median(echo_rps)
     label = (
         f"gunicorn gthread {WORKERS}x{THREADS_PER_WORKER}, mTLS, "
         f"{THREADS} keep-alive clients"
     )
     return [
-        Row(
-            name=f"webhook TokenReview/s, warm verification cache ({label})",
-            unit="reviews/s",
-            ours=ours,
-            peer=peer,
+        paired_row(
+            f"webhook TokenReview/s, warm verification cache ({label})",
+            "reviews/s",
+            ours=hook_rps,
+            peer=echo_rps,
             peer_name="bare Flask JSON echo, same gunicorn",
+            labels=("kubeiam", "echo"),
             higher_is_better=True,
-            ours_min=min(hook_rps),
-            ours_max=max(hook_rps),
-            peer_min=min(echo_rps),
-            peer_max=max(echo_rps),
             target=f">= {TARGET_RATIO:.0%} of echo (got {ours / peer:.0%})",
-            samples={"kubeiam": hook_rps, "echo": echo_rps},
         ),
         Row(
             name="webhook latency p50, cold (new token, embedded STS called)",

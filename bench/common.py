@@ -37,6 +37,37 @@ class Row:
         return self.ours / self.peer if self.higher_is_better else self.peer / self.ours
 
 
+def paired_row(
+    name: str,
+    unit: str,
+    *,
+    ours: Sequence[float],
+    peer: Sequence[float],
+    peer_name: str,
+    labels: tuple[str, str] = ("ours", "peer"),
+    higher_is_better: bool = False,
+    target: str = "",
+) -> Row:
+    """Build a row from ours' and the peer's samples: medians, ranges, samples.
+
+    ``labels`` name the two sample series (they label the chart's boxes).
+    """
+    return Row(
+        name=name,
+        unit=unit,
+        ours=median(ours),
+        peer=median(peer),
+        peer_name=peer_name,
+        higher_is_better=higher_is_better,
+        ours_min=min(ours),
+        ours_max=max(ours),
+        peer_min=min(peer),
+        peer_max=max(peer),
+        target=target,
+        samples={labels[0]: ours, labels[1]: peer},
+    )
+
+
 def time_command(
     argv: Sequence[str],
     *,
