@@ -19,24 +19,30 @@ between processes, so this cache is what makes repeated kubectl calls cheap
 
 Stdlib only: this module runs on every cache hit, where botocore must not load;
 its value types are :class:`~authenticator.exec_credential.FrozenRecord` for the
-start-up reason given in :mod:`authenticator.exec_credential`.
+start-up reason given in :mod:`authenticator.exec_credential`, and for the same
+reason paths are plain strings (no pathlib) and the lock is a small class (no
+contextlib).
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import json
 import os
 import stat
 import time
-from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from authenticator.errors import KubeIAMError
 from authenticator.exec_credential import TOKEN_LIFETIME, FrozenRecord
+
+# The typing names are for the type checker only: a cache hit must not pay for
+# importing collections.abc, contextlib or pathlib (see token_cli).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from contextlib import AbstractContextManager
+    from types import TracebackType
 
 try:
     # CPython's built-in BLAKE2 (present since 3.6): importing hashlib would load
@@ -202,7 +208,38 @@ def parse_entry(raw: bytes, key: CacheKey) -> CachedToken | None:
         return None
 
 
-def _check_private(st: os.stat_result, what: str, path: Path) -> None:
+def normalise_path(path: str) -> str:
+    """Return ``path`` spelled as ``str(pathlib.PurePosixPath(path))`` does.
+
+    Empty and ``.`` components and trailing slashes go, ``..`` stays (folding
+    it would be wrong across symbolic links). The trailing slash matters:
+    ``lstat("link/")`` follows the link, so the symlink check needs it gone.
+
+    Args:
+        path: A POSIX path.
+    """
+    root = ""
+    if path.startswith("/"):
+        root = "//" if path.startswith("//") and not path.startswith("///") else "/"
+    parts = [part for part in path.split("/") if part and part != "."]
+    return (root + "/".join(parts)) or "."
+
+
+def home_directory(env: Mapping[str, str]) -> str:
+    """Return ``HOME``, or the home directory as :meth:`pathlib.Path.home` finds it.
+
+    Args:
+        env: The process environment.
+    """
+    home = env.get("HOME")
+    if home:
+        return home
+    from pathlib import Path  # only without HOME: pathlib costs ~5 ms to import
+
+    return str(Path.home())
+
+
+def _check_private(st: os.stat_result, what: str, path: str) -> None:
     if st.st_uid != os.geteuid():
         raise CacheRefusedError(f"{what} {path} is not owned by the current user")
     if st.st_mode & _GROUP_OTHER:
@@ -222,13 +259,16 @@ class TokenCache:
     """
 
     def __init__(
-        self, directory: Path, *, lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        lock_timeout_s: float = DEFAULT_LOCK_TIMEOUT_S,
     ) -> None:
-        self.directory = directory
+        self.directory = normalise_path(os.fspath(directory))
         self.lock_timeout_s = lock_timeout_s
 
-    def _path(self, key: CacheKey, suffix: str) -> Path:
-        return self.directory / f"{key.digest()}{suffix}"
+    def _path(self, key: CacheKey, suffix: str) -> str:
+        return os.path.join(self.directory, f"{key.digest()}{suffix}")
 
     def check_directory(self, *, create: bool) -> bool:
         """Check (and optionally create) the cache directory.
@@ -315,30 +355,46 @@ class TokenCache:
                 handle.write(build_entry(key, entry))
             os.replace(tmp, final)
         except BaseException:
+            import contextlib  # a failed write only
+
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
 
-    @contextlib.contextmanager
-    def lock(self, key: CacheKey) -> Iterator[bool]:
+    def lock(self, key: CacheKey) -> AbstractContextManager[bool]:
         """Hold the per-key exclusive lock while minting.
 
-        Yields True when the lock is held, False when it timed out (the caller
-        still mints, and may still write: writes are atomic either way).
+        Entering yields True when the lock is held, False when it timed out
+        (the caller still mints, and may still write: writes are atomic either
+        way).
 
         Args:
             key: The cache key.
 
         Raises:
-            CacheRefusedError: The directory is not private.
+            CacheRefusedError: On entering, the directory is not private.
         """
-        self.check_directory(create=True)
-        path = self._path(key, ".lock")
+        return _KeyLock(self, key)
+
+
+class _KeyLock:
+    """The context manager of :meth:`TokenCache.lock` (a class: no contextlib)."""
+
+    def __init__(self, cache: TokenCache, key: CacheKey) -> None:
+        self._cache = cache
+        self._key = key
+        self._fd = -1
+
+    def __enter__(self) -> bool:
+        import fcntl  # only when minting
+
+        self._cache.check_directory(create=True)
+        path = self._cache._path(self._key, ".lock")
         fd = os.open(
             path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, _FILE_MODE
         )
         try:
-            deadline = time.monotonic() + self.lock_timeout_s
+            deadline = time.monotonic() + self._cache.lock_timeout_s
             held = False
             while True:
                 try:
@@ -349,19 +405,35 @@ class TokenCache:
                     if time.monotonic() >= deadline:
                         break
                     time.sleep(_LOCK_POLL_S)
-            yield held
-        finally:
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        return held
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
             os.close(fd)
 
 
-def default_cache_dir(env: Mapping[str, str]) -> Path:
+def default_cache_dir(env: Mapping[str, str]) -> str:
     """Return the cache directory: ``KUBEIAM_CACHE_DIR`` or ``~/.kube/cache/kubeiam``.
 
     Args:
         env: The process environment.
+
+    Returns:
+        The directory, spelled as ``pathlib`` would (see :func:`normalise_path`).
     """
     override = env.get("KUBEIAM_CACHE_DIR")
     if override:
-        return Path(override)
-    home = env.get("HOME") or str(Path.home())
-    return Path(home) / ".kube" / "cache" / "kubeiam"
+        return normalise_path(override)
+    return normalise_path(
+        os.path.join(home_directory(env), ".kube", "cache", "kubeiam")
+    )

@@ -21,21 +21,16 @@ Settings come from, first hit wins:
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import ipaddress
 import os
 import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
-from urllib.parse import urlsplit
 
 from authenticator.cache import (
     CachedToken,
     CacheKey,
     TokenCache,
     default_cache_dir,
+    home_directory,
     is_fresh,
 )
 from authenticator.errors import ConfigError, KubeIAMError
@@ -46,6 +41,14 @@ from authenticator.exec_credential import (
     parse_exec_info,
     render_exec_credential,
 )
+
+# Type-only names. A cache hit imports nothing it does not run: argparse (with
+# re, enum, gettext: ~14 ms), pathlib, urllib.parse, ipaddress, contextlib and
+# collections.abc are loaded only on the paths that use them.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Mapping
 
 # The region of last resort, as in the reference and aws-cli (authentication.md 1.3).
 DEFAULT_REGION = "us-east-1"
@@ -184,21 +187,158 @@ class TokenSettings(FrozenRecord):
         )
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
-    def __init__(self, prog: str) -> None:
-        # A fixed width: argparse otherwise imports shutil (~5 ms) to size the
-        # terminal each time the parser is built, i.e. on every kubectl call.
-        super().__init__(prog, width=_HELP_WIDTH)
+class TokenFlags(FrozenRecord):
+    """The command-line flags of ``kubeiam token`` (None / False when not given).
+
+    Attributes:
+        cluster_id: ``-i/--cluster-id``.
+        role: ``-r/--role``.
+        external_id: ``-e/--external-id``.
+        session_name: ``-s/--session-name``.
+        region: ``--region``.
+        profile: ``--profile``.
+        sts_endpoint: ``--sts-endpoint``.
+        token_only: ``--token-only``.
+        no_cache: ``--no-cache``.
+    """
+
+    __slots__ = (
+        "cluster_id",
+        "external_id",
+        "no_cache",
+        "profile",
+        "region",
+        "role",
+        "session_name",
+        "sts_endpoint",
+        "token_only",
+    )
+    cluster_id: str | None
+    external_id: str | None
+    no_cache: bool
+    profile: str | None
+    region: str | None
+    role: str | None
+    session_name: str | None
+    sts_endpoint: str | None
+    token_only: bool
+
+    def __init__(
+        self,
+        *,
+        cluster_id: str | None = None,
+        role: str | None = None,
+        external_id: str | None = None,
+        session_name: str | None = None,
+        region: str | None = None,
+        profile: str | None = None,
+        sts_endpoint: str | None = None,
+        token_only: bool = False,
+        no_cache: bool = False,
+    ) -> None:
+        self._set(
+            cluster_id=cluster_id,
+            external_id=external_id,
+            no_cache=no_cache,
+            profile=profile,
+            region=region,
+            role=role,
+            session_name=session_name,
+            sts_endpoint=sts_endpoint,
+            token_only=token_only,
+        )
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> TokenFlags:
+        """Return the flags of an argparse result of :func:`build_parser`."""
+        return cls(**{name: getattr(ns, name) for name in cls.__slots__})
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # type: ignore[override]  # exits, as argparse's does
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"{self.prog}: error: {message}\n")
-        raise SystemExit(2)
+# The flags parse_common_flags understands: option string -> field. Exactly the
+# options of build_parser (a test holds the two together).
+_VALUE_OPTIONS = {
+    "-i": "cluster_id",
+    "--cluster-id": "cluster_id",
+    "-r": "role",
+    "--role": "role",
+    "-e": "external_id",
+    "--external-id": "external_id",
+    "-s": "session_name",
+    "--session-name": "session_name",
+    "--region": "region",
+    "--profile": "profile",
+    "--sts-endpoint": "sts_endpoint",
+}
+_SWITCH_OPTIONS = {"--token-only": "token_only", "--no-cache": "no_cache"}
 
 
-def _parser() -> argparse.ArgumentParser:
+def parse_common_flags(argv: list[str]) -> TokenFlags | None:
+    """Parse the usual spellings of the flags without argparse, or give up.
+
+    kubectl runs ``kubeiam token`` on every command, and importing argparse
+    costs more than the rest of a cache hit. This accepts the forms argparse
+    would read the same way: ``-i VALUE``, ``-iVALUE``, ``-i=VALUE``,
+    ``--cluster-id VALUE``, ``--cluster-id=VALUE`` and the two switches, the
+    last of a repeated flag winning. Anything else (``--help``, ``--``, an
+    abbreviation, an unknown or malformed flag, a value that starts with
+    ``-``, a stray argument) returns None, and the caller runs argparse, whose
+    messages and exit codes are the reference.
+
+    Args:
+        argv: Arguments after ``token``.
+
+    Returns:
+        The flags, or None when argparse must decide.
+    """
+    values: dict[str, object] = {}
+    i, n = 0, len(argv)
+    while i < n:
+        arg = argv[i]
+        i += 1
+        field = _SWITCH_OPTIONS.get(arg)
+        if field is not None:
+            values[field] = True
+            continue
+        field = _VALUE_OPTIONS.get(arg)
+        if field is not None:
+            if i >= n:
+                return None
+            value = argv[i]
+            i += 1
+        elif arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            field = _VALUE_OPTIONS.get(name)
+            if field is None or not eq:
+                return None
+        elif len(arg) > 2 and arg[0] == "-":
+            field = _VALUE_OPTIONS.get(arg[:2])
+            if field is None:
+                return None
+            value = arg[3:] if arg[2] == "=" else arg[2:]
+        else:
+            return None
+        if value.startswith("-"):
+            return None
+        values[field] = value
+    return TokenFlags(**values)  # type: ignore[arg-type]  # fields and types as above
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the full argparse parser of ``kubeiam token`` (help, errors)."""
+    import argparse  # see TYPE_CHECKING above: not on the common path
+
+    class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+        def __init__(self, prog: str) -> None:
+            # A fixed width: argparse otherwise imports shutil (~5 ms) to size
+            # the terminal each time the parser is built.
+            super().__init__(prog, width=_HELP_WIDTH)
+
+    class _Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> None:  # type: ignore[override]  # exits, as argparse's does
+            self.print_usage(sys.stderr)
+            sys.stderr.write(f"{self.prog}: error: {message}\n")
+            raise SystemExit(2)
+
     p = _Parser(
         prog=_PROG,
         description="Mint an EKS-style token and print it as a kubectl ExecCredential.",
@@ -243,7 +383,7 @@ def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
     """Read the profile's section of the shared config file (stdlib, no botocore)."""
     path = os.path.expanduser(
         env.get("AWS_CONFIG_FILE")
-        or str(Path(env.get("HOME") or Path.home()) / ".aws" / "config")
+        or os.path.join(home_directory(env), ".aws", "config")
     )
     if not os.path.isfile(path):
         return {}
@@ -263,6 +403,8 @@ def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
 
 def _parse_endpoint(url: str, source: str) -> str:
     """Validate an STS endpoint override and return ``scheme://host[:port]``."""
+    from urllib.parse import urlsplit  # only with an override
+
     try:
         parts = urlsplit(url.strip())
         port = parts.port
@@ -294,6 +436,8 @@ def _parse_endpoint(url: str, source: str) -> str:
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
+    import ipaddress  # only for a plain-http override
+
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -301,7 +445,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def resolve_settings(
-    args: argparse.Namespace, info: ExecInfo, env: Mapping[str, str]
+    args: TokenFlags, info: ExecInfo, env: Mapping[str, str]
 ) -> TokenSettings:
     """Combine flags, the exec cluster extension, the environment and the profile.
 
@@ -440,12 +584,24 @@ def _get_token(
         return _mint(settings)
     cache = TokenCache(default_cache_dir(env))
     key = settings.cache_key()
+    try:
+        entry = cache.load_token(key)
+    except OSError as exc:
+        # A cache that is not private (or not usable) is ignored, never fatal.
+        _warn(f"not using the token cache: {exc}")
+        return _mint(settings)
+    if entry is not None and is_fresh(entry, now=datetime.now(UTC)):
+        return entry
+    return _refresh(settings, cache, key)
+
+
+def _refresh(settings: TokenSettings, cache: TokenCache, key: CacheKey) -> CachedToken:
+    """The miss: take the key's lock, look again, mint and store."""
+    import contextlib  # the miss only (botocore follows anyway)
+
     with contextlib.ExitStack() as stack:
         usable = True
         try:
-            entry = cache.load_token(key)
-            if entry is not None and is_fresh(entry, now=datetime.now(UTC)):
-                return entry
             stack.enter_context(cache.lock(key))
             # Another kubectl process may have minted while we waited for the lock.
             entry = cache.load_token(key)
@@ -474,10 +630,12 @@ def main(argv: list[str]) -> int:
     Returns:
         0 on success, 1 on error (one line on stderr), 2 on a usage error.
     """
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
+    args = parse_common_flags(argv)
+    if args is None:
+        try:
+            args = TokenFlags.from_namespace(build_parser().parse_args(argv))
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else 2
     env = os.environ
     info = parse_exec_info(env.get("KUBERNETES_EXEC_INFO"))
     for note in info.warnings:

@@ -8,7 +8,7 @@ import os
 import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -21,6 +21,7 @@ from authenticator.cache import (
     build_entry,
     default_cache_dir,
     is_fresh,
+    normalise_path,
     parse_entry,
 )
 from authenticator.token import decode_token
@@ -90,10 +91,33 @@ class TestKey:
 
     def test_default_dir(self) -> None:
         """KUBEIAM_CACHE_DIR wins; else ~/.kube/cache/kubeiam."""
-        assert default_cache_dir({"KUBEIAM_CACHE_DIR": "/tmp/x", "HOME": "/h"}) == Path(
+        assert default_cache_dir({"KUBEIAM_CACHE_DIR": "/tmp/x", "HOME": "/h"}) == (
             "/tmp/x"
         )
-        assert default_cache_dir({"HOME": "/h"}) == Path("/h/.kube/cache/kubeiam")
+        assert default_cache_dir({"HOME": "/h"}) == "/h/.kube/cache/kubeiam"
+        assert default_cache_dir({"HOME": "/h/"}) == "/h/.kube/cache/kubeiam"
+        assert default_cache_dir({}) == str(Path.home() / ".kube/cache/kubeiam")
+
+    @pytest.mark.parametrize(
+        "path",
+        ["", ".", "/", "//", "///", "a", "a/", "a//b", "./a/./b/", "/a/../b", "//a/b"],
+    )
+    def test_paths_are_spelled_as_pathlib_does(self, path: str) -> None:
+        """normalise_path agrees with str(PurePosixPath) (no pathlib on a hit)."""
+        assert normalise_path(path) == str(PurePosixPath(path))
+
+    def test_trailing_slash_does_not_hide_a_symlinked_directory(
+        self, tmp_path: Path
+    ) -> None:
+        """KUBEIAM_CACHE_DIR=link/ is still refused as a symbolic link."""
+        real = tmp_path / "real"
+        real.mkdir(mode=0o700)
+        (tmp_path / "link").symlink_to(real)
+        cache = TokenCache(
+            default_cache_dir({"KUBEIAM_CACHE_DIR": f"{tmp_path}/link/"})
+        )
+        with pytest.raises(CacheRefusedError, match="symbolic link"):
+            cache.store_token(KEY, ENTRY)
 
 
 class TestEntry:
@@ -181,10 +205,10 @@ class TestFiles:
         """The directory is created 0700, the entry 0600, and no temp file is left."""
         cache = TokenCache(tmp_path / "a" / "cache")
         cache.store_token(KEY, ENTRY)
-        assert _mode(cache.directory) == 0o700
-        files = sorted(p.name for p in cache.directory.iterdir())
+        assert _mode(Path(cache.directory)) == 0o700
+        files = sorted(p.name for p in Path(cache.directory).iterdir())
         assert files == [f"{KEY.digest()}.json"]
-        assert _mode(cache.directory / files[0]) == 0o600
+        assert _mode(Path(cache.directory) / files[0]) == 0o600
         assert cache.load_token(KEY) == ENTRY
 
     def test_store_replaces_existing(self, tmp_path: Path) -> None:
@@ -203,7 +227,7 @@ class TestFiles:
         """Reading never creates the directory."""
         cache = TokenCache(tmp_path / "nope")
         assert cache.load_token(KEY) is None
-        assert not cache.directory.exists()
+        assert not Path(cache.directory).exists()
 
     @pytest.mark.parametrize("mode", [0o750, 0o705, 0o777, 0o710])
     def test_group_or_world_accessible_dir_is_refused(
@@ -212,7 +236,7 @@ class TestFiles:
         """Any group/other bit on the directory refuses the cache."""
         cache = TokenCache(tmp_path / "c")
         cache.store_token(KEY, ENTRY)
-        cache.directory.chmod(mode)
+        Path(cache.directory).chmod(mode)
         with pytest.raises(CacheRefusedError, match="group- or world-accessible"):
             cache.load_token(KEY)
         with pytest.raises(CacheRefusedError):
@@ -225,7 +249,7 @@ class TestFiles:
         """Any group/other bit on the entry file refuses it."""
         cache = TokenCache(tmp_path / "c")
         cache.store_token(KEY, ENTRY)
-        (cache.directory / f"{KEY.digest()}.json").chmod(mode)
+        (Path(cache.directory) / f"{KEY.digest()}.json").chmod(mode)
         with pytest.raises(CacheRefusedError, match="file"):
             cache.load_token(KEY)
 
@@ -234,7 +258,7 @@ class TestFiles:
         cache = TokenCache(tmp_path / "c")
         cache.store_token(KEY, ENTRY)
         target = tmp_path / "elsewhere.json"
-        entry_path = cache.directory / f"{KEY.digest()}.json"
+        entry_path = Path(cache.directory) / f"{KEY.digest()}.json"
         entry_path.rename(target)
         entry_path.symlink_to(target)
         with pytest.raises(CacheRefusedError, match="symbolic link"):
@@ -259,7 +283,7 @@ class TestFiles:
         """A garbage entry reads as absent."""
         cache = TokenCache(tmp_path / "c")
         cache.store_token(KEY, ENTRY)
-        (cache.directory / f"{KEY.digest()}.json").write_bytes(b"\x00garbage{")
+        (Path(cache.directory) / f"{KEY.digest()}.json").write_bytes(b"\x00garbage{")
         assert cache.load_token(KEY) is None
 
 
@@ -281,7 +305,7 @@ class TestLock:
         """The lock file is created 0600."""
         cache = TokenCache(tmp_path / "c")
         with cache.lock(KEY):
-            assert _mode(cache.directory / f"{KEY.digest()}.lock") == 0o600
+            assert _mode(Path(cache.directory) / f"{KEY.digest()}.lock") == 0o600
 
 
 class TestThroughTheCommand:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
@@ -15,11 +17,20 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from authenticator.emulator import Credentials, STSEmulator
 from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.token import decode_token
-from authenticator.token_cli import main
+from authenticator.token_cli import (
+    _SWITCH_OPTIONS,
+    _VALUE_OPTIONS,
+    TokenFlags,
+    build_parser,
+    main,
+    parse_common_flags,
+)
 from tests.fixtures.sts import get_caller_identity, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -426,6 +437,167 @@ class TestUsage:
         assert err.count("\n") == 1
 
 
+_ALL_FLAGS = [
+    "-i",
+    "c",
+    "-r",
+    "arn:aws:iam::111122223333:role/r",
+    "-e",
+    "ext",
+    "-s",
+    "sess",
+    "--region",
+    "eu-west-1",
+    "--profile",
+    "dev",
+    "--sts-endpoint",
+    "http://127.0.0.1:5000",
+    "--token-only",
+    "--no-cache",
+]
+# Spellings the pre-parser reads itself (and must read as argparse does).
+_FAST_FORMS = [
+    [],
+    ["-i", "c"],
+    ["--cluster-id", "c"],
+    ["--cluster-id=c"],
+    ["-ic"],
+    ["-i=c"],
+    ["-i="],
+    ["-i", ""],
+    ["-ia=b"],
+    ["--region=us=1"],
+    ["--region="],
+    ["-i", "a b", "--profile", "é"],
+    _ALL_FLAGS,
+    ["--cluster-id=c", "--role=r", "--external-id=e", "--session-name=s"],
+    ["--region=r", "--profile=p", "--sts-endpoint=http://127.0.0.1:1"],
+    ["--role", "r", "--external-id", "e", "--session-name", "s"],
+    ["-rR", "-eE", "-sS", "-r=R2"],
+    ["-i", "a", "-i", "b"],
+    ["-i", "a", "--cluster-id=b", "-ic"],
+    ["--token-only", "--token-only", "--no-cache", "--no-cache"],
+    ["--region", "x", "--region", "y", "--profile=p", "--profile", "q"],
+]
+# Spellings left to argparse: help, errors, `--`, abbreviations, odd values.
+_FALLBACK_FORMS = [
+    ["--help"],
+    ["-h"],
+    ["-i", "c", "-h"],
+    ["-i"],
+    ["--region"],
+    ["--"],
+    ["-i", "c", "--"],
+    ["--", "-i", "c"],
+    ["--clu", "c"],
+    ["--cluster=c"],
+    ["--reg=x"],
+    ["--r", "x"],
+    ["-x"],
+    ["-tc"],
+    ["-hi"],
+    ["-i", "c", "extra"],
+    ["extra"],
+    [""],
+    ["-"],
+    ["--token-only=yes"],
+    ["--no-cache="],
+    ["--bogus"],
+    ["--bogus=1"],
+    ["-i", "-5"],
+    ["-i", "-"],
+    ["-i", "--region"],
+    ["-i", "-x"],
+    ["--region=-x"],
+    ["-i-x"],
+    ["-i", "c", "--region", "--profile", "p"],
+]
+
+
+def _argparse(argv: list[str]) -> TokenFlags | int:
+    """What the full argparse parser makes of argv: the flags or the exit code."""
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err):
+            return TokenFlags.from_namespace(build_parser().parse_args(argv))
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 2
+
+
+class TestPreParser:
+    """The argparse-free flag reader agrees with argparse or defers to it."""
+
+    @pytest.mark.parametrize("argv", _FAST_FORMS, ids=repr)
+    def test_common_forms_match_argparse(self, argv: list[str]) -> None:
+        """Each usual spelling is read without argparse, as argparse reads it."""
+        fast = parse_common_flags(list(argv))
+        assert fast is not None
+        assert fast == _argparse(list(argv))
+
+    @pytest.mark.parametrize("argv", _FALLBACK_FORMS, ids=repr)
+    def test_other_forms_fall_back(self, argv: list[str]) -> None:
+        """Help, `--`, abbreviations, unknown flags and dash values go to argparse."""
+        assert parse_common_flags(list(argv)) is None
+
+    def test_every_parser_option_is_known(self) -> None:
+        """The pre-parser knows every option string of the argparse parser."""
+        parser = build_parser()
+        options = {
+            opt
+            for action in parser._actions
+            for opt in action.option_strings
+            if opt not in ("-h", "--help")
+        }
+        assert options == set(_VALUE_OPTIONS) | set(_SWITCH_OPTIONS)
+        for action in parser._actions:
+            for opt in action.option_strings:
+                if opt in _VALUE_OPTIONS:
+                    assert _VALUE_OPTIONS[opt] == action.dest
+                elif opt in _SWITCH_OPTIONS:
+                    assert _SWITCH_OPTIONS[opt] == action.dest
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.sampled_from(
+                [
+                    *_ALL_FLAGS,
+                    "--cluster-id",
+                    "--role",
+                    "-ix",
+                    "-i=y",
+                    "--region=z",
+                    "--token-only=1",
+                    "--",
+                    "-",
+                    "-h",
+                    "--clu",
+                    "",
+                    "-5",
+                    "v=w",
+                ]
+            ),
+            max_size=8,
+        )
+    )
+    def test_random_argv_agrees_with_argparse(self, argv: list[str]) -> None:
+        """On random argv the pre-parser either defers or matches argparse."""
+        fast = parse_common_flags(list(argv))
+        if fast is not None:
+            assert fast == _argparse(list(argv))
+
+    def test_fallback_keeps_argparse_messages(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A bad flag still gets argparse's usage line and exit 2."""
+        code, out, err = _run(capsys, "-i")
+        assert (code, out) == (2, "")
+        assert err.startswith("usage: kubeiam token")
+        assert err.endswith(
+            "kubeiam token: error: argument -i/--cluster-id: expected one argument\n"
+        )
+
+
 class TestStartUp:
     """A cache hit loads neither boto3 nor botocore."""
 
@@ -461,6 +633,31 @@ class TestStartUp:
             check=True,
         )
         assert miss.stderr.strip() == "0 botocore"
+        assert hit.stderr.strip() == "0"
+        assert json.loads(hit.stdout) == json.loads(miss.stdout)
+
+    def test_hit_imports_no_argparse(self, tmp_path: Path) -> None:
+        """A hit with the usual flags loads no argparse, pathlib, re or contextlib."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(
+            AWS_ACCESS_KEY_ID=AKID,
+            AWS_SECRET_ACCESS_KEY=SECRET,
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            KUBEIAM_CACHE_DIR=str(tmp_path / "cache"),
+        )
+        wrapper = (
+            "import sys\nfrom kubeiam.cli import main\n"
+            "code = main(['token', '-i', 'c', '--region=us-west-2'])\n"
+            "avoid = {'argparse', 'pathlib', 'contextlib', 'urllib', 'ipaddress',\n"
+            "         'gettext', 'importlib.util', 'fnmatch', 'botocore'}\n"
+            "print(code, ','.join(sorted(avoid & set(sys.modules))), file=sys.stderr)\n"
+        )
+        argv = [sys.executable, "-c", wrapper]
+        miss = subprocess.run(argv, env=env, capture_output=True, text=True)
+        hit = subprocess.run(argv, env=env, capture_output=True, text=True)
+        assert miss.stderr.split()[0] == "0"
+        assert "botocore" in miss.stderr
         assert hit.stderr.strip() == "0"
         assert json.loads(hit.stdout) == json.loads(miss.stdout)
 
