@@ -27,14 +27,17 @@ contextlib).
 from __future__ import annotations
 
 import errno
-import json
 import os
 import stat
 import time
-from datetime import UTC, datetime, timedelta
 
 from authenticator.errors import KubeIAMError
-from authenticator.exec_credential import TOKEN_LIFETIME, FrozenRecord
+from authenticator.exec_credential import (
+    TOKEN_LIFETIME,
+    FrozenRecord,
+    json_dumps,
+    json_loads,
+)
 
 # The typing names are for the type checker only: a cache hit must not pay for
 # importing collections.abc, contextlib or pathlib (see token_cli).
@@ -42,7 +45,13 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from contextlib import AbstractContextManager
+    from datetime import UTC, datetime, timedelta
     from types import TracebackType
+else:
+    try:  # the C classes, as in authenticator.exec_credential
+        from _datetime import UTC, datetime, timedelta
+    except ImportError:  # pragma: no cover - CPython always has _datetime
+        from datetime import UTC, datetime, timedelta
 
 try:
     # CPython's built-in BLAKE2 (present since 3.6): importing hashlib would load
@@ -121,7 +130,7 @@ class CacheKey(FrozenRecord):
 
     def digest(self) -> str:
         """Return the hex BLAKE2b-256 of the key: the cache file's name."""
-        raw = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"))
+        raw = json_dumps(self.as_dict(), sort_keys=True)
         return blake2b(raw.encode("utf-8"), digest_size=32).hexdigest()
 
 
@@ -172,7 +181,7 @@ def build_entry(key: CacheKey, entry: CachedToken) -> bytes:
         "signedAt": int(entry.signed_at.timestamp()),
         "expiresAt": int(entry.expires_at.timestamp()),
     }
-    return json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    return json_dumps(doc).encode("utf-8")
 
 
 def parse_entry(raw: bytes, key: CacheKey) -> CachedToken | None:
@@ -183,7 +192,7 @@ def parse_entry(raw: bytes, key: CacheKey) -> CachedToken | None:
         key: The key the file is expected to hold.
     """
     try:
-        doc = json.loads(raw.decode("utf-8"))
+        doc = json_loads(raw.decode("utf-8"))
     except ValueError:
         return None
     if not isinstance(doc, dict) or doc.get("version") != _ENTRY_VERSION:

@@ -8,14 +8,35 @@ the plugin on every command). Its value types, and those of the token cache,
 derive from :class:`FrozenRecord` rather than ``@dataclass(frozen=True,
 slots=True)`` or ``typing.NamedTuple``: importing ``dataclasses`` (with
 ``inspect``) costs ~11 ms and ``typing`` ~5 ms, paid again on every kubectl
-command, against a process that otherwise starts in ~60 ms.
+command, against a process that otherwise starts in ~60 ms. For the same
+reason it reads and writes JSON through :func:`json_loads` and
+:func:`json_dumps`, which give exactly what the json module gives without
+importing it (and ``re``) in the common case.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from datetime import UTC, datetime, timedelta
+else:
+    try:
+        # The C classes themselves: datetime.py defines a pure-Python copy of
+        # everything (~3 ms with math and operator) before re-exporting these.
+        from _datetime import UTC, datetime, timedelta
+    except ImportError:  # pragma: no cover - CPython always has _datetime
+        from datetime import UTC, datetime, timedelta
+
+try:
+    # The C halves of the json module. Importing json itself loads re (with enum,
+    # functools and collections), ~13 ms on every kubectl call; these two are
+    # all that json.loads / json.dumps run for the documents of a cache hit.
+    from _json import encode_basestring_ascii as _c_encode_string
+    from _json import make_scanner as _c_make_scanner
+
+    _HAVE_C_JSON = True
+except ImportError:  # pragma: no cover - CPython always has _json
+    _HAVE_C_JSON = False
 
 # client.authentication.k8s.io versions kubectl still speaks (v1alpha1 is gone
 # since kubectl 1.24); kubernetes.md section 2.2.
@@ -31,6 +52,122 @@ EXEC_EXTENSION_NAME = "client.authentication.k8s.io/exec"
 TOKEN_LIFETIME = timedelta(minutes=14)
 # RFC 3339, UTC, second precision, "Z" (client-go parses this; SPEC section 2).
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+# JSON whitespace (json.decoder.WHITESPACE) and json's float constants.
+_JSON_WS = " \t\n\r"
+_JSON_CONSTANTS = {
+    "-Infinity": float("-inf"),
+    "Infinity": float("inf"),
+    "NaN": float("nan"),
+}
+# Deeper documents go to the json module (which detects cycles).
+_MAX_DUMP_DEPTH = 32
+
+
+class _ScanContext:
+    """What ``_json.make_scanner`` reads: ``json.JSONDecoder()``'s settings."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = _JSON_CONSTANTS.__getitem__
+
+
+_scan = (
+    _c_make_scanner(_ScanContext())  # type: ignore[arg-type]  # duck-typed context
+    if _HAVE_C_JSON
+    else None
+)
+
+
+def json_loads(text: str) -> object:
+    """Return ``json.loads(text)``, importing json only when that is needed.
+
+    A document the C scanner reads whole is returned as json would return it
+    (json.loads runs the same scanner); anything else (a syntax error, a BOM,
+    trailing data) is handed to :func:`json.loads`, which returns or raises
+    exactly as it always does.
+
+    Args:
+        text: The JSON text.
+
+    Raises:
+        json.JSONDecodeError: Not JSON (a ValueError).
+    """
+    if _scan is not None and not text.startswith("\ufeff"):
+        start = len(text) - len(text.lstrip(_JSON_WS))
+        try:
+            value, end = _scan(text, start)
+        except (StopIteration, ValueError):
+            pass
+        else:
+            if not text[end:].strip(_JSON_WS):
+                return value
+    import json
+
+    return json.loads(text)
+
+
+def json_dumps(doc: object, *, sort_keys: bool = False) -> str:
+    """Return ``json.dumps(doc, separators=(",", ":"), sort_keys=sort_keys)``.
+
+    Dicts with string keys, lists, strings, ints, booleans and None are
+    written here (ASCII-escaped by json's own C function); any other value
+    (floats, subclasses, very deep nesting) is handed to :func:`json.dumps`.
+
+    Args:
+        doc: The document.
+        sort_keys: Sort object keys, as json's ``sort_keys``.
+    """
+    out: list[str] = []
+    if _HAVE_C_JSON and _dump_into(out, doc, sort_keys, 0):
+        return "".join(out)
+    import json
+
+    return json.dumps(doc, separators=(",", ":"), sort_keys=sort_keys)
+
+
+def _dump_into(out: list[str], doc: object, sort_keys: bool, depth: int) -> bool:
+    kind = type(doc)
+    if isinstance(doc, str) and kind is str:
+        out.append(_c_encode_string(doc))
+    elif doc is None:
+        out.append("null")
+    elif doc is True:
+        out.append("true")
+    elif doc is False:
+        out.append("false")
+    elif isinstance(doc, int) and kind is int:
+        out.append(int.__repr__(doc))
+    elif depth >= _MAX_DUMP_DEPTH:
+        return False
+    elif isinstance(doc, dict) and kind is dict:
+        items = sorted(doc.items()) if sort_keys else doc.items()
+        out.append("{")
+        for index, (name, value) in enumerate(items):
+            if type(name) is not str:
+                return False
+            if index:
+                out.append(",")
+            out.append(_c_encode_string(name))
+            out.append(":")
+            if not _dump_into(out, value, sort_keys, depth + 1):
+                return False
+        out.append("}")
+    elif isinstance(doc, list | tuple) and kind in (list, tuple):
+        out.append("[")
+        for index, value in enumerate(doc):
+            if index:
+                out.append(",")
+            if not _dump_into(out, value, sort_keys, depth + 1):
+                return False
+        out.append("]")
+    else:
+        return False
+    return True
 
 
 class FrozenRecord:
@@ -150,7 +287,7 @@ def parse_exec_info(raw: str | None) -> ExecInfo:
     if raw is None or not raw.strip():
         return ExecInfo()
     try:
-        doc = json.loads(raw)
+        doc = json_loads(raw)
     except ValueError:
         return ExecInfo(
             warnings=("KUBERNETES_EXEC_INFO is not JSON; answering in v1beta1",)
@@ -182,7 +319,7 @@ def parse_exec_info(raw: str | None) -> ExecInfo:
 
 
 def _parse_cluster_config(config: object, warnings: list[str]) -> ClusterConfig | None:
-    if not isinstance(config, Mapping):
+    if not isinstance(config, dict):  # JSON objects are dicts
         warnings.append(
             f"exec cluster extension {EXEC_EXTENSION_NAME} is not an object; ignored"
         )
@@ -271,4 +408,4 @@ def render_exec_credential(
     doc = build_exec_credential(
         api_version=api_version, token=token, expires_at=expires_at
     )
-    return json.dumps(doc, separators=(",", ":")) + "\n"
+    return json_dumps(doc) + "\n"

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import UTC, datetime
 
 from authenticator.cache import (
     CachedToken,
@@ -49,6 +48,12 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Mapping
+    from datetime import UTC, datetime
+else:
+    try:  # the C classes, as in authenticator.exec_credential
+        from _datetime import UTC, datetime
+    except ImportError:  # pragma: no cover - CPython always has _datetime
+        from datetime import UTC, datetime
 
 # The region of last resort, as in the reference and aws-cli (authentication.md 1.3).
 DEFAULT_REGION = "us-east-1"

@@ -637,7 +637,7 @@ class TestStartUp:
         assert json.loads(hit.stdout) == json.loads(miss.stdout)
 
     def test_hit_imports_no_argparse(self, tmp_path: Path) -> None:
-        """A hit with the usual flags loads no argparse, pathlib, re or contextlib."""
+        """A hit loads no argparse, pathlib, re, json, datetime.py or contextlib."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
             AWS_ACCESS_KEY_ID=AKID,
@@ -650,7 +650,8 @@ class TestStartUp:
             "import sys\nfrom kubeiam.cli import main\n"
             "code = main(['token', '-i', 'c', '--region=us-west-2'])\n"
             "avoid = {'argparse', 'pathlib', 'contextlib', 'urllib', 'ipaddress',\n"
-            "         'gettext', 'importlib.util', 'fnmatch', 'botocore'}\n"
+            "         'gettext', 'importlib.util', 'fnmatch', 're', 'json', 'enum',\n"
+            "         'datetime', 'collections', 'typing', 'botocore'}\n"
             "print(code, ','.join(sorted(avoid & set(sys.modules))), file=sys.stderr)\n"
         )
         argv = [sys.executable, "-c", wrapper]
