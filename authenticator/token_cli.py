@@ -384,6 +384,76 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() == "true"
 
 
+def read_profile_section(text: str, profile: str) -> dict[str, str] | None:
+    """Read a profile's settings from a plain config file without configparser.
+
+    Returns what :func:`_load_profile` gets from ``RawConfigParser`` (the
+    section ``profile NAME``, or ``default`` for the default profile, merged
+    over ``[DEFAULT]``; ``{}`` when there is none) for the common shape of
+    ``~/.aws/config``: printable ASCII, ``[section]`` headers, ``key = value``
+    or ``key: value`` lines, ``#`` / ``;`` comment lines, blank lines and
+    indented continuation lines (``s3 =`` blocks). Anything else (a repeated
+    section or key, a line before the first section, an indented line that
+    continues nothing, a line without a delimiter, a header with trailing
+    text) returns None and the caller asks configparser, whose reading is the
+    reference.
+
+    Args:
+        text: The file's text (newlines translated).
+        profile: The profile name.
+    """
+    defaults: dict[str, list[str]] = {}
+    sections: dict[str, dict[str, list[str]]] = {}
+    seen: set[tuple[str, str]] = set()
+    current: dict[str, list[str]] | None = None
+    section = ""
+    option: str | None = None
+    for line in text.split("\n"):
+        if not (line.isascii() and line.replace("\t", " ").isprintable()):
+            return None
+        value = line.strip()
+        if not value or value[0] in "#;":
+            if not value and current is not None and option is not None:
+                current[option].append("")  # configparser keeps inner blank lines
+            continue
+        if line[0] in " \t":
+            if current is None or option is None:
+                return None
+            current[option].append(value)
+            continue
+        option = None
+        if value[0] == "[":
+            if value[-1] != "]" or len(value) < 3 or value[1:-1] in sections:
+                return None
+            section = value[1:-1]
+            if section == "DEFAULT":
+                if ("DEFAULT", "") in seen:
+                    return None
+                seen.add(("DEFAULT", ""))
+                current = defaults
+            else:
+                current = sections[section] = {}
+            continue
+        cuts = [cut for cut in (value.find("="), value.find(":")) if cut >= 0]
+        if current is None or not cuts or min(cuts) == 0:
+            return None
+        cut = min(cuts)
+        name = value[:cut].rstrip().lower()
+        if (section, name) in seen:
+            return None
+        seen.add((section, name))
+        current[name] = [value[cut + 1 :].strip()]
+        option = name
+    for wanted in (f"profile {profile}", profile if profile == "default" else ""):
+        if wanted and wanted in sections:
+            merged = {k: "\n".join(v).rstrip() for k, v in defaults.items()}
+            merged.update(
+                (k, "\n".join(v).rstrip()) for k, v in sections[wanted].items()
+            )
+            return merged
+    return {}
+
+
 def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
     """Read the profile's section of the shared config file (stdlib, no botocore)."""
     path = os.path.expanduser(
@@ -392,7 +462,14 @@ def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
     )
     if not os.path.isfile(path):
         return {}
-    import configparser  # only when there is a config file to read
+    try:
+        with open(path, encoding="utf-8") as handle:
+            fast = read_profile_section(handle.read(), profile)
+    except (OSError, UnicodeDecodeError):
+        fast = None
+    if fast is not None:
+        return fast
+    import configparser  # an unusual file (configparser loads re: ~15 ms)
 
     parser = configparser.RawConfigParser()
     try:

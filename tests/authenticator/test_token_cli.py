@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import contextlib
 import io
 import json
@@ -30,6 +31,7 @@ from authenticator.token_cli import (
     build_parser,
     main,
     parse_common_flags,
+    read_profile_section,
 )
 from tests.fixtures.sts import get_caller_identity, unique_name
 
@@ -524,6 +526,150 @@ def _argparse(argv: list[str]) -> TokenFlags | int:
         return exc.code if isinstance(exc.code, int) else 2
 
 
+def _configparser_profile(text: str, profile: str) -> dict[str, str]:
+    """What RawConfigParser (the reference) finds for the profile, {} on error."""
+    parser = configparser.RawConfigParser()
+    try:
+        parser.read_string(text)
+    except configparser.Error:
+        return {}
+    for section in (f"profile {profile}", profile if profile == "default" else ""):
+        if section and parser.has_section(section):
+            return dict(parser.items(section))
+    return {}
+
+
+_CONFIG_LINES = [
+    "[default]",
+    "[profile dev]",
+    "[profile dev]",
+    "[DEFAULT]",
+    "[ profile dev ]",
+    "[profile x] # c",
+    "[]",
+    "region = us-west-2",
+    "region=eu-west-1",
+    "Region : ap-south-1",
+    "use_fips_endpoint = true",
+    "use_dualstack_endpoint=True ",
+    "s3 =",
+    "    max_concurrent_requests = 20",
+    "\tmax_queue_size = 1000",
+    "a = b = c",
+    "k: v: w",
+    "= novalue",
+    "novalue",
+    "# comment",
+    "  ; comment",
+    "",
+    "   ",
+    "region = é",
+    "x = 1\x0b",
+]
+
+
+class TestProfileReader:
+    """The configparser-free reader of ~/.aws/config agrees with RawConfigParser."""
+
+    def test_common_config_is_read_without_configparser(self) -> None:
+        """A usual config file is read by the fast reader, as configparser reads it."""
+        text = (
+            "# my config\n[default]\nregion = us-east-2\noutput = json\n\n"
+            "[profile dev]\nregion=eu-west-1\nuse_fips_endpoint = true\n"
+            "s3 =\n    max_concurrent_requests = 20\n\n    addressing_style = path\n"
+            "; done\n"
+        )
+        for profile in ("default", "dev", "nope"):
+            fast = read_profile_section(text, profile)
+            assert fast is not None
+            assert fast == _configparser_profile(text, profile)
+        dev = read_profile_section(text, "dev")
+        assert dev is not None
+        assert dev["s3"] == "\nmax_concurrent_requests = 20\n\naddressing_style = path"
+
+    @settings(max_examples=400, deadline=None)
+    @given(
+        st.lists(st.sampled_from(_CONFIG_LINES), max_size=10),
+        st.sampled_from(["default", "dev", "x"]),
+    )
+    def test_random_configs_agree_with_configparser(
+        self, lines: list[str], profile: str
+    ) -> None:
+        """On random files the fast reader either defers or matches configparser."""
+        text = "\n".join(lines) + "\n"
+        fast = read_profile_section(text, profile)
+        if fast is not None:
+            assert fast == _configparser_profile(text, profile)
+
+    @settings(max_examples=300, deadline=None)
+    @given(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["[default]", "[profile dev]", "[DEFAULT]", "[x]"]),
+                st.lists(
+                    st.sampled_from(
+                        ["region", "Use_FIPS_endpoint", "s3", "output", "a b"]
+                    ),
+                    unique_by=str.lower,
+                    max_size=4,
+                ),
+                st.sampled_from([" = ", "=", ": ", " :", "= "]),
+                st.sampled_from(["v", "", "x = y", "  ", "\n  cont", "\n\n\tc\n"]),
+                st.sampled_from(["", "# c", "; c", "  ", "  # c"]),
+            ),
+            unique_by=lambda section: section[0],
+            max_size=4,
+        ),
+        st.sampled_from(["default", "dev", "x"]),
+    )
+    def test_usual_configs_are_read_fast_and_right(
+        self, sections: list[tuple[str, list[str], str, str, str]], profile: str
+    ) -> None:
+        """Well-formed files are read by the fast reader, as configparser reads them."""
+        text = "".join(
+            f"{header}\n" + "".join(f"{key}{sep}{value}\n{extra}\n" for key in keys)
+            for header, keys, sep, value, extra in sections
+        )
+        fast = read_profile_section(text, profile)
+        assert fast is not None
+        assert fast == _configparser_profile(text, profile)
+
+    @pytest.mark.parametrize(
+        "text",
+        [
+            "region = x\n",
+            "[default]\nregion = a\n[default]\n",
+            "[default]\nregion = a\nregion = b\n",
+            "[default]\nnovalue\n",
+            "[default]\n  indented = x\n",
+            "[default] # c\n",
+            "[default]\nregion = é\n",
+        ],
+    )
+    def test_unusual_files_defer_to_configparser(self, text: str) -> None:
+        """Errors, repeats, odd indentation and non-ASCII go to configparser."""
+        assert read_profile_section(text, "default") is None
+
+    def test_profile_region_through_the_command(
+        self,
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """The region of a profile in a usual config file is signed for."""
+        config = tmp_path / "config"
+        config.write_text(
+            "[default]\nregion = us-east-2\n[profile dev]\nregion = eu-north-1\n"
+        )
+        monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", AKID)
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+        monkeypatch.setenv("AWS_PROFILE", "dev")
+        code, out, _ = _run(capsys, "-i", "c", "--token-only", "--no-cache")
+        assert code == 0
+        assert "sts.eu-north-1.amazonaws.com" in decode_token(out.strip())
+
+
 class TestPreParser:
     """The argparse-free flag reader agrees with argparse or defers to it."""
 
@@ -637,21 +783,24 @@ class TestStartUp:
         assert json.loads(hit.stdout) == json.loads(miss.stdout)
 
     def test_hit_imports_no_argparse(self, tmp_path: Path) -> None:
-        """A hit loads no argparse, pathlib, re, json, datetime.py or contextlib."""
+        """A hit reading ~/.aws/config loads no argparse, configparser, re or json."""
+        config = tmp_path / "config"
+        config.write_text("[default]\nregion = us-west-2\ncli_pager =\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(
             AWS_ACCESS_KEY_ID=AKID,
             AWS_SECRET_ACCESS_KEY=SECRET,
-            AWS_CONFIG_FILE=os.devnull,
+            AWS_CONFIG_FILE=str(config),
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
             KUBEIAM_CACHE_DIR=str(tmp_path / "cache"),
         )
         wrapper = (
             "import sys\nfrom kubeiam.cli import main\n"
-            "code = main(['token', '-i', 'c', '--region=us-west-2'])\n"
+            "code = main(['token', '-i', 'c'])\n"
             "avoid = {'argparse', 'pathlib', 'contextlib', 'urllib', 'ipaddress',\n"
             "         'gettext', 'importlib.util', 'fnmatch', 're', 'json', 'enum',\n"
-            "         'datetime', 'collections', 'typing', 'botocore'}\n"
+            "         'datetime', 'collections', 'typing', 'configparser',\n"
+            "         'botocore'}\n"
             "print(code, ','.join(sorted(avoid & set(sys.modules))), file=sys.stderr)\n"
         )
         argv = [sys.executable, "-c", wrapper]
