@@ -6,6 +6,10 @@ us-west-2``. The three commands are interleaved round by round so that load
 from other processes on the machine falls on all of them alike.
 
 - hit: the cache holds a fresh token for the key (primed once).
+- hit with a config file: the same, with a usual ``~/.aws/config`` (a
+  ``[default]`` section) instead of none, as most users have: the profile's
+  FIPS / dual-stack settings are read on every call. Its peer column repeats
+  the awscli samples.
 - miss: an empty cache directory per run (read, lock, mint with botocore,
   atomic write), i.e. the first kubectl command of the 14-minute cycle.
 
@@ -36,7 +40,7 @@ CLUSTER = "bench-cluster"
 REGION = "us-west-2"
 
 
-def _env(cache_dir: Path) -> dict[str, str]:
+def _env(cache_dir: Path, config: Path | None = None) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -45,7 +49,7 @@ def _env(cache_dir: Path) -> dict[str, str]:
     env.update(
         AWS_ACCESS_KEY_ID="AKIAIOSFODNN7EXAMPLE",
         AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        AWS_CONFIG_FILE=os.devnull,
+        AWS_CONFIG_FILE=str(config) if config else os.devnull,
         AWS_SHARED_CREDENTIALS_FILE=os.devnull,
         AWS_EC2_METADATA_DISABLED="true",
         AWS_PAGER="",
@@ -76,30 +80,39 @@ def run(runs: int = RUNS) -> list[Row]:
     """Measure hit, miss and awscli, interleaved, ``runs`` times each.
 
     Returns:
-        Two rows: cache hit and cache miss, each against awscli.
+        Three rows: cache hit, cache hit with a config file and cache miss, each
+        against awscli.
     """
     ours_argv = [KUBEIAM, "token", "-i", CLUSTER, "--region", REGION]
     aws_argv = [AWS, "eks", "get-token", "--cluster-name", CLUSTER, "--region", REGION]
     hit: list[float] = []
+    hit_config: list[float] = []
     miss: list[float] = []
     aws: list[float] = []
     with tempfile.TemporaryDirectory(prefix="kubeiam-bench-") as tmp:
         base = Path(tmp)
         hit_env = _env(base / "hit-cache")
         subprocess.run(ours_argv, env=hit_env, check=True, stdout=subprocess.DEVNULL)
+        config = base / "config"
+        config.write_text(f"[default]\nregion = {REGION}\noutput = json\n")
+        config_env = _env(base / "config-cache", config)
+        subprocess.run(ours_argv, env=config_env, check=True, stdout=subprocess.DEVNULL)
         for i in range(WARMUP + runs):
             miss_env = _env(base / f"miss-cache-{i}")
             sample = (
                 _once(ours_argv, hit_env),
                 _once(ours_argv, miss_env),
                 _once(aws_argv, hit_env),
+                _once(ours_argv, config_env),
             )
             if i >= WARMUP:
                 hit.append(sample[0])
                 miss.append(sample[1])
                 aws.append(sample[2])
+                hit_config.append(sample[3])
     return [
         _row("kubeiam token, cache hit", hit, aws, ">= 10x"),
+        _row("kubeiam token, cache hit, ~/.aws/config", hit_config, aws, ">= 10x"),
         _row("kubeiam token, cache miss", miss, aws, ">= 2x"),
     ]
 
