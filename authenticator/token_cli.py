@@ -3,7 +3,11 @@
 kubectl starts this on every command, so the cache-hit path imports only the
 standard library, :mod:`authenticator.cache` and
 :mod:`authenticator.exec_credential`; botocore is loaded (through
-:mod:`authenticator.presign`) only when a token has to be minted.
+:mod:`authenticator.presign`) only when a token has to be minted. Even the
+standard library is rationed: the usual flags are read by
+:func:`parse_common_flags` (argparse only for help, errors and odd spellings)
+and a usual ``~/.aws/config`` by :func:`read_profile_section` (configparser
+only for odd files), so that a hit loads neither ``re`` nor ``argparse``.
 
 Settings come from, first hit wins:
 
