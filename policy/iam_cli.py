@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from policy.errors import InvalidPolicyError
+from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam import EvaluationResult
 from policy.model import Finding, PolicyKind, compile_policy, load_policy_json
 from policy.suite import Outcome, Suite, format_error, junit_xml, load_suite, run_cases
@@ -88,9 +88,12 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
-    return Path(path).read_text(encoding="utf-8")
+    try:
+        if path == "-":
+            return sys.stdin.read()
+        return Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPolicyError(describe_parse_error(exc), policy=path) from exc
 
 
 def _cases(text: str) -> list[object]:
@@ -145,7 +148,12 @@ def _render_trace(outcome: Outcome) -> str:
 
 
 def _simulate(args: argparse.Namespace, *, readable: bool) -> int:
-    cases = _cases(_read(args.file))
+    try:
+        cases = _cases(_read(args.file))
+    except InvalidPolicyError as exc:
+        if exc.policy:
+            raise
+        raise InvalidPolicyError(exc.detail, policy=args.file) from exc
     if args.web_identity_token:
         token = load_web_identity_token(
             args.web_identity_token, jwks_path=args.jwks, now=datetime.now(UTC)
@@ -183,7 +191,7 @@ def _test(args: argparse.Namespace) -> int:
         try:
             suite = load_suite(path)
         except InvalidPolicyError as exc:
-            sys.stderr.write(f"{path}: {format_error(exc)}\n")
+            sys.stderr.write(f"kubeiam policy test: {format_error(exc)}\n")
             return 1
         results.append((suite, run_cases(list(suite.cases))))
     total = sum(len(o) for _, o in results)

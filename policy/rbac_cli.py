@@ -21,7 +21,7 @@ from authenticator.errors import ConfigError, InvalidARNError, KubeIAMError
 from authenticator.identity import Identity
 from authenticator.mapping import evaluate_mapping, parse_mapping_text
 from policy.authz import decide
-from policy.errors import InvalidPolicyError
+from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.rbac import (
     SERVICE_ACCOUNT_PREFIX,
     Attributes,
@@ -325,12 +325,17 @@ def _list(
 
 
 def _read_requests(path: Path) -> list[object]:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    try:
+        text = (
+            sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+        )
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPolicyError(describe_parse_error(exc), policy=str(path)) from exc
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         raise InvalidPolicyError(
-            f"not valid YAML/JSON: {exc}", policy=str(path)
+            f"not valid YAML/JSON: {describe_parse_error(exc)}", policy=str(path)
         ) from exc
     if len(docs) == 1 and isinstance(docs[0], list):
         return list(docs[0])

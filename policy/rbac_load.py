@@ -20,7 +20,7 @@ from pathlib import Path
 
 import yaml
 
-from policy.errors import InvalidPolicyError
+from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.rbac import (
     RBAC_GROUP,
     Binding,
@@ -373,17 +373,15 @@ def _files(paths: Sequence[Path]) -> Iterator[Path]:
 def _read_documents(path: Path) -> list[tuple[str, object]]:
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InvalidPolicyError(
-            f"cannot read: {exc.strerror}", policy=str(path)
-        ) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPolicyError(describe_parse_error(exc), policy=str(path)) from exc
     try:
         if path.suffix == ".json":
             return [(f"{path}[0]", json.loads(text))]
         return [(f"{path}[{i}]", d) for i, d in enumerate(yaml.safe_load_all(text))]
-    except (yaml.YAMLError, ValueError) as exc:
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
         raise InvalidPolicyError(
-            f"not valid YAML/JSON: {exc}", policy=str(path)
+            f"not valid YAML/JSON: {describe_parse_error(exc)}", policy=str(path)
         ) from exc
 
 

@@ -28,7 +28,7 @@ from xml.etree import ElementTree
 
 import yaml
 
-from policy.errors import InvalidPolicyError
+from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam import Decision, EvaluationResult, Level, PolicySet, Request, evaluate
 from policy.model import CompiledPolicy, PolicyKind, compile_policy, load_policy_json
 from policy.webidentity import parse_web_identity_token, web_identity_context
@@ -455,8 +455,12 @@ def load_suite(path: str | Path) -> Suite:
     p = Path(path)
     try:
         doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise InvalidPolicyError(f"cannot read suite: {exc}", policy=str(p)) from exc
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        # ValueError: UnicodeDecodeError, or a NUL byte PyYAML refuses
+        why = describe_parse_error(exc)
+        if not isinstance(exc, OSError):
+            why = f"not a valid YAML suite: {why}"
+        raise InvalidPolicyError(why, policy=str(p)) from exc
     return expand_suite(doc, name=str(p), base_dir=p.parent)
 
 

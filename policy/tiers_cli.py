@@ -28,7 +28,7 @@ from authenticator.mapping import (
     parse_mapping_text,
 )
 from policy.accounts import parse_account_authorization_details, parse_scps
-from policy.errors import InvalidPolicyError
+from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.tiers import (
     KubeMapper,
     Severity,
@@ -110,12 +110,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _read(path: Path) -> object:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidPolicyError(describe_parse_error(exc), policy=str(path)) from exc
     try:
         return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+    except (ValueError, yaml.YAMLError, RecursionError) as exc:
         raise InvalidPolicyError(
-            f"not valid JSON/YAML: {exc}", policy=str(path)
+            f"not valid JSON/YAML: {describe_parse_error(exc)}", policy=str(path)
         ) from exc
 
 

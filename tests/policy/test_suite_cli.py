@@ -167,7 +167,58 @@ class TestSuites:
     ) -> None:
         """A missing or non-YAML file exits 1 with one line on stderr."""
         assert iam_cli.main(["test", str(tmp_path / "none.yaml")]) == 1
-        assert "cannot read suite" in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert err == (
+            f"kubeiam policy test: {tmp_path / 'none.yaml'}: "
+            "cannot read: No such file or directory\n"
+        )
+
+
+MALFORMED = {
+    "yaml": "a: [\n",
+    "binary": b"\xff\xfe\x00bad",
+    "deep": "[" * 1001 + "]" * 1001,  # past the default recursion limit
+}
+
+
+class TestMalformedInputFiles:
+    """Every `kubeiam policy` subcommand reports a broken input file in one line."""
+
+    @pytest.mark.parametrize("content", MALFORMED.values(), ids=MALFORMED.keys())
+    @pytest.mark.parametrize(
+        "argv",
+        [
+            ["simulate", "{f}"],
+            ["explain", "{f}"],
+            ["test", "{f}"],
+            ["can-i", "--rbac", "{f}", "--as", "a", "get", "pods"],
+            ["who-can", "--rbac", "{f}", "get", "pods"],
+            ["rbac", "--rbac", "{ok}", "--requests", "{f}"],
+            ["tiers", "--task-definition", "{f}", "--account", "{ok}"],
+        ],
+        ids=lambda a: a[0],
+    )
+    def test_one_line_exit_1(
+        self,
+        argv: list[str],
+        content: str | bytes,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Bad YAML, non-UTF-8 bytes and deep nesting: exit 1, one stderr line."""
+        from policy import cli
+
+        bad = tmp_path / "bad.yaml"
+        if isinstance(content, bytes):
+            bad.write_bytes(content)
+        else:
+            bad.write_text(content, encoding="utf-8")
+        (tmp_path / "ok.json").write_text("{}", encoding="utf-8")
+        args = [a.format(f=bad, ok=tmp_path / "ok.json") for a in argv]
+        assert cli.main(args) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert err.startswith(f"kubeiam policy {argv[0]}: {bad}: ")
 
 
 CASE = {
