@@ -200,6 +200,28 @@ class TestConfig:
         assert needle in err
         assert err.count("\n") == 1
 
+    @pytest.mark.parametrize(
+        ("content", "needle"),
+        [
+            (b"\xff\xfe\x00bad", "not UTF-8 text"),
+            (b"[" * 1001 + b"]" * 1001, "not valid YAML: nested too deeply"),
+        ],
+        ids=["binary", "deep"],
+    )
+    def test_undecodable_config(
+        self,
+        content: bytes,
+        needle: str,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Non-UTF-8 or absurdly nested config: exit 1, one line, not a traceback."""
+        path = tmp_path / "config.yaml"
+        path.write_bytes(content)
+        assert main(["-t", "k8s-aws-v1.x", "--config", str(path)]) == 1
+        err = capsys.readouterr().err
+        assert err == f"kubeiam verify: {path}: {needle}\n"
+
     def test_missing_config_file(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
