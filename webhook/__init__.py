@@ -150,9 +150,11 @@ def build_mapping_registry(
 def check_settings(settings: WebhookSettings) -> None:
     """Fail fast on what only shows when the app is built (``kubeiam server``).
 
-    Builds the STS allow-list, parses the inline mappings and loads every
-    mapping file once, so a bad endpoint or a broken mapping file stops
-    start-up with exit 1 instead of leaving a server that is never ready.
+    Builds the STS allow-list, parses the inline mappings, loads every
+    mapping file once and builds the Kubernetes client the configMap/crd
+    sources need (no request), so a bad endpoint, a broken mapping file or no
+    usable kubeconfig stops start-up with exit 1 instead of leaving a server
+    that is never ready.
 
     Args:
         settings: The server settings.
@@ -168,10 +170,19 @@ def check_settings(settings: WebhookSettings) -> None:
         base_dir = settings.config_file.parent if settings.config_file else None
         auth = AuthorizationSettings.parse(settings.authorization, base_dir=base_dir)
         RBACHolder(auth.rbac_paths)
-    for spec in settings.sources:
+    for i, spec in enumerate(settings.sources):
         if spec.kind == "file":
             assert spec.path is not None  # noqa: S101 - parse_settings requires it
             load_file_mappings(spec.path, reserved_prefixes=spec.reserved_prefixes)
+        else:
+            # Build (no request yet) the client a configMap/crd source needs, so a
+            # missing kubeconfig or in-cluster environment is exit 1 with the file
+            # and key instead of every worker dying at boot.
+            try:
+                load_api_client(settings.kubeconfig).close()
+            except ConfigError as exc:
+                where = settings.config_file or "config"
+                raise ConfigError(f"{where}: sources[{i}].{spec.kind}: {exc}") from exc
 
 
 class _LazyEC2:

@@ -550,6 +550,24 @@ class TestCLI:
         assert str(tmp_path / "mapping.yaml") in err
         assert "mapUsers[0].userarn" in err
 
+    def test_kubernetes_source_without_a_kubeconfig(
+        self,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A configMap source with no kubeconfig outside a pod: exit 1 naming it."""
+        monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+        path = self._config(tmp_path)
+        doc = json.loads(path.read_text())
+        doc["sources"].append({"configMap": {"namespace": "kube-system", "name": "a"}})
+        path.write_text(json.dumps(doc))
+        code, err = self._run(["--config", str(path)], capsys)
+        assert code == 1
+        assert err.startswith(f"kubeiam server: {path}: sources[1].configMap: ")
+        assert "in-cluster config" in err
+        assert err.count("\n") == 1
+
     def test_plain_http_sts_endpoint_off_loopback(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
