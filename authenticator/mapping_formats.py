@@ -182,9 +182,10 @@ class _Parser:
 
 def _raise_if_problems(problems: Sequence[MappingProblem], where: str) -> None:
     if problems:
-        lines = "\n".join(f"  {p}" for p in problems)
+        # One line (CLIs print errors as one line; logs keep one record).
+        listed = "; ".join(str(p) for p in problems)
         count = f"{len(problems)} problem{'s' if len(problems) != 1 else ''}"
-        raise ConfigError(f"{where}: {count} in the mappings:\n{lines}")
+        raise ConfigError(f"{where}: {count} in the mappings: {listed}")
 
 
 def _doc_into(parser: _Parser, doc: object) -> None:

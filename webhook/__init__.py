@@ -170,19 +170,20 @@ def check_settings(settings: WebhookSettings) -> None:
         base_dir = settings.config_file.parent if settings.config_file else None
         auth = AuthorizationSettings.parse(settings.authorization, base_dir=base_dir)
         RBACHolder(auth.rbac_paths)
+    where = settings.config_file or "config"
     for i, spec in enumerate(settings.sources):
-        if spec.kind == "file":
-            assert spec.path is not None  # noqa: S101 - parse_settings requires it
-            load_file_mappings(spec.path, reserved_prefixes=spec.reserved_prefixes)
-        else:
-            # Build (no request yet) the client a configMap/crd source needs, so a
-            # missing kubeconfig or in-cluster environment is exit 1 with the file
-            # and key instead of every worker dying at boot.
-            try:
+        try:
+            if spec.kind == "file":
+                assert spec.path is not None  # noqa: S101 - parse_settings requires it
+                load_file_mappings(spec.path, reserved_prefixes=spec.reserved_prefixes)
+            else:
+                # Build (no request yet) the client a configMap/crd source needs,
+                # so a missing kubeconfig or in-cluster environment is exit 1 with
+                # the file and key instead of every worker dying at boot.
                 load_api_client(settings.kubeconfig).close()
-            except ConfigError as exc:
-                where = settings.config_file or "config"
-                raise ConfigError(f"{where}: sources[{i}].{spec.kind}: {exc}") from exc
+        except ConfigError as exc:
+            key = "file.path" if spec.kind == "file" else spec.kind
+            raise ConfigError(f"{where}: sources[{i}].{key}: {exc}") from exc
 
 
 class _LazyEC2:

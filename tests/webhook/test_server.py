@@ -540,15 +540,18 @@ class TestCLI:
     def test_broken_mapping_file(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """A mapping file that does not validate stops start-up, naming the file."""
+        """A mapping file that does not validate: exit 1, one line naming both files."""
         path = self._config(tmp_path)
         (tmp_path / "mapping.yaml").write_text(
-            "mapUsers: [{userarn: nope, username: x}]\n"
+            "mapUsers: [{userarn: nope, username: x}, {userarn: no, username: y}]\n"
         )
         code, err = self._run(["--config", str(path)], capsys)
         assert code == 1
+        assert "2 problems" in err
+        assert err.startswith(f"kubeiam server: {path}: sources[0].file.path: ")
         assert str(tmp_path / "mapping.yaml") in err
         assert "mapUsers[0].userarn" in err
+        assert err.count("\n") == 1
 
     def test_kubernetes_source_without_a_kubeconfig(
         self,
