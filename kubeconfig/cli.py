@@ -174,7 +174,9 @@ def _kubeconfig_parser() -> argparse.ArgumentParser:
         help="make the context current (default: only if none is set)",
     )
     parser.add_argument(
-        "--dry-run", action="store_true", help="print the YAML, write nothing"
+        "--dry-run",
+        action="store_true",
+        help="print the merged kubeconfig (YAML; JSON with -o json), write nothing",
     )
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return parser
@@ -376,7 +378,11 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
                 f"{names.cluster!r}; pass --alias to keep one context per cluster\n"
             )
         if args.dry_run:
-            sys.stdout.write(text)
+            # -o json: the same merged kubeconfig as JSON (kubectl reads either).
+            out = text
+            if args.output == "json":
+                out = json.dumps(result.doc, indent=2, default=str) + "\n"
+            sys.stdout.write(out)
             return 0
         render.ensure_private_dir(target.parent)
         render.write_atomic(target, text.encode("utf-8"), mode=0o600)

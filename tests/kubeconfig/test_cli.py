@@ -241,6 +241,19 @@ class TestMerge:
         assert ext == {"clusterID": "demo", "roleARN": "arn:r"}
         assert "kind-dev" in _named(printed, "clusters")
 
+    def test_dry_run_json(
+        self, tmp_path: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--dry-run -o json prints the same merged kubeconfig as JSON."""
+        config = tmp_path / "config"
+        config.write_text(EXISTING)
+        argv = _args(ca_file, "--kubeconfig", str(config), "--dry-run")
+        assert kubeconfig_main(argv) == 0
+        as_yaml = yaml.safe_load(capsys.readouterr().out)
+        assert kubeconfig_main([*argv, "-o", "json"]) == 0
+        assert json.loads(capsys.readouterr().out) == as_yaml
+        assert config.read_text() == EXISTING
+
     def test_kubectl_reads_the_result(self, tmp_path: Path, ca_file: Path) -> None:
         """Real kubectl loads the merged file and sees the exec stanza and extension."""
         config = tmp_path / "config"
