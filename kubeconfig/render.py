@@ -106,6 +106,8 @@ def load_yaml_file(path: Path) -> tuple[object, bytes] | None:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise KubeconfigError(f"{path}: not valid YAML{where}: {problem}") from exc
+    except RecursionError as exc:  # PyYAML composes and constructs recursively
+        raise KubeconfigError(f"{path}: not valid YAML: nested too deeply") from exc
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -46,6 +46,7 @@ class TestYAML:
                 r"not valid YAML at line \d+, column \d+",
             ),
             (b"\xff\xfe", "not UTF-8"),
+            (b"[" * 1001 + b"]" * 1001, "not valid YAML: nested too deeply"),
         ],
     )
     def test_corrupt_file_names_file_and_line(
