@@ -158,7 +158,10 @@ def _settings(args: argparse.Namespace) -> VerifySettings:
         or not isinstance(timeout, int | float)
         or timeout <= 0
     ):
-        raise ConfigError(f"{where}: sts.timeoutSeconds must be a positive number")
+        key = (
+            "--timeout" if args.timeout is not None else f"{where}: sts.timeoutSeconds"
+        )
+        raise ConfigError(f"{key} must be a positive number")
     return VerifySettings(
         cluster_id=cluster_id,
         partition=args.partition

@@ -450,6 +450,8 @@ def init_main(argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     if not 0 < args.port < 65536:
         parser.error(f"--port {args.port}: must be 1-65535")
+    if not args.cluster_id.strip():
+        parser.error("--cluster-id: must not be empty")
     try:
         paths = certs.write_pki(
             args.output_dir,

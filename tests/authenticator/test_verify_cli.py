@@ -245,6 +245,14 @@ class TestUsage:
         out = capsys.readouterr().out
         assert "examples:" in out and "kubeiam verify -t" in out
 
+    def test_bad_timeout_names_the_flag(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--timeout 0 without a config: exit 1 naming --timeout (not 'None')."""
+        assert main(["-t", "k8s-aws-v1.x", "-i", CLUSTER, "--timeout", "0"]) == 1
+        err = capsys.readouterr().err
+        assert err == "kubeiam verify: --timeout must be a positive number\n"
+
     def test_missing_cluster_id(self, capsys: pytest.CaptureFixture[str]) -> None:
         """Without -i or a config there is no cluster ID: exit 1."""
         assert main(["-t", "k8s-aws-v1.x"]) == 1

@@ -478,6 +478,17 @@ class TestInitCLI:
             )
         assert exc.value.code == 2
 
+    @pytest.mark.parametrize("cluster_id", ["", "  "])
+    def test_empty_cluster_id_is_a_usage_error(
+        self, cluster_id: str, tmp_path: Path
+    ) -> None:
+        """An empty --cluster-id exits 2 and writes nothing."""
+        out = tmp_path / "pki"
+        with pytest.raises(SystemExit) as exc:
+            init_main(["--cluster-id", cluster_id, "--output-dir", str(out)])
+        assert exc.value.code == 2
+        assert not out.exists()
+
     def test_unusable_existing_key_is_an_error(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
