@@ -730,7 +730,8 @@ def main(argv: list[str]) -> int:
         settings = resolve_settings(args, info, env)
         entry = _get_token(settings, use_cache=not args.no_cache, env=env)
     except KubeIAMError as exc:
-        sys.stderr.write(f"{_PROG}: {exc}\n")
+        # One line: botocore's messages (e.g. ParamValidationError) span several.
+        sys.stderr.write(f"{_PROG}: {' '.join(str(exc).split())}\n")
         return 1
     if args.token_only:
         sys.stdout.write(entry.token + "\n")

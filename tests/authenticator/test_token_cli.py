@@ -974,6 +974,19 @@ class TestRoleAssumption:
         )
 
     @pytest.mark.usefixtures("static_creds")
+    def test_malformed_role_is_one_line(
+        self, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """-r that botocore refuses (multi-line message) is exit 1 with one line."""
+        code, out, err = _run(
+            capsys, "-i", "c", "-r", "notanarn", "--region", "us-east-1", "--no-cache"
+        )
+        assert (code, out) == (1, "")
+        assert err.startswith("kubeiam token: AssumeRole notanarn: ")
+        assert "RoleArn" in err
+        assert err.count("\n") == 1
+
+    @pytest.mark.usefixtures("static_creds")
     def test_unreachable_sts_is_one_line(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
