@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        sys.stdout.write(_usage())
+        # No command is a usage error: the usage goes to stderr, as argparse's.
+        (sys.stdout if args else sys.stderr).write(_usage())
         return 0 if args else 2
     if args[0] == "--version":
         from kubeiam import __version__

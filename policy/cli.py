@@ -53,7 +53,9 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         width = max(len(n) for n in SUBCOMMANDS)
         lines = [f"  {n.ljust(width)}  {s}" for n, (_, s) in SUBCOMMANDS.items()]
-        sys.stdout.write(_USAGE.format(commands="\n".join(lines)))
+        # No subcommand is a usage error: the usage goes to stderr, as argparse's.
+        out = sys.stdout if argv else sys.stderr
+        out.write(_USAGE.format(commands="\n".join(lines)))
         return 0 if argv else 2
     entry = SUBCOMMANDS.get(argv[0])
     if entry is None:

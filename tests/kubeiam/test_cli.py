@@ -23,8 +23,11 @@ class TestDispatcher:
     def test_no_arguments_is_a_usage_error(
         self, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """No command prints usage and exits 2."""
+        """No command prints usage on stderr and exits 2."""
         assert main([]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        assert "token" in captured.err
 
     def test_unknown_command_exits_2(self, capsys: pytest.CaptureFixture[str]) -> None:
         """An unknown command is a usage error on stderr."""

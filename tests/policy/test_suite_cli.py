@@ -181,6 +181,18 @@ MALFORMED = {
 }
 
 
+def test_no_subcommand_is_usage_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """`kubeiam policy` alone prints usage on stderr and exits 2; --help exits 0."""
+    from policy import cli
+
+    assert cli.main([]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "simulate" in captured.err
+    assert cli.main(["--help"]) == 0
+    assert "simulate" in capsys.readouterr().out
+
+
 class TestMalformedInputFiles:
     """Every `kubeiam policy` subcommand reports a broken input file in one line."""
 
