@@ -475,8 +475,10 @@ def load_settings(path: Path) -> WebhookSettings:
     """
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text") from exc
     doc = load_yaml(text, where=str(path))
     settings = parse_settings(doc, where=str(path), base_dir=path.resolve().parent)
     return replace(settings, config_file=path)

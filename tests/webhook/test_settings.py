@@ -199,8 +199,18 @@ class TestErrors:
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """An unreadable file is a ConfigError naming it."""
-        with pytest.raises(ConfigError, match=r"nope\.yaml: cannot read"):
-            load_settings(tmp_path / "nope.yaml")
+        missing = tmp_path / "nope.yaml"
+        with pytest.raises(ConfigError) as info:
+            load_settings(missing)
+        assert str(info.value) == f"{missing}: cannot read: No such file or directory"
+
+    def test_binary_file(self, tmp_path: Path) -> None:
+        """A file that is not UTF-8 is a ConfigError naming it."""
+        path = tmp_path / "config.yaml"
+        path.write_bytes(b"\xff\xfe\x00")
+        with pytest.raises(ConfigError) as info:
+            load_settings(path)
+        assert str(info.value) == f"{path}: not UTF-8 text"
 
     def test_invalid_yaml_names_the_line(self, tmp_path: Path) -> None:
         """Broken YAML is reported with the file and the line."""
