@@ -34,9 +34,12 @@ import time
 from authenticator.errors import KubeIAMError
 from authenticator.exec_credential import (
     TOKEN_LIFETIME,
+    UTC,
     FrozenRecord,
+    datetime,
     json_dumps,
     json_loads,
+    timedelta,
 )
 
 # The typing names are for the type checker only: a cache hit must not pay for
@@ -45,13 +48,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from contextlib import AbstractContextManager
-    from datetime import UTC, datetime, timedelta
     from types import TracebackType
-else:
-    try:  # the C classes, as in authenticator.exec_credential
-        from _datetime import UTC, datetime, timedelta
-    except ImportError:  # pragma: no cover - CPython always has _datetime
-        from datetime import UTC, datetime, timedelta
 
 try:
     # CPython's built-in BLAKE2 (present since 3.6): importing hashlib would load

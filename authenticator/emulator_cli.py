@@ -9,12 +9,13 @@ serves until SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import shlex
 import signal
 import sys
 import threading
 from types import FrameType
+
+from authenticator.hosts import is_loopback
 
 _DESCRIPTION = """\
 Run a local STS that verifies presigned GetCallerIdentity calls (kubeiam and
@@ -72,12 +73,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host == "localhost" or is_loopback(host)
 
 
 def main(argv: list[str]) -> int:

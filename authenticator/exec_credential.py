@@ -16,9 +16,12 @@ importing it (and ``re``) in the common case.
 
 from __future__ import annotations
 
+# cache.py and token_cli.py import these three names from here (re-exported).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from datetime import UTC, datetime, timedelta
+    from datetime import UTC as UTC
+    from datetime import datetime as datetime
+    from datetime import timedelta as timedelta
 else:
     try:
         # The C classes themselves: datetime.py defines a pure-Python copy of

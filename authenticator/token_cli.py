@@ -39,8 +39,10 @@ from authenticator.cache import (
 from authenticator.errors import ConfigError, KubeIAMError
 from authenticator.exec_credential import (
     EXEC_EXTENSION_NAME,
+    UTC,
     ExecInfo,
     FrozenRecord,
+    datetime,
     parse_exec_info,
     render_exec_credential,
 )
@@ -52,12 +54,6 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Mapping
-    from datetime import UTC, datetime
-else:
-    try:  # the C classes, as in authenticator.exec_credential
-        from _datetime import UTC, datetime
-    except ImportError:  # pragma: no cover - CPython always has _datetime
-        from datetime import UTC, datetime
 
 # The region of last resort, as in the reference and aws-cli (authentication.md 1.3).
 DEFAULT_REGION = "us-east-1"
@@ -520,14 +516,10 @@ def _parse_endpoint(url: str, source: str) -> str:
 
 
 def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    import ipaddress  # only for a plain-http override
+    # Only reached for a plain-http override, never on the cache-hit path.
+    from authenticator.hosts import is_loopback
 
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return host == "localhost" or is_loopback(host)
 
 
 def resolve_settings(
