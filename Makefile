@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system
+.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update && apt-get install -y python3 python3-venv; }
@@ -22,11 +22,17 @@ deps-system:
 	@if ls /usr/lib/google-cloud-sdk/bin/kubectl.1.* >/dev/null 2>&1 || command -v kubectl >/dev/null; then :; \
 	else apt-get update && apt-get install -y kubernetes-client; fi
 
+# The Go peers (kube-apiserver, kube-controller-manager, etcd, aws-iam-authenticator), built once
+# per machine from the Go module proxy into ~/.cache/kubeiam/peers/<versions-hash>/.
+peers:
+	@command -v go >/dev/null || { apt-get update && apt-get install -y golang-go; }
+	bash tests/peers/build.sh >/dev/null
+
 demo: $(STAMP)
 	$(VENV)/bin/kubeiam demo
 
 # The suite: static checks first (ruff, mypy --strict), then pytest on 2 workers.
-test: $(STAMP) deps-system lint
+test: $(STAMP) deps-system peers lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -p no:cacheprovider --timeout 600
 
 lint: $(STAMP)
