@@ -6,7 +6,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
 source "$here/versions.env"
-key="$(cat "$here/versions.env" "$here/build.sh" "$here"/kube/go.mod "$here"/kube/go.sum \
+key="$(cat "$here/versions.env" "$here"/kube/go.mod "$here"/kube/go.sum \
         "$here"/kube/etcd/main.go "$here"/authenticator/go.mod "$here"/authenticator/go.sum \
         | sha256sum | cut -c1-16)"
 cache="${KUBEIAM_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubeiam/peers}/$key"
