@@ -1,11 +1,17 @@
 """Pure kubeconfig building: entries, merging, validation; returns plain dicts.
 
-The entries follow ``aws eks update-kubeconfig`` (kubernetes.md §6.4) in their
-names, and kubeiam's exec stanza (SPEC §7, kubernetes.md §2.1): the cluster
-ID, region and role go into the cluster's ``client.authentication.k8s.io/exec``
-extension, which kubectl hands to the plugin when ``provideClusterInfo`` is
-true. The user entry therefore names no cluster, and one user entry can serve
-many clusters.
+The entries follow ``aws eks update-kubeconfig`` in their names. By default
+the cluster ID, region and role go into the exec ``args`` (as
+``aws eks update-kubeconfig`` writes them), so clients without
+``provideClusterInfo`` (the Python kubernetes client before 32.0) work. For a
+user entry shared by many clusters (``--user-alias``) they go into the
+cluster's ``client.authentication.k8s.io/exec`` extension instead, which
+kubectl hands to the plugin when ``provideClusterInfo`` is true. The cluster
+entry carries the extension in both forms.
+
+:func:`replace_exec_users` rewrites, in place, user entries that run
+``aws-iam-authenticator token`` or ``aws eks get-token`` so that they run
+``kubeiam token`` with the same cluster, role, region and profile.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ __all__ = [
     "ClusterSpec",
     "EntryNames",
     "MergeResult",
+    "ReplacedUser",
     "build_cluster",
     "build_context",
     "build_names",
@@ -35,6 +42,8 @@ __all__ = [
     "new_kubeconfig",
     "parse_kubeconfig",
     "region_from_arn",
+    "replace_exec_users",
+    "token_args",
 ]
 
 # The exec plugin API version `aws eks update-kubeconfig` writes; kubectl >= 1.24
@@ -164,18 +173,43 @@ def build_cluster(name: str, spec: ClusterSpec) -> dict[str, object]:
     }
 
 
+def token_args(spec: ClusterSpec) -> list[str]:
+    """The ``args`` of an exec stanza that names its cluster itself.
+
+    Args:
+        spec: The cluster.
+
+    Returns:
+        ``["token", "-i", ID, "--region", REGION, "-r", ROLE]`` (region and
+        role only when known).
+    """
+    args = ["token", "-i", spec.cluster_id]
+    if spec.region:
+        args += ["--region", spec.region]
+    if spec.role_arn:
+        args += ["-r", spec.role_arn]
+    return args
+
+
 def build_user(
-    name: str, *, command: str, profile: str | None = None
+    name: str,
+    *,
+    command: str,
+    profile: str | None = None,
+    spec: ClusterSpec | None = None,
 ) -> dict[str, object]:
     """Build a ``users[]`` entry whose exec stanza runs ``kubeiam token``.
 
-    The cluster ID is not in ``args``: the plugin reads it from the cluster
-    extension, so the same user entry serves every cluster that has one.
+    With ``spec`` the cluster ID, region and role are written into ``args``
+    (every client works). Without it the plugin reads them from the cluster
+    extension (``provideClusterInfo: true``), so the same user entry serves
+    every cluster that has one.
 
     Args:
         name: The entry's name.
         command: Absolute path of the ``kubeiam`` executable.
         profile: An AWS profile, passed as ``AWS_PROFILE`` in ``env``.
+        spec: The cluster, for the args form; None for the extension form.
 
     Returns:
         ``{"name": ..., "user": {"exec": {...}}}``.
@@ -183,12 +217,12 @@ def build_user(
     exec_: dict[str, object] = {
         "apiVersion": EXEC_API_VERSION,
         "command": command,
-        "args": ["token"],
+        "args": token_args(spec) if spec is not None else ["token"],
     }
     if profile:
         exec_["env"] = [{"name": "AWS_PROFILE", "value": profile}]
     exec_["interactiveMode"] = _INTERACTIVE_MODE
-    exec_["provideClusterInfo"] = True
+    exec_["provideClusterInfo"] = spec is None
     exec_["installHint"] = _INSTALL_HINT
     return {"name": name, "user": {"exec": exec_}}
 
@@ -474,3 +508,175 @@ def build_server_config(
     if sources:
         config["sources"] = [dict(s) for s in sources]
     return config
+
+
+@dataclass(frozen=True, slots=True)
+class ReplacedUser:
+    """One user entry :func:`replace_exec_users` rewrote.
+
+    Attributes:
+        name: The entry's name (kept, so contexts still point at it).
+        was: ``aws-iam-authenticator`` or ``aws eks get-token``.
+        args: The new ``args``.
+    """
+
+    name: str
+    was: str
+    args: tuple[str, ...]
+
+
+# aws-iam-authenticator token flags -> kubeiam token flags (None: a switch).
+_AIA_VALUES = {
+    "-i": "-i",
+    "--cluster-id": "-i",
+    "-r": "-r",
+    "--role": "-r",
+    "-e": "-e",
+    "--external-id": "-e",
+    "-s": "-s",
+    "--session-name": "-s",
+    "--region": "--region",
+}
+_AIA_SWITCHES = {"--forward-session-name": "--forward-session-name", "--cache": ""}
+# aws eks get-token (and the aws global options it is written with).
+_AWS_VALUES = {
+    "--cluster-name": "--cluster-name",
+    "--cluster-id": "-i",
+    "--role-arn": "-r",
+    "--region": "--region",
+    "--profile": "--profile",
+    "--output": "",
+}
+_AWS_SWITCHES: dict[str, str] = {}
+_AIA_COMMANDS = frozenset({"aws-iam-authenticator", "aws-iam-authenticator.exe"})
+_AWS_COMMANDS = frozenset({"aws", "aws.exe", "aws.cmd"})
+
+
+def _basename(command: str) -> str:
+    return command.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _translate_flags(
+    args: Sequence[str],
+    *,
+    values: Mapping[str, str],
+    switches: Mapping[str, str],
+    where: str,
+) -> list[str]:
+    """Map a peer's flags onto ``kubeiam token`` flags; refuse what has no match."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        name, eq, value = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+        if name in switches and not eq:
+            if switches[name]:
+                out.append(switches[name])
+            continue
+        if name not in values:
+            raise KubeconfigError(
+                f"{where}: argument {arg!r} has no kubeiam equivalent; edit the "
+                "entry by hand or write a new one with `kubeiam kubeconfig`"
+            )
+        if not eq:
+            if i >= len(args):
+                raise KubeconfigError(f"{where}: {arg} needs a value")
+            value = args[i]
+            i += 1
+        if values[name]:
+            out += [values[name], value]
+    return out
+
+
+def _kubeiam_args(
+    command: str, args: Sequence[str], where: str
+) -> tuple[str, list[str]] | None:
+    """(what it was, kubeiam args) for a peer exec stanza; None for anything else."""
+    base = _basename(command)
+    if base in _AIA_COMMANDS and args[:1] == ["token"]:
+        flags = _translate_flags(
+            args[1:], values=_AIA_VALUES, switches=_AIA_SWITCHES, where=where
+        )
+        return "aws-iam-authenticator", ["token", *flags]
+    if base in _AWS_COMMANDS and "eks" in args:
+        at = args.index("eks")
+        if args[at + 1 : at + 2] != ["get-token"]:
+            return None
+        rest = [*args[:at], *args[at + 2 :]]
+        flags = _translate_flags(
+            rest, values=_AWS_VALUES, switches=_AWS_SWITCHES, where=where
+        )
+        # --cluster-id (EKS local clusters on Outposts) is what is signed.
+        if "-i" in flags and "--cluster-name" in flags:
+            at = flags.index("--cluster-name")
+            del flags[at : at + 2]
+        return "aws eks get-token", ["token", *flags]
+    return None
+
+
+def _signed_id(args: Sequence[str]) -> str | None:
+    for flag in ("-i", "--cluster-name"):
+        if flag in args[:-1]:
+            return args[args.index(flag) + 1]
+    return None
+
+
+def replace_exec_users(
+    doc: Mapping[str, object], *, command: str, cluster_id: str | None = None
+) -> tuple[dict[str, object], list[ReplacedUser]]:
+    """Rewrite ``aws-iam-authenticator`` / ``aws eks get-token`` users to run kubeiam.
+
+    Each matching user keeps its name, ``env`` (e.g. ``AWS_PROFILE``) and
+    ``interactiveMode``, so the contexts that use it keep working; only
+    ``command``, ``args`` (translated flag by flag), ``apiVersion`` (an old
+    v1alpha1 becomes v1beta1) and ``installHint`` change. Clusters, contexts
+    and every other entry are left alone.
+
+    Args:
+        doc: A document accepted by :func:`parse_kubeconfig` (not modified).
+        command: Absolute path of the ``kubeiam`` executable.
+        cluster_id: Only entries for this cluster ID (None: all of them).
+
+    Returns:
+        The new document and the entries rewritten.
+
+    Raises:
+        KubeconfigError: No entry matched, or one has a flag with no kubeiam
+            equivalent (then nothing is rewritten).
+    """
+    out = copy.deepcopy(dict(doc))
+    users = out.get("users")
+    replaced: list[ReplacedUser] = []
+    for i, entry in enumerate(users if isinstance(users, list) else []):
+        body = entry.get("user") if isinstance(entry, dict) else None
+        exec_ = body.get("exec") if isinstance(body, dict) else None
+        if not isinstance(exec_, dict) or not isinstance(exec_.get("command"), str):
+            continue
+        args = exec_.get("args") or []
+        if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+            continue
+        where = f"users[{i}] ({entry.get('name')})"
+        found = _kubeiam_args(exec_["command"], args, where)
+        if found is None:
+            continue
+        was, new_args = found
+        if cluster_id is not None and _signed_id(new_args) != cluster_id:
+            continue
+        if _signed_id(new_args) is None:
+            raise KubeconfigError(f"{where}: runs {was} without a cluster ID")
+        exec_["command"] = command
+        exec_["args"] = new_args
+        if exec_.get("apiVersion") not in (
+            EXEC_API_VERSION,
+            "client.authentication.k8s.io/v1",
+        ):
+            exec_["apiVersion"] = EXEC_API_VERSION
+        exec_["installHint"] = _INSTALL_HINT
+        replaced.append(ReplacedUser(str(entry.get("name")), was, tuple(new_args)))
+    if not replaced:
+        which = f" for cluster {cluster_id!r}" if cluster_id else ""
+        raise KubeconfigError(
+            f"no user entry runs aws-iam-authenticator or `aws eks get-token`{which}"
+        )
+    return out, replaced

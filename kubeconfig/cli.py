@@ -42,24 +42,39 @@ _EXECUTABLE = "kubeiam"
 
 _KUBECONFIG_EPILOG = """\
 The user entry runs `kubeiam token` (absolute path of this installation) with
-provideClusterInfo: true; the cluster ID, region and role live in the cluster's
-client.authentication.k8s.io/exec extension, so one user entry (--user-alias)
-can serve many clusters. Entries are named as `aws eks update-kubeconfig`
-names them: the cluster ARN when known (--from-eks), else the cluster ID.
+the cluster ID, region and role in its args, as `aws eks update-kubeconfig`
+writes them, so every client works (also those without provideClusterInfo,
+such as the Python kubernetes client before 32.0). With --user-alias (one user
+entry for many clusters) the args are just `token` and provideClusterInfo is
+true: the cluster ID, region and role come from the cluster's
+client.authentication.k8s.io/exec extension, which every cluster entry
+carries. Entries are named as `aws eks update-kubeconfig` names them: the
+cluster ARN when known (--from-eks), else the cluster ID.
+
+The new context becomes current-context (as with `aws eks update-kubeconfig`);
+--no-set-context keeps the current one.
+
+--replace-existing rewrites, in place, the user entries that run
+`aws-iam-authenticator token` or `aws eks get-token` (only those for
+-i/--cluster-id when given) so that they run `kubeiam token` with the same
+cluster, role, region and profile; names, env, clusters and contexts are kept.
+An entry with a flag kubeiam has no equivalent for is refused and nothing is
+written. See docs/migrating.md.
 
 The file is --kubeconfig; else the first KUBECONFIG file that already has the
 cluster; else the first KUBECONFIG entry; else ~/.kube/config. It is written
 atomically with mode 0600. A path through a symlink is followed only to an
 existing regular file you own, in a directory you (or root) own that is not
 group- or world-writable. A file that is not a valid kubeconfig is refused and
-left untouched. current-context is set when the file has none, or with
---set-context; --no-set-context never touches it.
+left untouched.
 
 examples:
   kubeiam kubeconfig -i demo --server https://127.0.0.1:6443 --ca-file ca.crt
   kubeiam kubeconfig --from-eks prod --region eu-west-1 --profile admin
   kubeiam kubeconfig -i demo --server https://10.0.0.1:6443 --ca-data "$CA" \\
       --role arn:aws:iam::111122223333:role/dev --user-alias kubeiam --dry-run
+  kubeiam kubeconfig --replace-existing                  # every peer entry
+  kubeiam kubeconfig --replace-existing -i prod --dry-run
 """
 
 _INIT_EPILOG = """\
@@ -170,8 +185,13 @@ def _kubeconfig_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--set-context",
         action=argparse.BooleanOptionalAction,
-        default=None,
-        help="make the context current (default: only if none is set)",
+        default=True,
+        help="make the new context current (default; --no-set-context keeps it)",
+    )
+    parser.add_argument(
+        "--replace-existing",
+        action="store_true",
+        help="rewrite aws-iam-authenticator / `aws eks get-token` users in place",
     )
     parser.add_argument(
         "--dry-run",
@@ -343,6 +363,28 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
     """
     parser = _kubeconfig_parser()
     args = parser.parse_args(list(argv))
+    if args.replace_existing:
+        extra = [
+            flag
+            for flag, value in (
+                ("--server", args.server),
+                ("--ca-file", args.ca_file),
+                ("--ca-data", args.ca_data),
+                ("--from-eks", args.from_eks),
+                ("--role", args.role),
+                ("--profile", args.profile),
+                ("--region", args.region),
+                ("--alias", args.alias),
+                ("--user-alias", args.user_alias),
+            )
+            if value
+        ]
+        if extra:
+            parser.error(
+                "--replace-existing keeps each entry's own settings; drop "
+                + ", ".join(extra)
+            )
+        return _replace_existing(args)
     if args.from_eks:
         if args.server or args.ca_file or args.ca_data:
             parser.error(
@@ -364,7 +406,13 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
         result = build.merge_entries(
             doc,
             cluster=build.build_cluster(names.cluster, spec),
-            user=build.build_user(names.user, command=command, profile=args.profile),
+            user=build.build_user(
+                names.user,
+                command=command,
+                profile=args.profile,
+                # One user for many clusters reads the cluster from its extension.
+                spec=None if args.user_alias else spec,
+            ),
             context=build.build_context(
                 names.context, cluster=names.cluster, user=names.user
             ),
@@ -389,6 +437,48 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
     except KubeconfigError as exc:
         return _err("kubeconfig", f"{exc}; nothing was written")
     sys.stdout.write(_report(named, names, result, args.output))
+    return 0
+
+
+def _replace_existing(args: argparse.Namespace) -> int:
+    """``--replace-existing``: rewrite peer exec users in place."""
+    try:
+        command = _exec_command(args.exec_command)
+        paths = render.kubeconfig_paths(args.kubeconfig, os.environ, Path.home())
+        named = paths[0]
+        target = render.check_write_target(named)
+        loaded = render.load_yaml_file(target)
+        if loaded is None:
+            raise KubeconfigError(f"{named}: no such kubeconfig")
+        doc = build.parse_kubeconfig(loaded[0], source=str(named))
+        new, replaced = build.replace_exec_users(
+            doc, command=command, cluster_id=args.cluster_id
+        )
+        text = render.dump_yaml(new)
+        if args.dry_run:
+            out = text
+            if args.output == "json":
+                out = json.dumps(new, indent=2, default=str) + "\n"
+            sys.stdout.write(out)
+            return 0
+        render.write_atomic(target, text.encode("utf-8"), mode=0o600)
+    except KubeconfigError as exc:
+        return _err("kubeconfig", f"{exc}; nothing was written")
+    if args.output == "json":
+        report = {
+            "file": str(named),
+            "replaced": [
+                {"user": r.name, "was": r.was, "args": list(r.args)} for r in replaced
+            ],
+        }
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return 0
+    lines = [f"{named}:"]
+    for r in replaced:
+        lines.append(
+            f"  replaced  user     {r.name} ({r.was} -> kubeiam {' '.join(r.args)})"
+        )
+    sys.stdout.write("\n".join(lines) + "\n")
     return 0
 
 

@@ -109,11 +109,12 @@ class TestMerge:
     def test_other_entries_keep_their_meaning(
         self, tmp_path: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
-        """Existing entries, preferences and current-context survive the merge."""
+        """Existing entries, preferences and (--no-set-context) current-context stay."""
         config = tmp_path / "config"
         config.write_text(EXISTING)
         before = _load(config)
-        assert kubeconfig_main(_args(ca_file, "--kubeconfig", str(config))) == 0
+        argv = _args(ca_file, "--kubeconfig", str(config), "--no-set-context")
+        assert kubeconfig_main(argv) == 0
         after = _load(config)
         for section in ("clusters", "users", "contexts"):
             old, new = _named(before, section), _named(after, section)
@@ -284,8 +285,8 @@ class TestMerge:
         assert exec_["command"] == find_kubeiam_command(
             argv0="", executable=sys.executable
         )
-        assert exec_["args"] == ["token"]
-        assert exec_["provideClusterInfo"] is True
+        assert exec_["args"] == ["token", "-i", "demo", "--region", "r"]
+        assert exec_["provideClusterInfo"] is False
         assert exec_["interactiveMode"] == "IfAvailable"
         assert exec_["env"] == [{"name": "AWS_PROFILE", "value": "p"}]
         (ext,) = view["clusters"][0]["cluster"]["extensions"]
