@@ -252,12 +252,15 @@ class ExecInfo(FrozenRecord):
             None when ``KUBERNETES_EXEC_INFO`` was absent or unusable.
         cluster: The cluster extension, when ``provideClusterInfo`` is on and set.
         warnings: Human notes for stderr (unparsable input, ignored fields).
+        cluster_passed: Whether ``spec.cluster`` was there at all (kubectl
+            sends it only with ``provideClusterInfo: true``).
     """
 
-    __slots__ = ("api_version", "cluster", "interactive", "warnings")
+    __slots__ = ("api_version", "cluster", "cluster_passed", "interactive", "warnings")
     api_version: str
     interactive: bool | None
     cluster: ClusterConfig | None
+    cluster_passed: bool
     warnings: tuple[str, ...]
 
     def __init__(
@@ -266,11 +269,13 @@ class ExecInfo(FrozenRecord):
         interactive: bool | None = None,
         cluster: ClusterConfig | None = None,
         warnings: tuple[str, ...] = (),
+        cluster_passed: bool = False,
     ) -> None:
         self._set(
             api_version=api_version,
             interactive=interactive,
             cluster=cluster,
+            cluster_passed=cluster_passed,
             warnings=warnings,
         )
 
@@ -318,6 +323,7 @@ def parse_exec_info(raw: str | None) -> ExecInfo:
         interactive=interactive,
         cluster=parsed,
         warnings=tuple(warnings),
+        cluster_passed=isinstance(cluster, dict),
     )
 
 

@@ -424,3 +424,52 @@ def call_assume_role(
         if isinstance(expiration, datetime)
         else None,
     )
+
+
+def caller_session_name(
+    base: StaticCredentials, *, region: str, endpoint_url: str | None = None
+) -> str | None:
+    """The session name of the caller, for ``--forward-session-name``.
+
+    As the reference does: GetCallerIdentity with ``base``; when the
+    ``UserId`` holds exactly one ``:`` (``AROA...:session``), the part after it.
+
+    Args:
+        base: The caller's credentials.
+        region: The STS region.
+        endpoint_url: STS endpoint override.
+
+    Returns:
+        The session name, or None when the caller is not a role session.
+
+    Raises:
+        STSRejectedError: STS refused the call.
+        STSUnavailableError: STS could not be reached.
+    """
+    import botocore.config
+    import botocore.exceptions
+
+    session = _botocore_session(None)
+    try:
+        client = session.create_client(
+            "sts",
+            region_name=region,
+            endpoint_url=endpoint_url,
+            aws_access_key_id=base.access_key_id,
+            aws_secret_access_key=base.secret_access_key,
+            aws_session_token=base.session_token,
+            config=botocore.config.Config(retries={"max_attempts": 2}),
+        )
+        answer = client.get_caller_identity()
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise STSRejectedError(
+            "caller_identity_denied",
+            f"GetCallerIdentity (for --forward-session-name) refused by STS ({code})",
+        ) from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise STSUnavailableError(
+            "sts_unavailable", f"GetCallerIdentity (for --forward-session-name): {exc}"
+        ) from exc
+    parts = str(answer.get("UserId", "")).split(":")
+    return parts[1] if len(parts) == 2 and parts[1] else None

@@ -68,6 +68,13 @@ examples:
   kubeiam token -i my-cluster -r arn:aws:iam::111122223333:role/k8s-admin -e ext-id
   kubeiam token -i my-cluster --sts-endpoint http://127.0.0.1:5000   # a local STS
   kubeiam token -i my-cluster --token-only                           # bare token
+  kubeiam token --cluster-name my-cluster --role-arn ROLE_ARN   # aws eks get-token's
+  kubeiam token -i my-cluster -r ROLE_ARN --forward-session-name  # your session name
+
+Flag names of aws-iam-authenticator (-i, -r, -e, -s, --forward-session-name,
+--token-only, --region) and of `aws eks get-token` (--cluster-name, --role-arn,
+--region) are accepted, so swapping the command in a kubeconfig is enough
+(docs/migrating.md).
 
 kubeconfig (kubectl runs this on every command; name the script by absolute path):
   users:
@@ -104,6 +111,8 @@ class TokenSettings(FrozenRecord):
         role_arn: The role to assume, or None.
         external_id: ``-e``.
         session_name: ``-s``.
+        forward_session_name: ``--forward-session-name``: the caller's session
+            name becomes the assumed role's.
         env_access_key_id: ``AWS_ACCESS_KEY_ID`` when it will be used.
         api_version: The ExecCredential version to answer in.
         interactive: Whether kubectl handed over stdin (None: not run by kubectl).
@@ -117,6 +126,7 @@ class TokenSettings(FrozenRecord):
         "env_access_key_id",
         "external_id",
         "fips",
+        "forward_session_name",
         "interactive",
         "profile",
         "profile_flag",
@@ -131,6 +141,7 @@ class TokenSettings(FrozenRecord):
     env_access_key_id: str
     external_id: str | None
     fips: bool
+    forward_session_name: bool
     interactive: bool | None
     profile: str
     profile_flag: str | None
@@ -154,9 +165,11 @@ class TokenSettings(FrozenRecord):
         env_access_key_id: str,
         api_version: str,
         interactive: bool | None,
+        forward_session_name: bool = False,
     ) -> None:
         self._set(
             cluster_id=cluster_id,
+            forward_session_name=forward_session_name,
             region=region,
             endpoint_url=endpoint_url,
             fips=fips,
@@ -200,6 +213,7 @@ class TokenFlags(FrozenRecord):
         role: ``-r/--role``.
         external_id: ``-e/--external-id``.
         session_name: ``-s/--session-name``.
+        forward_session_name: ``--forward-session-name``.
         region: ``--region``.
         profile: ``--profile``.
         sts_endpoint: ``--sts-endpoint``.
@@ -210,6 +224,7 @@ class TokenFlags(FrozenRecord):
     __slots__ = (
         "cluster_id",
         "external_id",
+        "forward_session_name",
         "no_cache",
         "profile",
         "region",
@@ -220,6 +235,7 @@ class TokenFlags(FrozenRecord):
     )
     cluster_id: str | None
     external_id: str | None
+    forward_session_name: bool
     no_cache: bool
     profile: str | None
     region: str | None
@@ -240,10 +256,12 @@ class TokenFlags(FrozenRecord):
         sts_endpoint: str | None = None,
         token_only: bool = False,
         no_cache: bool = False,
+        forward_session_name: bool = False,
     ) -> None:
         self._set(
             cluster_id=cluster_id,
             external_id=external_id,
+            forward_session_name=forward_session_name,
             no_cache=no_cache,
             profile=profile,
             region=region,
@@ -264,8 +282,10 @@ class TokenFlags(FrozenRecord):
 _VALUE_OPTIONS = {
     "-i": "cluster_id",
     "--cluster-id": "cluster_id",
+    "--cluster-name": "cluster_id",  # aws eks get-token
     "-r": "role",
     "--role": "role",
+    "--role-arn": "role",  # aws eks get-token
     "-e": "external_id",
     "--external-id": "external_id",
     "-s": "session_name",
@@ -274,7 +294,11 @@ _VALUE_OPTIONS = {
     "--profile": "profile",
     "--sts-endpoint": "sts_endpoint",
 }
-_SWITCH_OPTIONS = {"--token-only": "token_only", "--no-cache": "no_cache"}
+_SWITCH_OPTIONS = {
+    "--token-only": "token_only",
+    "--no-cache": "no_cache",
+    "--forward-session-name": "forward_session_name",
+}
 
 
 def parse_common_flags(argv: list[str]) -> TokenFlags | None:
@@ -353,12 +377,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "-i",
         "--cluster-id",
+        "--cluster-name",
         help="cluster ID, signed as x-k8s-aws-id (EKS: the cluster name)",
     )
-    p.add_argument("-r", "--role", help="ARN of a role to assume before signing")
+    p.add_argument(
+        "-r", "--role", "--role-arn", help="ARN of a role to assume before signing"
+    )
     p.add_argument("-e", "--external-id", help="ExternalId for the role assumption")
     p.add_argument(
         "-s", "--session-name", help="RoleSessionName (default kubeiam-<unix seconds>)"
+    )
+    p.add_argument(
+        "--forward-session-name",
+        action="store_true",
+        help="with -r: use the caller's own session name as the RoleSessionName",
     )
     p.add_argument(
         "--region", help="STS region (default: AWS_REGION, profile, us-east-1)"
@@ -538,9 +570,10 @@ def resolve_settings(
     ext = info.cluster
     cluster_id = args.cluster_id or (ext.cluster_id if ext else None)
     if not cluster_id:
+        raise ConfigError(f"cluster ID not specified: {_missing_cluster_hint(info)}")
+    if args.forward_session_name and args.session_name:
         raise ConfigError(
-            "cluster ID not specified (use -i/--cluster-id, or clusterID in the "
-            f"{EXEC_EXTENSION_NAME} cluster extension with provideClusterInfo: true)"
+            "--forward-session-name and -s/--session-name exclude each other"
         )
     # botocore's order (configprovider): AWS_DEFAULT_PROFILE, then AWS_PROFILE.
     profile = (
@@ -591,6 +624,23 @@ def resolve_settings(
         env_access_key_id=env_key,
         api_version=info.api_version,
         interactive=info.interactive,
+        forward_session_name=args.forward_session_name,
+    )
+
+
+def _missing_cluster_hint(info: ExecInfo) -> str:
+    """Say whether kubectl passed cluster info at all, and what to do."""
+    fix = "pass -i/--cluster-id in the exec args (`kubeiam kubeconfig` writes it there)"
+    if info.interactive is None:
+        return f"not run by kubectl (no KUBERNETES_EXEC_INFO); {fix}"
+    if not info.cluster_passed:
+        return (
+            "kubectl passed no cluster info (provideClusterInfo is not true in the "
+            f"exec stanza, or the client does not support it); {fix}"
+        )
+    return (
+        f"kubectl passed cluster info but its {EXEC_EXTENSION_NAME} extension has "
+        f"no clusterID; add clusterID there, or {fix}"
     )
 
 
@@ -624,6 +674,12 @@ def _mint(settings: TokenSettings) -> CachedToken:
     creds, scoped = presign.load_credentials(
         profile=settings.profile_flag, prompt=prompt
     )
+    session_name = settings.session_name
+    if settings.forward_session_name and settings.role_arn:
+        # As the reference: the part after the one ':' of the caller's UserId.
+        session_name = presign.caller_session_name(
+            creds, region=settings.region, endpoint_url=endpoint
+        )
     if settings.role_arn:
         # MFA for -r: the base profile's mfa_serial, unless the profile already
         # used it for its own role (botocore prompted for that one).
@@ -637,7 +693,7 @@ def _mint(settings: TokenSettings) -> CachedToken:
             # picks the host (it honours FIPS / dual-stack settings itself).
             endpoint_url=settings.endpoint_url,
             external_id=settings.external_id,
-            session_name=settings.session_name,
+            session_name=session_name,
             mfa_serial=mfa if isinstance(mfa, str) else None,
             prompt=prompt,
         )

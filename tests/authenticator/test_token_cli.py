@@ -219,7 +219,7 @@ class TestClusterInfo:
         code, out, err = _run(capsys)
         assert code == 1
         assert out == ""
-        assert err.startswith("kubeiam token: cluster ID not specified (")
+        assert err.startswith("kubeiam token: cluster ID not specified: not run by")
         assert err.count("\n") == 1
 
 
@@ -740,7 +740,7 @@ class TestPreParser:
         assert (code, out) == (2, "")
         assert err.startswith("usage: kubeiam token")
         assert err.endswith(
-            "kubeiam token: error: argument -i/--cluster-id: expected one argument\n"
+            "kubeiam token: error: argument -i/--cluster-id/--cluster-name: expected one argument\n"
         )
 
 
