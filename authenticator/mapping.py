@@ -50,6 +50,7 @@ from authenticator.mapping_model import (
     MappingEntry,
     MappingProblem,
     MappingSet,
+    SSOMatch,
     entry_match_key,
     identity_match_key,
 )
@@ -64,6 +65,7 @@ __all__ = [
     "MappingResult",
     "MappingSet",
     "NumericText",
+    "SSOMatch",
     "build_kubernetes_user",
     "entry_match_key",
     "evaluate_mapping",

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 
 from authenticator.arn import canonicalize_arn
 from authenticator.errors import ConfigError, InvalidARNError
-from authenticator.mapping_model import MappingEntry, MappingProblem, MappingSet
+from authenticator.mapping_model import (
+    MappingEntry,
+    MappingProblem,
+    MappingSet,
+    SSOMatch,
+)
+from authenticator.partitions import PARTITIONS
 from authenticator.yamltext import NumericText, parse_yaml_text
 
 # aws-auth: a value that is blank, "", '' or two backticks counts as empty (section 8).
@@ -33,9 +39,11 @@ _ENTRY_KEYS = {
 }
 # Reference-only entry keys that kubeiam's formats do not have (section 7.1).
 _UNSUPPORTED_KEYS = {
-    "sso": "'sso' entries are not supported: write the role ARN (paths are ignored)",
     "userid": "'userid' (DynamicFile) is not supported: map the ARN",
 }
+# sso: {permissionSetName, accountID, partition?} (reference validation, section 7.1).
+_SSO_KEYS = ("permissionSetName", "accountID", "partition")
+_PERMISSION_SET_RE = re.compile(r"[\w+=,.@-]{1,32}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,19 +97,72 @@ class _Parser:
             if key in fields:
                 self.problem(f"{path}.{raw_key}", "duplicate key (keys ignore case)")
                 ok = False
-            elif key not in _ENTRY_KEYS[kind]:
+            elif key not in _ENTRY_KEYS[kind] and not (kind == "role" and key == "sso"):
                 expected = ", ".join(_ENTRY_KEYS[kind])
                 hint = _UNSUPPORTED_KEYS.get(key, f"unknown key (expected {expected})")
                 self.problem(f"{path}.{raw_key}", hint)
                 ok = False
             fields[key] = value
         arn_key = _ENTRY_KEYS[kind][0]
-        arn = self._arn(fields.get(arn_key), f"{path}.{arn_key}")
+        sso: SSOMatch | None = None
+        if "sso" in fields:
+            if fields.get(arn_key) is not None:
+                self.problem(path, f"give either {arn_key} or sso, not both")
+                return None
+            sso = self._sso(fields["sso"], f"{path}.sso")
+            arn = sso.arn_pattern if sso is not None else None
+        else:
+            arn = self._arn(fields.get(arn_key), f"{path}.{arn_key}")
         username = self._text(fields.get("username"), f"{path}.username")
         groups = self._groups(fields.get("groups"), f"{path}.groups")
         if not ok or arn is None or username is None or groups is None:
             return None
-        return MappingEntry(arn, username, groups, kind, f"{self.where}: {path}")
+        return MappingEntry(arn, username, groups, kind, f"{self.where}: {path}", sso)
+
+    def _sso(self, value: object, path: str) -> SSOMatch | None:
+        if not isinstance(value, Mapping):
+            self.problem(path, "must be a mapping with permissionSetName, accountID")
+            return None
+        by_lower = {k.lower(): k for k in _SSO_KEYS}
+        fields: dict[str, object] = {}
+        for raw_key, item in value.items():
+            key = by_lower.get(str(raw_key).lower())
+            if key is None:
+                self.problem(
+                    f"{path}.{raw_key}",
+                    "unknown key (expected permissionSetName, accountID, partition)",
+                )
+                return None
+            fields[key] = item
+        name = fields.get("permissionSetName")
+        account = fields.get("accountID")
+        partition = fields.get("partition", "aws")
+        ok = True
+        if not isinstance(name, str) or not _PERMISSION_SET_RE.fullmatch(name):
+            self.problem(
+                f"{path}.permissionSetName",
+                f"must be a permission set name ([\\w+=,.@-], 1-32), not {name!r}",
+            )
+            ok = False
+        if isinstance(account, int) and not isinstance(account, bool):
+            self.numeric_accounts.append(f"{self.where}: {path}.accountID")
+            account = str(account)
+        if not isinstance(account, str) or not ACCOUNT_ID_RE.fullmatch(account):
+            self.problem(
+                f"{path}.accountID",
+                f"must be a 12-digit account ID (quoted), not {account!r}",
+            )
+            ok = False
+        if not isinstance(partition, str) or partition not in PARTITIONS:
+            self.problem(
+                f"{path}.partition",
+                f"must be an AWS partition ({', '.join(PARTITIONS)}), "
+                f"not {partition!r}",
+            )
+            ok = False
+        if not ok:
+            return None
+        return SSOMatch(str(name), str(account), str(partition))
 
     def _arn(self, value: object, path: str) -> str | None:
         arn = self._text(value, path)
@@ -244,13 +305,23 @@ def _crd_into(parser: _Parser, items: Sequence[object]) -> None:
         if not isinstance(spec, Mapping):
             parser.problem(f"{path}.spec", "is required")
             continue
-        arn = parser._arn(spec.get("arn"), f"{path}.spec.arn")
+        sso: SSOMatch | None = None
+        if spec.get("sso") is not None:
+            if spec.get("arn") is not None:
+                parser.problem(f"{path}.spec", "give either arn or sso, not both")
+                continue
+            sso = parser._sso(spec["sso"], f"{path}.spec.sso")
+            arn = sso.arn_pattern if sso is not None else None
+        else:
+            arn = parser._arn(spec.get("arn"), f"{path}.spec.arn")
         username = parser._text(spec.get("username"), f"{path}.spec.username")
         groups = parser._groups(spec.get("groups"), f"{path}.spec.groups")
         if arn is None or username is None or groups is None:
             continue
-        kind = "role" if _is_role_arn(arn) else "user"
-        entry = MappingEntry(arn, username, groups, kind, f"{parser.where}: {path}")
+        kind = "role" if sso is not None or _is_role_arn(arn) else "user"
+        entry = MappingEntry(
+            arn, username, groups, kind, f"{parser.where}: {path}", sso
+        )
         (parser.roles if kind == "role" else parser.users).append(entry)
 
 

@@ -15,6 +15,39 @@ from authenticator.errors import InvalidARNError
 
 
 @dataclass(frozen=True, slots=True)
+class SSOMatch:
+    """An ``sso:`` mapRoles entry: the IAM Identity Center roles of one permission set.
+
+    IAM Identity Center creates, per account, a role named
+    ``aws-reserved/sso.amazonaws.com[/<region>]/AWSReservedSSO_<set>_<suffix>``
+    (random suffix). As in aws-iam-authenticator, an entry matches every role
+    whose path-stripped ARN is ``arn:<partition>:iam::<account>:role/
+    AWSReservedSSO_<set>_*`` (case-insensitive).
+
+    Attributes:
+        permission_set: ``permissionSetName``.
+        account_id: ``accountID`` (12 digits).
+        partition: ``partition`` (default ``aws``).
+    """
+
+    permission_set: str
+    account_id: str
+    partition: str = "aws"
+
+    @property
+    def arn_pattern(self) -> str:
+        """The ARN pattern shown for the entry (``...:role/AWSReservedSSO_<set>_*``)."""
+        return (
+            f"arn:{self.partition}:iam::{self.account_id}:role/"
+            f"AWSReservedSSO_{self.permission_set}_*"
+        )
+
+    def matches(self, match_key: str) -> bool:
+        """Whether a caller's match key (:func:`identity_match_key`) is such a role."""
+        return match_key.startswith(self.arn_pattern[:-1].lower())
+
+
+@dataclass(frozen=True, slots=True)
 class MappingEntry:
     """One explicit mapping entry, as written.
 
@@ -24,6 +57,8 @@ class MappingEntry:
         groups: The group templates.
         kind: ``"role"`` (from mapRoles) or ``"user"`` (from mapUsers).
         where: Where the entry was written, e.g. ``file.yaml: mapRoles[2]``.
+        sso: For an ``sso:`` entry, what it matches (``arn`` is then its
+            pattern, for display).
     """
 
     arn: str
@@ -31,6 +66,7 @@ class MappingEntry:
     groups: tuple[str, ...]
     kind: str
     where: str = ""
+    sso: SSOMatch | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +93,13 @@ class MappingSet:
         init=False, repr=False, compare=False
     )
     _accounts: frozenset[str] = field(init=False, repr=False, compare=False)
+    _sso_roles: tuple[MappingEntry, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         """Index the entries by match key; the first entry in source order wins."""
+        object.__setattr__(
+            self, "_sso_roles", tuple(e for e in self.roles if e.sso is not None)
+        )
         object.__setattr__(self, "_roles_by_key", _index(self.roles))
         object.__setattr__(self, "_users_by_key", _index(self.users))
         object.__setattr__(self, "_accounts", frozenset(self.accounts))
@@ -76,9 +116,15 @@ class MappingSet:
             match_key: See :func:`identity_match_key`.
 
         Returns:
-            The first matching entry in source order, or None.
+            The first matching entry in source order (an exact role ARN before
+            an ``sso`` pattern), or None.
         """
-        return self._roles_by_key.get(match_key) or self._users_by_key.get(match_key)
+        found = self._roles_by_key.get(match_key)
+        if found is None:
+            found = next(
+                (e for e in self._sso_roles if e.sso and e.sso.matches(match_key)), None
+            )
+        return found or self._users_by_key.get(match_key)
 
     def maps_account(self, account_id: str) -> bool:
         """Return whether this source's mapAccounts lists ``account_id``."""
@@ -168,6 +214,8 @@ def identity_match_key(canonical_arn: str) -> str | None:
 def _index(entries: Iterable[MappingEntry]) -> dict[str, MappingEntry]:
     index: dict[str, MappingEntry] = {}
     for entry in entries:
+        if entry.sso is not None:
+            continue
         key = entry_match_key(entry.arn)
         if key is not None:
             index.setdefault(key, entry)

@@ -556,12 +556,25 @@ class TestParseDocument:
         assert (not problems) is ok
 
     def test_unsupported_reference_keys_are_named(self) -> None:
-        """sso and userid entries say they are not supported."""
+        """userid entries say they are not supported; an sso entry needs accountID."""
         problems = validate_mappings(
-            {"mapRoles": [{"sso": {"permissionSetName": "A"}, "username": "a"}]},
+            {
+                "mapRoles": [
+                    {"sso": {"permissionSetName": "A"}, "username": "a"},
+                    {
+                        "rolearn": f"arn:aws:iam::{ACCT}:role/r",
+                        "username": "u",
+                        "userid": "x",
+                    },
+                ]
+            },
             where="f",
         )
-        assert any("'sso' entries are not supported" in p.message for p in problems)
+        assert [p.where for p in problems] == [
+            "f: mapRoles[0].sso.accountID",
+            "f: mapRoles[1].userid",
+        ]
+        assert "'userid' (DynamicFile) is not supported" in problems[1].message
 
 
 class TestYAMLText:

@@ -199,8 +199,8 @@ class TestFileMapper:
         assert user_json(result)["username"] == username
         assert user_json(result)["groups"] == ["system:masters"]
 
-    def test_sso_entry_is_refused(self) -> None:
-        """TestNewFileMapper's sso entry: not a kubeiam format (auth.md 7.1)."""
+    def test_sso_entry_maps_the_permission_sets_roles(self) -> None:
+        """TestNewFileMapper's sso entry matches AWSReservedSSO_<set>_* roles (7.1)."""
         doc = {
             "mapRoles": [
                 {
@@ -213,8 +213,79 @@ class TestFileMapper:
                 }
             ]
         }
-        with pytest.raises(ConfigError, match="'sso' entries are not supported"):
-            file_set(doc)
+        mapping = file_set(doc)
+        (entry,) = mapping.roles
+        assert entry.arn == (
+            f"arn:aws:iam::{FILE_ACCT}:role/AWSReservedSSO_CookieCutterPermissions_*"
+        )
+        for path in (
+            "aws-reserved/sso.amazonaws.com/",
+            "aws-reserved/sso.amazonaws.com/eu-west-1/",
+        ):
+            role = (
+                f"arn:aws:iam::{FILE_ACCT}:role/{path}"
+                "AWSReservedSSO_CookieCutterPermissions_0123456789abcdef"
+            )
+            result = mapped(session_of(role, "jdoe@example.com"), mapping)
+            assert user_json(result)["username"] == "cookie-cutter"
+        for other in (
+            f"arn:aws:iam::{FILE_ACCT}:role/AWSReservedSSO_Billing_0123456789abcdef",
+            f"arn:aws:iam::{ACCT}:role/AWSReservedSSO_CookieCutterPermissions_01",
+            f"arn:aws-cn:iam::{FILE_ACCT}:role/AWSReservedSSO_CookieCutterPermissions_01",
+        ):
+            assert (
+                mapped(session_of(other), mapping).outcome is MappingOutcome.NOT_MAPPED
+            )
+
+    def test_sso_partition_is_honoured(self) -> None:
+        """An explicit partition is used (the reference leaves it empty: a bug, 7.1)."""
+        doc = {
+            "mapRoles": [
+                {
+                    "sso": {
+                        "permissionSetName": "Admin",
+                        "accountID": FILE_ACCT,
+                        "partition": "aws-us-gov",
+                    },
+                    "username": "gov-admin",
+                }
+            ]
+        }
+        role = (
+            f"arn:aws-us-gov:iam::{FILE_ACCT}:role/aws-reserved/sso.amazonaws.com/"
+            "us-gov-west-1/AWSReservedSSO_Admin_00ff"
+        )
+        assert (
+            user_json(mapped(session_of(role), file_set(doc)))["username"]
+            == "gov-admin"
+        )
+
+    @pytest.mark.parametrize(
+        ("sso", "where"),
+        [
+            ({"permissionSetName": "A", "accountID": "123"}, "sso.accountID"),
+            (
+                {"permissionSetName": "bad name", "accountID": FILE_ACCT},
+                "sso.permissionSetName",
+            ),
+            (
+                {
+                    "permissionSetName": "A",
+                    "accountID": FILE_ACCT,
+                    "partition": "azure",
+                },
+                "sso.partition",
+            ),
+            (
+                {"permissionSetName": "A", "accountID": FILE_ACCT, "region": "x"},
+                "sso.region",
+            ),
+        ],
+    )
+    def test_bad_sso_entries_are_refused(self, sso: dict[str, str], where: str) -> None:
+        """Each bad sso field is named with its whole path."""
+        with pytest.raises(ConfigError, match=rf"mapRoles\[0\]\.{where}"):
+            file_set({"mapRoles": [{"sso": sso, "username": "u"}]})
 
     def test_sso_role_by_its_arn(self) -> None:
         """TestMap's SSO case: the SSO role's IAM ARN (path ignored) maps its sessions.
@@ -290,7 +361,7 @@ class TestConfigMapper:
             {"mapRoles": [{"username": "u"}]},
             {"mapUsers": [{"userarn": "", "username": "u"}]},  # UserMapping.Validate
             {"mapUsers": [{"username": "u"}]},
-            # TestSSORoleMapping's invalid matchers: sso is refused in any form
+            # TestSSORoleMapping's invalid matchers: an unknown partition
             {
                 "mapRoles": [
                     {
@@ -492,13 +563,22 @@ class TestParseMap:
         assert store.accounts == ()
 
     def test_parse_map_with_sso(self) -> None:
-        """TestParseMap's sso entry: refused, naming it (authentication.md 7.1)."""
+        """TestParseMap's sso entry in aws-auth: parsed, and it maps SSO sessions."""
         data = {
             "mapRoles": PARSE_MAP_ROLES + PARSE_MAP_SSO,
             "mapUsers": PARSE_MAP_USERS,
         }
-        with pytest.raises(ConfigError, match=r"data\.mapRoles\[1\]\.sso"):
-            cm(data)
+        store = cm(data)
+        sso = store.roles[1]
+        assert sso.arn == (
+            "arn:aws-cn:iam::012345678912:role/AWSReservedSSO_ViewOnlyAccess_*"
+        )
+        assert (sso.username, sso.groups) == ("user1", ("system:basic-users",))
+        role = (
+            "arn:aws-cn:iam::012345678912:role/aws-reserved/sso.amazonaws.com/"
+            "cn-north-1/AWSReservedSSO_ViewOnlyAccess_a1b2c3d4e5f60718"
+        )
+        assert user_json(mapped(session_of(role), store))["username"] == "user1"
 
 
 # ---------------------------------------------- pkg/mapper/configmap/yaml_test.go

@@ -740,7 +740,8 @@ class TestPreParser:
         assert (code, out) == (2, "")
         assert err.startswith("usage: kubeiam token")
         assert err.endswith(
-            "kubeiam token: error: argument -i/--cluster-id/--cluster-name: expected one argument\n"
+            "kubeiam token: error: argument -i/--cluster-id/--cluster-name: "
+            "expected one argument\n"
         )
 
 
