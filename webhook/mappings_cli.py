@@ -32,6 +32,10 @@ from authenticator.mapping_lint import (
     lint_mappings,
     parse_trust_policies,
 )
+from webhook.settings_compat import (
+    is_authenticator_config,
+    translate_authenticator_config,
+)
 
 # Top-level keys that only a server config has (SPEC section 5).
 _SERVER_KEYS = frozenset(
@@ -103,6 +107,19 @@ def _load(files: Sequence[str], extra_reserved: Sequence[str]) -> _Loaded:
             loaded.problems.append(MappingProblem(f"{name}: (file)", str(exc)))
             continue
         doc = docs[0] if len(docs) == 1 else None
+        if isinstance(doc, dict) and is_authenticator_config(doc):
+            # aws-iam-authenticator's server config: read what the server reads.
+            try:
+                doc = translate_authenticator_config(
+                    doc,
+                    fail=lambda key, why: ConfigError(f"{key}: {why}"),
+                    exists=lambda _name: True,
+                )
+            except ConfigError as exc:
+                loaded.problems.append(MappingProblem(name, str(exc)))
+                continue
+            keys = ("mapRoles", "mapUsers", "mapAccounts")
+            text = json.dumps({k: doc[k] for k in keys if k in doc})
         if isinstance(doc, Mapping) and _SERVER_KEYS & set(doc):
             _load_server_config(loaded, path, doc, text, extra_reserved)
         else:

@@ -20,6 +20,10 @@ import yaml
 
 from authenticator.partitions import PARTITIONS
 from webhook.errors import ConfigError
+from webhook.settings_compat import (
+    is_authenticator_config,
+    translate_authenticator_config,
+)
 
 __all__ = [
     "DEFAULT_PORT",
@@ -384,6 +388,13 @@ def parse_settings(
     r = _Reader(where, base_dir)
     if not isinstance(doc, dict):
         raise r.fail("(top)", "the config must be a YAML mapping")
+    if is_authenticator_config(doc):
+        # aws-iam-authenticator's own file, accepted as it is (docs/configuration.md).
+        doc = translate_authenticator_config(
+            doc,
+            fail=r.fail,
+            exists=lambda name: r.file(name, "server.stateDir").is_file(),
+        )
     top = r.mapping(doc, "", _TOP_KEYS)
     if "clusterID" not in top:
         raise r.fail("clusterID", "required")
