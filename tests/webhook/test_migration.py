@@ -1,7 +1,10 @@
-"""Migrating mappings through the real webhook: IAM Identity Center permission sets."""
+"""Migrating through the real webhook: SSO permission sets, the reference's config."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,7 +15,15 @@ import requests
 from authenticator.emulator import Credentials, STSEmulator
 from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from tests.fixtures.sts import assume_role, unique_name
-from tests.fixtures.webhook import DEFAULT_CLUSTER_ID, WebhookFactory, WebhookServer
+from tests.fixtures.webhook import (
+    DEFAULT_CLUSTER_ID,
+    WebhookFactory,
+    WebhookServer,
+    free_port,
+    make_pki,
+    server_env,
+    wait_ready,
+)
 
 REGION = "us-east-1"
 SSO_PATH = "/aws-reserved/sso.amazonaws.com/eu-west-1/"
@@ -102,3 +113,75 @@ class TestSSOPermissionSets:
         session = assume_role(world.sts, world.user, world.billing_role, "jdoe")
         status = _status(world.server.review(_token(session, world.sts.url)))
         assert status["authenticated"] is False
+
+
+class TestReferenceServerConfig:
+    """`kubeiam server --config` on aws-iam-authenticator's own config file."""
+
+    def test_reference_file_is_served(
+        self, sts_emulator: STSEmulator, tmp_path_factory: pytest.TempPathFactory
+    ) -> None:
+        """Its mapRoles/mapUsers, port and stateDir certificates: a real review.
+
+        The file is the reference's (README keys, stateDir holding the
+        reference's cert.pem/key.pem); the one added section is kubeiam's
+        ``sts.extraEndpoints``, without which nothing may reach the loopback STS.
+        """
+        directory = tmp_path_factory.mktemp("aia")
+        pki = make_pki(directory)
+        state = directory / "state"
+        state.mkdir()
+        shutil.copy(pki.server_cert, state / "cert.pem")
+        shutil.copy(pki.server_key, state / "key.pem")
+        user = sts_emulator.create_user(unique_name("alice"))
+        role = sts_emulator.create_role(unique_name("admin"))
+        port = free_port()
+        config = directory / "aws-iam-authenticator.yaml"
+        config.write_text(
+            f"clusterID: {DEFAULT_CLUSTER_ID}\n"
+            f"defaultRole: {role}\n"
+            "featureGates:\n  SSORoleMatch: true\n"
+            "server:\n"
+            f"  port: {port}\n"
+            f"  stateDir: {state}\n"
+            "  generateKubeconfig: /etc/kubernetes/aws-iam-authenticator.kubeconfig\n"
+            "  backendMode: [MountedFile]\n"
+            "  mapRoles:\n"
+            f"  - roleARN: {role}\n"
+            "    username: admin:{{SessionName}}\n"
+            "    groups: [system:masters]\n"
+            "  mapUsers:\n"
+            f"  - userARN: {user.arn}\n"
+            "    username: alice\n"
+            "    groups: [devs]\n"
+            # kubeiam's addition: the loopback STS emulator is allowed.
+            f"sts:\n  extraEndpoints: [{sts_emulator.url}]\n"
+        )
+        log = directory / "server.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kubeiam", "server", "--config", str(config)],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=server_env(),
+                start_new_session=True,
+            )
+        server = WebhookServer(
+            url=f"https://127.0.0.1:{port}",
+            pki=pki,
+            config_path=config,
+            mapping_path=config,
+            output_path=log,
+            process=process,
+        )
+        try:
+            wait_ready(server)
+            status = _status(server.review(_token(user, sts_emulator.url)))
+            assert status["authenticated"] is True
+            assert status["user"]["username"] == "alice"  # type: ignore[index]
+            session = assume_role(sts_emulator, user, role, session_name="ops")
+            status = _status(server.review(_token(session, sts_emulator.url)))
+            assert status["user"]["username"] == "admin:ops"  # type: ignore[index]
+            assert status["user"]["groups"] == ["system:masters"]  # type: ignore[index]
+        finally:
+            server.stop()
