@@ -60,7 +60,8 @@ _EPILOG = """examples:
   kubeiam server --config config.yaml --address 0.0.0.0 --port 21362 \\
       --workers 2 --threads 16
 
-The config file (SPEC section 5) names the cluster ID, the serving certificate
+The config file (every key: docs/configuration.md; an aws-iam-authenticator
+config file is accepted as it is) names the cluster ID, the serving certificate
 and key (server.certFile/keyFile, required), the optional client CA that the
 API server's certificate must chain to (server.clientCAFile), STS settings and
 the mapping sources. Flags override the file. A bad config exits 1 naming the

@@ -350,3 +350,41 @@ class TestReplaceExisting:
         with pytest.raises(SystemExit) as exc:
             self._replace(peers, "--role", "arn:aws:iam::1:role/x")
         assert exc.value.code == 2
+
+
+class TestMigratingDoc:
+    """docs/migrating.md's client section: its commands run and print what it shows."""
+
+    def test_console_blocks(self, tmp_path: Path) -> None:
+        """Each `$ kubeiam ...` block, run on the doc's file, prints its output."""
+        from datetime import UTC, datetime
+
+        from kubeconfig import certs
+
+        text = (ROOT / "docs" / "migrating.md").read_text()
+        section = text[text.index("## Clients: swapping the command") :]
+        (tmp_path / "config").write_text(
+            section.split("```yaml\n", 1)[1].split("```")[0]
+        )
+        ca = certs.generate_ca("doc-ca", now=datetime.now(UTC)).cert_pem
+        (tmp_path / "ca.crt").write_bytes(ca)
+        blocks = [b.split("```")[0] for b in section.split("```console\n")[1:]]
+        assert len(blocks) == 2
+        for block in blocks:
+            command, _, expected = block.partition("\n")
+            assert command.startswith("$ kubeiam ")
+            result = subprocess.run(
+                [KUBEIAM, *command[len("$ kubeiam ") :].split()],
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                check=False,
+                timeout=60,
+            )
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == expected
+        users = {
+            u["name"]: u["user"]["exec"] for u in _load(tmp_path / "config")["users"]
+        }
+        assert users["prod"]["command"] == KUBEIAM
+        assert users["prod"]["env"] == [{"name": "AWS_PROFILE", "value": "admin"}]

@@ -70,7 +70,9 @@ class TestTranslation:
         assert settings.sources[1].reserved_prefixes == ("system:", "eks:")
         assert settings.inline is not None
         assert settings.inline["mapAccounts"] == [ACCT]
-        assert settings.inline["mapRoles"][0]["username"] == "kubernetes-admin"
+        roles = settings.inline["mapRoles"]
+        assert isinstance(roles, list)
+        assert roles[0]["username"] == "kubernetes-admin"
 
     def test_no_certificates_in_state_dir(self, tmp_path: Path) -> None:
         """Without cert.pem/key.pem the server section has no TLS files."""
