@@ -118,7 +118,9 @@ def _parser() -> argparse.ArgumentParser:
         "-t", "--token", required=True, help="the token, or - for stdin"
     )
     parser.add_argument("-i", "--cluster-id", help="the cluster ID (config: clusterID)")
-    parser.add_argument("--config", type=Path, help="the server config YAML (docs/configuration.md)")
+    parser.add_argument(
+        "--config", type=Path, help="the server config YAML (docs/configuration.md)"
+    )
     parser.add_argument(
         "--partition", choices=sorted(PARTITIONS), help="the server's partition"
     )
