@@ -153,7 +153,9 @@ def build_effective_table(
         label = labels[i] if i < len(labels) else f"{mapping_set.source}: "
         for entry in (*mapping_set.roles, *mapping_set.users):
             key = entry_match_key(entry.arn)
-            if key is None:
+            if entry.sso is not None:
+                shadow = ""  # a pattern (roles of a permission set), not one ARN
+            elif key is None:
                 shadow = NEVER_MATCHES
             elif key in claimed:
                 shadow = claimed[key]
@@ -381,7 +383,7 @@ def _entry_findings(
                     "refuse groups starting with system:",
                 )
             )
-    if entry_match_key(entry.arn) is None:
+    if entry.sso is None and entry_match_key(entry.arn) is None:
         out.append(
             Finding(
                 Severity.MEDIUM,

@@ -237,6 +237,26 @@ class TestFileMapper:
                 mapped(session_of(other), mapping).outcome is MappingOutcome.NOT_MAPPED
             )
 
+    def test_sso_in_an_identity_mapping_object(self) -> None:
+        """An IAMIdentityMapping with spec.sso maps the permission set's sessions."""
+        item = {
+            "apiVersion": "iamauthenticator.k8s.aws/v1alpha1",
+            "kind": "IAMIdentityMapping",
+            "metadata": {"name": "sso-admins"},
+            "spec": {
+                "sso": {"permissionSetName": "Admin", "accountID": FILE_ACCT},
+                "username": "sso:{{SessionName}}",
+                "groups": ["admins"],
+            },
+        }
+        mapping = parse_identity_mappings([item], where="crd")
+        role = f"arn:aws:iam::{FILE_ACCT}:role/AWSReservedSSO_Admin_77aa"
+        result = mapped(session_of(role, "bob"), mapping)
+        assert user_json(result)["username"] == "sso:bob"
+        both = {**item, "spec": {**item["spec"], "arn": role}}  # type: ignore[dict-item]
+        with pytest.raises(ConfigError, match="either arn or sso"):
+            parse_identity_mappings([both], where="crd")
+
     def test_sso_partition_is_honoured(self) -> None:
         """An explicit partition is used (the reference leaves it empty: a bug, 7.1)."""
         doc = {

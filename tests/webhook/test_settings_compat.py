@@ -134,3 +134,30 @@ class TestMappingsValidate:
         )  # fmt: skip
         assert bad.returncode == 1
         assert "mapRoles[0]" in bad.stdout + bad.stderr
+
+
+class TestSSOInMappingsCLI:
+    """`mappings show` and `lint` display an sso entry as its role pattern."""
+
+    def test_show_and_lint(self, tmp_path: Path) -> None:
+        """show: the AWSReservedSSO_<set>_* pattern, not "never matches"; lint quiet."""
+        path = tmp_path / "mappings.yaml"
+        path.write_text(
+            "mapRoles:\n"
+            f'- sso: {{permissionSetName: Admin, accountID: "{ACCT}"}}\n'
+            "  username: sso-admin\n  groups: [admins]\n"
+        )
+        mappings = [sys.executable, "-m", "kubeiam", "mappings"]
+        show = subprocess.run(
+            [*mappings, "show", str(path), "-o", "json"],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert show.returncode == 0, show.stderr
+        assert f"arn:aws:iam::{ACCT}:role/AWSReservedSSO_Admin_*" in show.stdout
+        assert "never matches" not in show.stdout
+        lint = subprocess.run(
+            [*mappings, "lint", str(path), "--fail-on", "low"],
+            capture_output=True, text=True, check=False, timeout=60,
+        )  # fmt: skip
+        assert "never-matches" not in lint.stdout
+        assert lint.returncode == 0, lint.stdout + lint.stderr
