@@ -136,7 +136,7 @@ class TestECS:
         role = ROLE + "legacy-task-role"
         task = {(f.id, f.severity) for f in report.findings if f.tier == "task"}
         assert task == {
-            ("KI-T010", Severity.HIGH),
+            ("KI-T010", Severity.MEDIUM),
             ("KI-T002", Severity.HIGH),
             ("KI-T004", Severity.MEDIUM),
         }
@@ -403,7 +403,7 @@ class TestCLI:
         doc = json.loads(capsys.readouterr().out)
         assert doc["findings"][0]["id"] == "KI-H010"
         assert doc["summary"]["critical"] == 1
-        assert set(doc["tiers"]) == {"cluster", "task", "housekeeping"}
+        assert set(doc["tiers"]) == {"cluster", "task", "housekeeping", "application"}
 
     def test_text_report(self, capsys):
         """The human report has the three tiers and the findings."""
@@ -421,7 +421,7 @@ class TestCLI:
         for title in ("CLUSTER TIER", "TASK TIER", "HOUSEKEEPING TIER", "FINDINGS"):
             assert title in out
         assert (
-            "[high] KI-T010 task role legacy-task-role trusts ecs-tasks.amazonaws.com"
+            "[medium] KI-T010 task role legacy-task-role trusts ecs-tasks.amazonaws.com"
             in out
         )
 
@@ -494,7 +494,7 @@ class TestCLI:
         assert not any(i == "KI-C010" for i, _ in ids)
 
     def test_errors(self, capsys, tmp_path):
-        """A service account without a role, and unreadable input, exit 1."""
+        """A service account without a role, and unreadable input, exit 2 (input error, not a threshold hit)."""
         argv = [
             "tiers",
             "--eks-service-account",
@@ -502,7 +502,7 @@ class TestCLI:
             "--account",
             str(DATA / "account.json"),
         ]
-        assert main(argv) == 1
+        assert main(argv) == 2
         assert "no eks.amazonaws.com/role-arn" in capsys.readouterr().err
         assert (
             main(
@@ -514,5 +514,5 @@ class TestCLI:
                     str(DATA / "account.json"),
                 ]
             )
-            == 1
+            == 2
         )
