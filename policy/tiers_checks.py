@@ -363,6 +363,11 @@ def foreign_principal_trust(
                 f"{label} can be assumed from any AWS account",
                 f"the trust policy lets {foreign} assume it",
                 role.arn,
+                granted_by=f"trust policy of {role.name}",
+                remediation=(
+                    'name the principals allowed to assume the role (no Principal "*" '
+                    "without an aws:PrincipalOrgID or aws:PrincipalAccount condition)"
+                ),
             )
         )
 
@@ -458,6 +463,11 @@ def irsa_trust(
                 "IRSA role does not trust any OIDC provider",
                 "pods of the service account cannot assume it",
                 role.arn,
+                remediation=(
+                    f"trust the cluster's OIDC provider (Federated) with "
+                    f"StringEquals <issuer>:sub "
+                    f"system:serviceaccount:{w.namespace}:{w.service_account}"
+                ),
             )
         )
         return
@@ -488,6 +498,8 @@ def irsa_trust(
                     f"IRSA trust does not let {sa} assume the role",
                     f"provider {issuer}",
                     role.arn,
+                    denied_by=f"trust policy of {role.name}",
+                    remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
             continue
@@ -500,6 +512,7 @@ def irsa_trust(
                     "IRSA trust lets every service account of the cluster assume it",
                     f"no effective {issuer}:sub condition",
                     role.arn,
+                    remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
         elif ok(f"system:serviceaccount:{w.namespace}:{_PROBE}"):
@@ -511,6 +524,7 @@ def irsa_trust(
                     f"IRSA trust lets every service account in {w.namespace} assume it",
                     f"{issuer}:sub matches a wildcard",
                     role.arn,
+                    remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
         if ok(sa, aud=_PROBE):
@@ -522,6 +536,7 @@ def irsa_trust(
                     "IRSA trust does not check the token audience",
                     f"add StringEquals {issuer}:aud = {STS_AUDIENCE}",
                     role.arn,
+                    remediation=f"StringEquals {issuer}:aud = {STS_AUDIENCE}",
                 )
             )
 
@@ -722,6 +737,11 @@ def ecs_cluster_tier(
                     "and pass its roles",
                     ", ".join(sorted(runs)),
                     p.arn,
+                    remediation=(
+                        "expected for a deployer; otherwise remove "
+                        "ecs:RunTask/StartTask/CreateService/UpdateService on this "
+                        "cluster or iam:PassRole of the task roles"
+                    ),
                 )
             )
         if "ecs:ExecuteCommand" in allowed:
@@ -734,6 +754,11 @@ def ecs_cluster_tier(
                     "(ecs:ExecuteCommand)",
                     "",
                     p.arn,
+                    remediation=(
+                        "limit ecs:ExecuteCommand with ecs:cluster and "
+                        "aws:ResourceTag conditions to the people who debug this "
+                        "service"
+                    ),
                 )
             )
         if "ecs:UpdateService" in allowed:
@@ -759,6 +784,10 @@ def ecs_cluster_tier(
                         "definition",
                         "no ecs:task-definition condition",
                         p.arn,
+                        remediation=(
+                            "add an ArnEquals ecs:task-definition condition on "
+                            "ecs:UpdateService"
+                        ),
                     )
                 )
 
@@ -784,6 +813,11 @@ def _access_policy_findings(
                     "AmazonEKSClusterAdminPolicy, cluster scope (invisible to "
                     "kubectl auth can-i --list)",
                     p.arn,
+                    remediation=(
+                        "use a namespace-scoped access policy (AmazonEKSEditPolicy / "
+                        "AmazonEKSViewPolicy) unless this principal administers the "
+                        "cluster"
+                    ),
                 )
             )
 
@@ -843,6 +877,10 @@ def eks_cluster_tier(
                     f"{p.kind} {p.name} maps to group system:masters in {name}",
                     "it bypasses every authorizer; use a narrower RBAC group",
                     p.arn,
+                    remediation=(
+                        "map the principal to an RBAC group bound to the ClusterRole "
+                        "it needs, not system:masters"
+                    ),
                 )
             )
         if {"eks:CreateAccessEntry", "eks:AssociateAccessPolicy"} <= set(allowed):
@@ -855,6 +893,11 @@ def eks_cluster_tier(
                     f"access policies on {name}",
                     "it can make itself cluster-admin",
                     p.arn,
+                    remediation=(
+                        "limit eks:CreateAccessEntry / eks:AssociateAccessPolicy to "
+                        "cluster administrators (condition eks:accessPolicyArn / "
+                        "eks:namespaces)"
+                    ),
                 )
             )
         if (
@@ -880,5 +923,10 @@ def eks_cluster_tier(
                     "service account",
                     "eks:CreatePodIdentityAssociation + iam:PassRole",
                     p.arn,
+                    remediation=(
+                        "limit iam:PassRole of the workload role to the platform "
+                        "pipeline, or eks:CreatePodIdentityAssociation with "
+                        "eks:namespace conditions"
+                    ),
                 )
             )

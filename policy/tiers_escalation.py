@@ -146,11 +146,17 @@ def power(
     return out
 
 
-def _trusts_service(account: Account, role: Principal, service: str) -> bool:
+def _trusts_service(
+    account: Account, role: Principal, service: str, region: str
+) -> bool:
     trust = account.trust(role)
     if trust is None:
         return False
-    ctx = {"aws:SourceAccount": account.account_id}
+    acct, part = account.account_id, account.partition
+    ctx: dict[str, object] = {"aws:SourceAccount": acct}
+    if service == "ecs-tasks.amazonaws.com":
+        # What ECS sends when it assumes a task role (confused-deputy prevention).
+        ctx["aws:SourceArn"] = f"arn:{part}:ecs:{region}:{acct}:task/{_PROBE}/0"
     req = Request(service, "sts:AssumeRole", role.arn, context=ctx)
     return evaluate(PolicySet(resource=trust), req, explain=False).allowed
 
@@ -278,7 +284,7 @@ def escalations(
         paths: list[str] = []
         grants: set[str] = set()
         for service, routes in _LAUNCHERS.items():
-            if not _trusts_service(account, target_role, service):
+            if not _trusts_service(account, target_role, service, region):
                 continue
             passed = ok(
                 "iam:PassRole", target_role.arn, {"iam:PassedToService": service}
@@ -321,7 +327,7 @@ def escalations(
             )
             if both.allowed:
                 paths.append("sts:AssumeRole (its trust policy allows this role)")
-                grants.add(both.granted_by)
+                grants.update((assume.granted_by, both.granted_by))
         if not paths:
             continue
         target = power(account, target_role, region, None, cache)
