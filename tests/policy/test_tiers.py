@@ -494,7 +494,7 @@ class TestCLI:
         assert not any(i == "KI-C010" for i, _ in ids)
 
     def test_errors(self, capsys, tmp_path):
-        """A service account without a role, and unreadable input, exit 2 (input error, not a threshold hit)."""
+        """A service account without a role, unreadable input: exit 2 (input error)."""
         argv = [
             "tiers",
             "--eks-service-account",
