@@ -37,6 +37,7 @@ over), high, medium, low, info. Every finding names the statement that grants
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from policy.accounts import Account, Principal
@@ -149,6 +150,13 @@ def _require(
             if a.denied_by and a.denied_by not in denied_by:
                 denied_by.append(a.denied_by)
     if missing:
+        if any(d.startswith("scp ") or "SCP" in d for d in denied_by):
+            remediation = (
+                "an SCP of the organization denies this (see deniedBy): run the "
+                "workload where the SCP allows it (e.g. an allowed Region) or ask "
+                "the organization's administrators for an exception; "
+                "identity-side fix, if any: " + remediation
+            )
         report.add(
             Finding(
                 fid,
@@ -513,6 +521,10 @@ def evaluate_ecs_tiers(
             "with taskDefinitionArn)",
             policy="task definition",
         )
+    if not task.arn or not task.region:
+        prefix = f"arn:{task.partition}:ecs:{region}:{task.account}"
+        arn = task.arn or f"{prefix}:task-definition/{task.family}:{task.revision}"
+        task = dataclasses.replace(task, arn=arn, region=region)
     cluster_arn = cluster_arn or (
         f"arn:{task.partition}:ecs:{region}:{task.account}:cluster/default"
     )
