@@ -43,6 +43,7 @@ from collections.abc import Mapping, Sequence
 from policy.accounts import Account, Principal
 from policy.errors import InvalidPolicyError
 from policy.iam import CompiledPolicy, PolicySet
+from policy.rbac import RBACPolicy
 from policy.tiers_app import application_tier
 from policy.tiers_checks import (
     ECS_SLR_NAME,
@@ -70,6 +71,7 @@ from policy.tiers_model import (
     Severity,
     TierReport,
 )
+from policy.tiers_rbac import rbac_operators
 from policy.workloads import (
     AccessEntry,
     ECSTask,
@@ -591,6 +593,7 @@ def evaluate_eks_tiers(
     mapper: KubeMapper | None = None,
     access_entries: Sequence[AccessEntry] = (),
     node_roles: Sequence[str] = (),
+    rbac: RBACPolicy | None = None,
 ) -> TierReport:
     """The cluster, task, application and housekeeping tiers of an EKS workload.
 
@@ -602,6 +605,8 @@ def evaluate_eks_tiers(
         access_entries: EKS access entries (they win over aws-auth).
         node_roles: The node group roles (default: roles ec2.amazonaws.com may
             assume).
+        rbac: The cluster's RBAC objects: who may run pods as, or mint tokens
+            for, the service account.
 
     Returns:
         The report.
@@ -662,5 +667,14 @@ def evaluate_eks_tiers(
                 report, account, role, cluster_arn, pia.namespace, pia.service_account
             )
         foreign_principal_trust(report, account, role, label)
+    if rbac is not None and role_arn:
+        rbac_operators(
+            report,
+            rbac,
+            workload.namespace,
+            workload.service_account,
+            bool(workload.irsa_role_arn),
+            f"role {role_arn.rsplit('/', 1)[-1]}",
+        )
     eks_housekeeping(report, account, cluster_arn, pia is not None, node_roles)
     return report

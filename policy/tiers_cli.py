@@ -34,6 +34,7 @@ from authenticator.mapping import (
 from policy.accounts import parse_account_authorization_details, parse_scps
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam import CompiledPolicy
+from policy.rbac_load import load_rbac_paths
 from policy.tiers import (
     KubeMapper,
     Severity,
@@ -147,6 +148,16 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ARN",
         help="EKS node group role (repeatable; default: roles EC2 may assume, "
         "asked only about the Pod Identity agent)",
+    )
+    p.add_argument(
+        "--rbac",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="EKS: RBAC manifests (files or directories, e.g. kubectl get "
+        "roles,rolebindings,clusterroles,clusterrolebindings -A -o yaml): who may "
+        "run pods as, or mint tokens for, the service account",
     )
     p.add_argument(
         "--baseline",
@@ -285,6 +296,7 @@ def _report(args: argparse.Namespace) -> TierReport:
         mapper=_mapper(args.mapping),
         access_entries=entries,
         node_roles=args.node_role,
+        rbac=load_rbac_paths(list(args.rbac)).policy() if args.rbac else None,
     )
 
 

@@ -71,6 +71,10 @@ def _argv(s: dict[str, Any], tmp: Path) -> list[str]:
         argv += ["--kms-key", key]
     for role in s.get("nodeRoles", []):
         argv += ["--node-role", role]
+    if "rbac" in s:
+        rbac = tmp / "rbac.yaml"
+        rbac.write_text(yaml.safe_dump_all(s["rbac"]), encoding="utf-8")
+        argv += ["--rbac", str(rbac)]
     for i, (arn, out) in enumerate(s.get("resourcePolicies", {}).items()):
         argv += ["--resource-policy", f"{arn}={_write(tmp, f'rp{i}.json', out)}"]
     return argv
@@ -126,6 +130,9 @@ def test_scenario(results: dict[str, Any], name: str) -> None:
                 assert want[key] in f.get(key, ""), (name, key, f)
         assert f.get("remediation"), (name, f)
     ids = {f["id"] for f in findings}
+    subjects = {f["subject"] for f in findings}
+    for subject in s.get("absentSubjects", []):
+        assert subject not in subjects, (name, subject)
     for fid in s.get("absent", []):
         assert fid not in ids, (name, fid, [f for f in findings if f["id"] == fid])
     if s.get("correct"):
