@@ -7,7 +7,9 @@ association), optional aws-auth mappings, resource policies, describe-services
 output and a baseline, then prints a readable report or JSON.
 
 Exit codes are made for CI: 0 no unsuppressed finding at or above
-``--fail-on``, 1 findings at or above it, 2 usage or input error (nothing is
+``--fail-on``, 1 input error (one line on stderr, nothing reported), 2 usage,
+3 findings at or above ``--fail-on`` (so a CI gate tells a broken input from a
+finding; nothing is
 reported then).
 """
 
@@ -75,9 +77,11 @@ _EPILOG = """examples:
   kubeiam policy tiers ... --write-baseline tiers-baseline.yaml
   kubeiam policy tiers ... --baseline tiers-baseline.yaml --fail-on high
 
-exit codes: 0 no unsuppressed finding at or above --fail-on, 1 findings at or
-above --fail-on, 2 usage or input error.
+exit codes: 0 no unsuppressed finding at or above --fail-on, 1 input error,
+2 usage, 3 findings at or above --fail-on.
 """
+# Exit status when findings reach --fail-on (1 is an input error, 2 usage).
+FINDINGS_EXIT = 3
 _TITLES = {
     "cluster": "CLUSTER TIER: who operates the workload",
     "task": "TASK TIER: what the workload's own role may do",
@@ -378,8 +382,8 @@ def main(argv: list[str]) -> int:
         argv: ``["tiers", *args]``.
 
     Returns:
-        0 no unsuppressed finding at or above ``--fail-on``, 1 findings at or
-        above it, 2 usage or input error.
+        0 no unsuppressed finding at or above ``--fail-on``, 1 input error,
+        2 usage, 3 findings at or above ``--fail-on``.
     """
     args = _parser().parse_args(argv[1:] if argv and argv[0] == "tiers" else argv)
     try:
@@ -390,8 +394,8 @@ def main(argv: list[str]) -> int:
         )
         report = _report(args)
     except (InvalidPolicyError, ConfigError, InvalidARNError, OSError) as exc:
-        sys.stderr.write(f"kubeiam policy tiers: input error: {exc}\n")
-        return 2
+        sys.stderr.write(f"kubeiam policy tiers: {exc}\n")
+        return 1
     if args.write_baseline:
         doc = baseline_document(report, "accepted when the baseline was written")
         text = (
@@ -402,8 +406,8 @@ def main(argv: list[str]) -> int:
         try:
             args.write_baseline.write_text(text, encoding="utf-8")
         except OSError as exc:
-            sys.stderr.write(f"kubeiam policy tiers: input error: {exc}\n")
-            return 2
+            sys.stderr.write(f"kubeiam policy tiers: {exc}\n")
+            return 1
     apply_baseline(report, entries)
     if args.output == "json":
         print(json.dumps(report.to_json(), indent=2))
@@ -412,5 +416,5 @@ def main(argv: list[str]) -> int:
     if args.fail_on:
         threshold = Severity(args.fail_on).rank
         if any(f.severity.rank <= threshold for f in report.findings):
-            return 1
+            return FINDINGS_EXIT
     return 0

@@ -399,7 +399,7 @@ class TestCLI:
             "--fail-on",
             "critical",
         ]
-        assert main(argv) == 1
+        assert main(argv) == 3
         doc = json.loads(capsys.readouterr().out)
         assert doc["findings"][0]["id"] == "KI-H010"
         assert doc["summary"]["critical"] == 1
@@ -494,7 +494,7 @@ class TestCLI:
         assert not any(i == "KI-C010" for i, _ in ids)
 
     def test_errors(self, capsys, tmp_path):
-        """A service account without a role, unreadable input: exit 2 (input error)."""
+        """A service account without a role, and unreadable input, exit 1."""
         argv = [
             "tiers",
             "--eks-service-account",
@@ -502,7 +502,7 @@ class TestCLI:
             "--account",
             str(DATA / "account.json"),
         ]
-        assert main(argv) == 2
+        assert main(argv) == 1
         assert "no eks.amazonaws.com/role-arn" in capsys.readouterr().err
         assert (
             main(
@@ -514,5 +514,5 @@ class TestCLI:
                     str(DATA / "account.json"),
                 ]
             )
-            == 2
+            == 1
         )

@@ -47,29 +47,29 @@ def legacy(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 
 
 class TestExitCodes:
-    """0 clean, 1 threshold hit, 2 input error."""
+    """0 clean, 1 input error, 3 threshold hit."""
 
     def test_threshold(self, legacy, capsys):
         """--fail-on high hits (exit 1), --fail-on critical does not (exit 0)."""
-        assert main([*legacy, "--fail-on", "high"]) == 1
+        assert main([*legacy, "--fail-on", "high"]) == 3
         assert main([*legacy, "--fail-on", "critical"]) == 0
         capsys.readouterr()
 
     def test_input_errors(self, legacy, tmp_path, capsys):
-        """Bad baseline or resource policy: exit 2, nothing on stdout."""
+        """Bad baseline or resource policy: exit 1, one stderr line, no report."""
         bad = tmp_path / "baseline.yaml"
         bad.write_text("suppressions:\n  - {id: KI-T002, subject: x}\n")
-        assert main([*legacy, "--baseline", str(bad), "--fail-on", "high"]) == 2
+        assert main([*legacy, "--baseline", str(bad), "--fail-on", "high"]) == 1
         out = capsys.readouterr()
-        assert out.out == "" and "input error" in out.err and "reason" in out.err
+        assert out.out == "" and out.err.count("\n") == 1 and "reason" in out.err
         rp = tmp_path / "rp.json"
         rp.write_text('{"Policy": "not json"}')
         assert (
-            main([*legacy, "--resource-policy", f"arn:aws:kms:x:{A}:key/k={rp}"]) == 2
+            main([*legacy, "--resource-policy", f"arn:aws:kms:x:{A}:key/k={rp}"]) == 1
         )
         assert "not JSON" in capsys.readouterr().err
         rp.write_text('{"Policy": "{\\"Statement\\": []}", "PolicyName": "default"}')
-        assert main([*legacy, "--resource-policy", str(rp)]) == 2
+        assert main([*legacy, "--resource-policy", str(rp)]) == 1
         assert "names no resource" in capsys.readouterr().err
 
 

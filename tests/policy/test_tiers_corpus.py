@@ -140,4 +140,4 @@ def test_scenario(results: dict[str, Any], name: str) -> None:
         assert crit == [], (name, crit)
         assert code == 0
     else:
-        assert code == (1 if report["summary"]["critical"] else 0)
+        assert code == (3 if report["summary"]["critical"] else 0)
