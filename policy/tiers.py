@@ -360,12 +360,19 @@ def _ecs_housekeeping(
                     c.repository_credentials,
                     f"allow {action} on {resource}",
                 )
-        for key in kms_keys:
-            # The key must decrypt every secret it protects, asked the way the
-            # service asks: kms:ViaService and the encryption context.
+        for spec in kms_keys:
+            # KEY or KEY=SECRET: the key must decrypt every secret it protects
+            # (all of the task's, or the one named), asked the way the service
+            # asks: kms:ViaService and the encryption context.
+            key, _, only = spec.partition("=")
+            refs = [
+                (a, r)
+                for a, r in secret_refs
+                if not only or r == _secret_resource(only, task, region)[1]
+            ]
             needs = [
                 ("kms:Decrypt", key, _kms_context(action, resource, acct))
-                for action, resource in secret_refs
+                for action, resource in refs
             ] or [("kms:Decrypt", key, {"kms:CallerAccount": acct})]
             need(
                 needs,
@@ -506,7 +513,8 @@ def evaluate_ecs_tiers(
         task: The task definition.
         cluster_arn: The cluster (default: ``cluster/default`` in the task's region).
         service: The service name used for service probes (default: the family).
-        kms_keys: Customer managed keys that encrypt the task's secrets.
+        kms_keys: Customer managed keys that encrypt the task's secrets
+            (``KEY_ARN``: all of them; ``KEY_ARN=SECRET``: that one).
         resource_policies: ARN (or KMS key ID) -> the resource's own policy.
         exec_enabled: The service has ECS Exec on (``describe-services``).
 

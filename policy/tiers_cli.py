@@ -112,8 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         "--kms-key",
         action="append",
         default=[],
-        metavar="ARN",
-        help="CMK that encrypts the task's secrets (repeatable)",
+        metavar="ARN[=SECRET]",
+        help="CMK that encrypts the task's secrets; KEY_ARN=SECRET for the one "
+        "secret or parameter (valueFrom) it encrypts (repeatable)",
     )
     p.add_argument(
         "--mapping",

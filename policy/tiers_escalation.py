@@ -240,7 +240,7 @@ def escalations(
         if sev is None:
             sev = Severity.LOW
         what = (
-            f"a path to {p.kind} {p.name}'s permissions ({target.describe()})"
+            f"has a path to {p.kind} {p.name}'s permissions ({target.describe()})"
             if takeover
             else f"can grant {p.kind} {p.name} any permission"
         )
@@ -249,7 +249,7 @@ def escalations(
                 "KI-E010" if takeover else "KI-E011",
                 sev,
                 "task",
-                f"{label} has {what}",
+                f"{label} {what}",
                 ", ".join(sorted(names)) + f" on {p.arn}",
                 p.arn,
                 granted_by="; ".join(sorted({ans.granted_by for _, ans in hits})),

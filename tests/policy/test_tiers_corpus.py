@@ -133,6 +133,9 @@ def test_scenario(results: dict[str, Any], name: str) -> None:
     subjects = {f["subject"] for f in findings}
     for subject in s.get("absentSubjects", []):
         assert subject not in subjects, (name, subject)
+    pairs = {(f["id"], f["subject"]) for f in findings}
+    for f in s.get("absentFindings", []):
+        assert (f["id"], f["subject"]) not in pairs, (name, f)
     for fid in s.get("absent", []):
         assert fid not in ids, (name, fid, [f for f in findings if f["id"] == fid])
     if s.get("correct"):
