@@ -212,3 +212,145 @@ class TestContext:
             assert got == named and compiled is not None
         with pytest.raises(InvalidPolicyError, match="no policy document"):
             resource_policy_document({"x": 1}, "f")
+
+
+def _role(name: str, trust: dict[str, Any], statements: list[dict[str, Any]]) -> Any:
+    return {
+        "RoleName": name,
+        "Arn": f"arn:aws:iam::{A}:role/{name}",
+        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [trust]},
+        "RolePolicyList": [
+            {
+                "PolicyName": "p",
+                "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+            }
+        ]
+        if statements
+        else [],
+        "AttachedManagedPolicies": [],
+    }
+
+
+def _svc(service: str) -> dict[str, Any]:
+    return {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+
+
+ADMIN = {"Effect": "Allow", "Action": "*", "Resource": "*"}
+
+
+class TestEscalationRoutes:
+    """PassRole + compute routes other than the corpus's RunTask and Lambda."""
+
+    @pytest.mark.parametrize(
+        ("service", "actions", "route"),
+        [
+            (
+                "ecs-tasks.amazonaws.com",
+                ["ecs:RegisterTaskDefinition", "ecs:CreateService"],
+                "ecs:RegisterTaskDefinition + ecs:CreateService",
+            ),
+            ("ec2.amazonaws.com", ["ec2:RunInstances"], "ec2:RunInstances"),
+        ],
+    )
+    def test_route(self, service, actions, route):
+        """A path to the admin role, critical, naming the route; none without launch."""
+        src = _role(
+            "src",
+            _svc("ecs-tasks.amazonaws.com"),
+            [
+                {
+                    "Sid": "Launch",
+                    "Effect": "Allow",
+                    "Action": actions,
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "Pass",
+                    "Effect": "Allow",
+                    "Action": "iam:PassRole",
+                    "Resource": "*",
+                },
+            ],
+        )
+        admin = _role("admin", _svc(service), [ADMIN])
+        account = parse_account_authorization_details({"RoleDetailList": [src, admin]})
+        task = parse_task_definition(
+            {
+                "taskDefinitionArn": f"arn:aws:ecs:eu-west-1:{A}:task-definition/t:1",
+                "family": "t",
+                "taskRoleArn": src["Arn"],
+                "containerDefinitions": [{"name": "c", "image": "nginx"}],
+            }
+        )
+        report = evaluate_ecs_tiers(account, task)
+        (f,) = [f for f in report.findings if f.id == "KI-E001"]
+        assert f.subject == admin["Arn"] and f.severity.value == "critical"
+        assert route in f.detail and "Pass" in f.granted_by
+        src["RolePolicyList"][0]["PolicyDocument"]["Statement"].pop(0)
+        account = parse_account_authorization_details({"RoleDetailList": [src, admin]})
+        report = evaluate_ecs_tiers(account, task)
+        assert not any(f.id == "KI-E001" for f in report.findings)
+
+
+def test_application_wording():
+    """NotAction and NotResource statements are worded for what they grant."""
+    role = _role(
+        "app",
+        _svc("ecs-tasks.amazonaws.com"),
+        [
+            {
+                "Sid": "NotIam",
+                "Effect": "Allow",
+                "NotAction": "iam:*",
+                "Resource": "arn:aws:s3:::b/*",
+            },
+            {
+                "Sid": "AllButProd",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "NotResource": "arn:aws:s3:::prod/*",
+            },
+        ],
+    )
+    account = parse_account_authorization_details({"RoleDetailList": [role]})
+    task = parse_task_definition(
+        {
+            "taskDefinitionArn": f"arn:aws:ecs:eu-west-1:{A}:task-definition/t:1",
+            "family": "t",
+            "taskRoleArn": role["Arn"],
+            "containerDefinitions": [{"name": "c", "image": "nginx"}],
+        }
+    )
+    report = evaluate_ecs_tiers(account, task)
+    words = {g.granted_by.rsplit(" ", 2)[-1]: g.wording for g in report.application}
+    assert words['"NotIam")'] == (
+        "may call every action of every service except iam:* on arn:aws:s3:::b/*"
+    )
+    assert words['"AllButProd")'] == (
+        "may s3:GetObject on every resource except arn:aws:s3:::prod/*"
+    )
+    ids = {f.id: f for f in report.findings if f.tier == "application"}
+    assert set(ids) >= {"KI-A010", "KI-A011", "KI-A004"}
+    assert 'Sid "AllButProd"' in ids["KI-A004"].granted_by
+
+
+def test_same_inline_policy_name_on_two_roles():
+    """Inline policies named alike on two roles are two policies (compile cache)."""
+    from policy.tiers_checks import can
+
+    admin = _role("admin", _svc("ec2.amazonaws.com"), [ADMIN])
+    small = _role(
+        "small",
+        _svc("ec2.amazonaws.com"),
+        [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}],
+    )
+    account = parse_account_authorization_details({"RoleDetailList": [small, admin]})
+    for name, expected in (("small", "ImplicitlyDenied"), ("admin", "Allowed")):
+        role = account.role(name)
+        assert role is not None
+        got = can(account, role, "ec2:RunInstances", "*", region="eu-west-1")
+        assert got.value == expected, name
