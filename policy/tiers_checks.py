@@ -7,11 +7,21 @@ audience), so a guard written in any shape is recognised.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from policy.accounts import Account, Principal
-from policy.iam import Decision, PolicySet, Request, evaluate
+from policy.iam import (
+    CompiledPolicy,
+    Decision,
+    PolicySet,
+    Request,
+    StatementResult,
+    evaluate,
+)
 from policy.tiers_model import (
+    DEPENDS,
     Check,
     Finding,
     KubeMapper,
@@ -24,14 +34,20 @@ from policy.workloads import AccessEntry, ECSTask, EKSWorkload
 __all__ = [
     "ECS_TASKS",
     "EKS_PODS",
+    "Answer",
+    "arn_account",
+    "ask",
     "can",
+    "describe",
     "ecs_cluster_tier",
     "ecs_trust",
     "eks_cluster_tier",
     "find_role",
     "foreign_principal_trust",
     "irsa_trust",
+    "pod_identity_tags",
     "pod_identity_trust",
+    "requested_region",
     "task_role_grants",
 ]
 
@@ -61,6 +77,62 @@ ECS_SLR_NAME = "AWSServiceRoleForECS"
 
 # --- evaluation helpers ------------------------------------------------------------
 
+# aws:RequestedRegion of IAM's global endpoint (AWS global condition context keys).
+IAM_REGION = "us-east-1"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One engine answer with the statements behind it.
+
+    Attributes:
+        decision: A :class:`Decision` value, or :data:`DEPENDS` when the identity
+            side allows a cross-account resource whose own policy was not given.
+        granted_by: The statements that allow (``policy-type policy /Statement/i``).
+        denied_by: The explicit Deny, or why nothing allows.
+    """
+
+    decision: str
+    granted_by: str = ""
+    denied_by: str = ""
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the engine said Allowed."""
+        return self.decision == Decision.ALLOWED.value
+
+
+def requested_region(action: str, resource: str, region: str) -> str:
+    """The ``aws:RequestedRegion`` AWS sends with a request.
+
+    Args:
+        action: ``service:Action``.
+        resource: The resource ARN or ``*``.
+        region: The workload's region (cluster or association ARN).
+
+    Returns:
+        ``us-east-1`` for IAM calls (its global endpoint; ``iam:PassRole`` rides
+        on the calling service's request), else the resource ARN's region, else
+        the workload's region.
+    """
+    if action.lower().startswith("iam:") and action.lower() != "iam:passrole":
+        return IAM_REGION
+    fields = resource.split(":")
+    if resource.startswith("arn:") and len(fields) > 3 and fields[3]:
+        return fields[3]
+    return region
+
+
+def arn_account(arn: str) -> str:
+    """The account field of an ARN ("" for ``*`` or an account-less ARN)."""
+    fields = arn.split(":")
+    return fields[4] if arn.startswith("arn:") and len(fields) > 4 else ""
+
+
+def describe(results: Sequence[StatementResult]) -> str:
+    """Name statements the way a reviewer finds them: type, policy, pointer."""
+    return "; ".join(f"{r.policy_type} {r.policy} {r.statement}" for r in results)
+
 
 def _caller(account: Account, p: Principal) -> str:
     # Roles act through sessions; aws:PrincipalArn is derived from them.
@@ -70,6 +142,60 @@ def _caller(account: Account, p: Principal) -> str:
     return p.arn
 
 
+def ask(
+    account: Account,
+    p: Principal,
+    action: str,
+    resource: str,
+    context: Mapping[str, object] | None = None,
+    policy_set: PolicySet | None = None,
+    *,
+    region: str = "",
+    tags: Mapping[str, str] | None = None,
+    resource_policy: CompiledPolicy | None = None,
+) -> Answer:
+    """Ask the engine one question with the context AWS would send.
+
+    Args:
+        account: The account data.
+        p: The caller.
+        action: ``service:Action``.
+        resource: The resource ARN.
+        context: Request-specific condition keys (win over the derived ones).
+        policy_set: The caller's policies (default: from the account).
+        region: The workload's region, for ``aws:RequestedRegion``.
+        tags: Session tags of the caller (``aws:PrincipalTag/<key>``).
+        resource_policy: The resource's own policy, when known.
+
+    Returns:
+        The answer; :data:`DEPENDS` for a cross-account resource allowed on the
+        identity side whose resource policy was not given.
+    """
+    ps = policy_set or account.policy_set(p)
+    ctx: dict[str, object] = {}
+    if region:
+        ctx["aws:RequestedRegion"] = requested_region(action, resource, region)
+    for key, value in (tags or {}).items():
+        ctx[f"aws:PrincipalTag/{key}"] = value
+    ctx.update(context or {})
+    r_acct = arn_account(resource)
+    cross = bool(r_acct) and r_acct != account.account_id
+    if resource_policy is not None:
+        ps = dataclasses.replace(ps, resource=resource_policy)
+    own = account.account_id if cross and resource_policy is None else None
+    req = Request(
+        _caller(account, p), action, resource, resource_account=own, context=ctx
+    )
+    res = evaluate(ps, req, explain=False)
+    decisive = list(res.trace.decisive)
+    if res.decision is Decision.ALLOWED:
+        decision = DEPENDS if own else res.decision.value
+        return Answer(decision, granted_by=describe(decisive))
+    if res.decision is Decision.EXPLICITLY_DENIED:
+        return Answer(res.decision.value, denied_by=describe(decisive))
+    return Answer(res.decision.value, denied_by=res.trace.reason)
+
+
 def can(
     account: Account,
     p: Principal,
@@ -77,10 +203,13 @@ def can(
     resource: str,
     context: Mapping[str, object] | None = None,
     policy_set: PolicySet | None = None,
+    *,
+    region: str = "",
+    tags: Mapping[str, str] | None = None,
 ) -> Decision:
-    ps = policy_set or account.policy_set(p)
-    req = Request(_caller(account, p), action, resource, context=dict(context or {}))
-    return evaluate(ps, req, explain=False).decision
+    """:func:`ask` reduced to a decision ("depends" counts as allowed)."""
+    a = ask(account, p, action, resource, context, policy_set, region=region, tags=tags)
+    return Decision.ALLOWED if a.decision == DEPENDS else Decision(a.decision)
 
 
 def _trust_allows(
@@ -138,12 +267,30 @@ def _wildcard_statements(role: Principal) -> list[str]:
 
 
 def task_role_grants(
-    report: TierReport, account: Account, role: Principal, label: str
+    report: TierReport,
+    account: Account,
+    role: Principal,
+    label: str,
+    region: str,
+    tags: Mapping[str, str] | None = None,
 ) -> None:
+    """Admin, PassRole on any role and wildcard statements of the workload role.
+
+    Args:
+        report: Where findings and checks go.
+        account: The account data.
+        role: The task / IRSA / Pod Identity role.
+        label: How findings name it.
+        region: The workload's region (``aws:RequestedRegion``).
+        tags: Its session tags (Pod Identity).
+    """
     ps = account.policy_set(role)
     acct, part = account.account_id, account.partition
     any_role = f"arn:{part}:iam::{acct}:role/{_PROBE}"
-    if can(account, role, f"{_PROBE}:{_PROBE}", "*", policy_set=ps) is Decision.ALLOWED:
+    admin = ask(
+        account, role, f"{_PROBE}:{_PROBE}", "*", None, ps, region=region, tags=tags
+    )
+    if admin.allowed:
         report.add(
             Finding(
                 "KI-T001",
@@ -151,48 +298,40 @@ def task_role_grants(
                 "task",
                 f"{label} may perform every action on every resource",
                 subject=role.arn,
+                granted_by=admin.granted_by,
+                remediation="replace the grant with the actions and resources the "
+                "application uses (see the application tier)",
             )
         )
     passed = {"iam:PassedToService": "ec2.amazonaws.com"}
-    d = can(account, role, "iam:PassRole", any_role, passed, policy_set=ps)
+    a = ask(
+        account, role, "iam:PassRole", any_role, passed, ps, region=region, tags=tags
+    )
     report.checks.append(
         Check(
             "task",
             role.arn,
             "iam:PassRole",
             any_role,
-            d.value,
+            a.decision,
             "pass any role to any service",
+            a.granted_by,
+            a.denied_by,
         )
     )
-    if d is Decision.ALLOWED:
+    if a.allowed:
         report.add(
             Finding(
                 "KI-T002",
                 Severity.HIGH,
                 "task",
                 f"{label} may pass any role to any service (iam:PassRole on *)",
-                "limit the Resource and add iam:PassedToService",
+                "with a compute service it can run code as any role the service "
+                "may assume",
                 role.arn,
-            )
-        )
-    escalations = []
-    for action in ESCALATION_ACTIONS:
-        d = can(account, role, action, any_role, policy_set=ps)
-        report.checks.append(
-            Check("task", role.arn, action, any_role, d.value, "escalation")
-        )
-        if d is Decision.ALLOWED:
-            escalations.append(action)
-    if escalations:
-        report.add(
-            Finding(
-                "KI-T003",
-                Severity.HIGH,
-                "task",
-                f"{label} may escalate privileges",
-                ", ".join(escalations),
-                role.arn,
+                granted_by=a.granted_by,
+                remediation="list the roles in Resource and add a StringEquals "
+                "iam:PassedToService condition",
             )
         )
     for where in _wildcard_statements(role):
@@ -204,6 +343,9 @@ def task_role_grants(
                 f"{label} has wildcard actions on every resource",
                 where,
                 f"{role.arn} {where}",
+                granted_by=where.rsplit(": ", 1)[0],
+                remediation="name the actions the application calls and the "
+                "resources it uses",
             )
         )
 
@@ -221,6 +363,11 @@ def foreign_principal_trust(
                 f"{label} can be assumed from any AWS account",
                 f"the trust policy lets {foreign} assume it",
                 role.arn,
+                granted_by=f"trust policy of {role.name}",
+                remediation=(
+                    'name the principals allowed to assume the role (no Principal "*" '
+                    "without an aws:PrincipalOrgID or aws:PrincipalAccount condition)"
+                ),
             )
         )
 
@@ -231,12 +378,29 @@ def ecs_trust(
     role: Principal,
     label: str,
     tier: str,
-    region: str,
+    cluster_arn: str,
 ) -> None:
+    """Can ECS deliver the role to this cluster's tasks, and only to them?
+
+    The request carries what ECS sends (Task IAM role, confused-deputy
+    prevention): ``aws:SourceAccount`` and ``aws:SourceArn`` = the task ARN in
+    the cluster's region.
+
+    Args:
+        report: Where findings go.
+        account: The account data.
+        role: The task or execution role.
+        label: How findings name it.
+        tier: ``task`` or ``housekeeping`` (the execution role).
+        cluster_arn: The cluster the task runs in.
+    """
     acct, part = account.account_id, account.partition
+    region = cluster_arn.split(":")[3]
+    cluster = cluster_arn.rsplit("/", 1)[-1]
+    task_id = "0123456789abcdef0123456789abcdef"
     own = {
         "aws:SourceAccount": acct,
-        "aws:SourceArn": f"arn:{part}:ecs:{region}:{acct}:task/{_PROBE}/0",
+        "aws:SourceArn": f"arn:{part}:ecs:{region}:{acct}:task/{cluster}/{task_id}",
     }
     if not _trust_allows(account, role, ECS_TASKS, "sts:AssumeRole", own):
         fid, sev = (
@@ -253,23 +417,34 @@ def ecs_trust(
                 "the task gets no credentials for it (tasks fail to start "
                 "when it is the execution role)",
                 role.arn,
+                denied_by=f"trust policy of {role.name}",
+                remediation=f"allow Principal.Service {ECS_TASKS} sts:AssumeRole, "
+                f"with aws:SourceAccount {acct} and aws:SourceArn "
+                f"arn:{part}:ecs:{region}:{acct}:*",
             )
         )
         return
     foreign = {
         "aws:SourceAccount": FOREIGN_ACCOUNT,
-        "aws:SourceArn": f"arn:{part}:ecs:{region}:{FOREIGN_ACCOUNT}:task/{_PROBE}/0",
+        "aws:SourceArn": f"arn:{part}:ecs:{region}:{FOREIGN_ACCOUNT}:task/x/{task_id}",
     }
     if _trust_allows(account, role, ECS_TASKS, "sts:AssumeRole", foreign):
+        # AWS's own execution-role trust has no guard: low; a task role: medium
+        # (Task IAM role: "we recommend" the conditions).
+        sev = Severity.LOW if tier == "housekeeping" else Severity.MEDIUM
         report.add(
             Finding(
                 "KI-T010",
-                Severity.HIGH,
+                sev,
                 tier,
                 f"{label} trusts {ECS_TASKS} without confused-deputy guards",
                 "add StringEquals aws:SourceAccount and ArnLike aws:SourceArn "
                 f"arn:{part}:ecs:{region}:{acct}:*",
                 role.arn,
+                granted_by=f"trust policy of {role.name}",
+                remediation=f'"Condition": {{"StringEquals": {{"aws:SourceAccount": '
+                f'"{acct}"}}, "ArnLike": {{"aws:SourceArn": '
+                f'"arn:{part}:ecs:{region}:{acct}:*"}}}}',
             )
         )
     foreign_principal_trust(report, account, role, label)
@@ -288,6 +463,11 @@ def irsa_trust(
                 "IRSA role does not trust any OIDC provider",
                 "pods of the service account cannot assume it",
                 role.arn,
+                remediation=(
+                    f"trust the cluster's OIDC provider (Federated) with "
+                    f"StringEquals <issuer>:sub "
+                    f"system:serviceaccount:{w.namespace}:{w.service_account}"
+                ),
             )
         )
         return
@@ -318,6 +498,8 @@ def irsa_trust(
                     f"IRSA trust does not let {sa} assume the role",
                     f"provider {issuer}",
                     role.arn,
+                    denied_by=f"trust policy of {role.name}",
+                    remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
             continue
@@ -330,6 +512,7 @@ def irsa_trust(
                     "IRSA trust lets every service account of the cluster assume it",
                     f"no effective {issuer}:sub condition",
                     role.arn,
+                    remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
         elif ok(f"system:serviceaccount:{w.namespace}:{_PROBE}"):
@@ -341,6 +524,7 @@ def irsa_trust(
                     f"IRSA trust lets every service account in {w.namespace} assume it",
                     f"{issuer}:sub matches a wildcard",
                     role.arn,
+                    remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
         if ok(sa, aud=_PROBE):
@@ -352,18 +536,71 @@ def irsa_trust(
                     "IRSA trust does not check the token audience",
                     f"add StringEquals {issuer}:aud = {STS_AUDIENCE}",
                     role.arn,
+                    remediation=f"StringEquals {issuer}:aud = {STS_AUDIENCE}",
                 )
             )
 
 
-def pod_identity_trust(
-    report: TierReport, account: Account, role: Principal, region: str
-) -> None:
-    acct, part = account.account_id, account.partition
-    own = {
-        "aws:SourceAccount": acct,
-        "aws:SourceArn": f"arn:{part}:eks:{region}:{acct}:cluster/{_PROBE}",
+def pod_identity_tags(
+    cluster_arn: str, namespace: str, service_account: str
+) -> dict[str, str]:
+    """The session tags EKS Pod Identity attaches (EKS: Pod Identity session tags).
+
+    Args:
+        cluster_arn: The cluster.
+        namespace: The pod's namespace.
+        service_account: The pod's service account.
+
+    Returns:
+        Tag key -> value (pod name and UID are per pod: probe values).
+    """
+    return {
+        "eks-cluster-arn": cluster_arn,
+        "eks-cluster-name": cluster_arn.rsplit("/", 1)[-1],
+        "kubernetes-namespace": namespace,
+        "kubernetes-service-account": service_account,
+        "kubernetes-pod-name": f"{service_account}-{_PROBE}",
+        "kubernetes-pod-uid": "00000000-0000-4000-8000-000000000000",
     }
+
+
+def _pod_identity_request(
+    account_id: str, cluster_arn: str, tags: Mapping[str, str]
+) -> dict[str, object]:
+    ctx: dict[str, object] = {
+        "aws:SourceAccount": account_id,
+        "aws:SourceArn": cluster_arn,
+        "aws:TagKeys": list(tags),
+    }
+    for key, value in tags.items():
+        ctx[f"aws:RequestTag/{key}"] = value
+    return ctx
+
+
+def pod_identity_trust(
+    report: TierReport,
+    account: Account,
+    role: Principal,
+    cluster_arn: str,
+    namespace: str,
+    service_account: str,
+) -> None:
+    """Can the Pod Identity agent deliver the role to this service account?
+
+    The request is the one EKS makes: ``sts:AssumeRole`` and ``sts:TagSession``
+    from ``pods.eks.amazonaws.com`` with ``aws:SourceAccount``, ``aws:SourceArn``
+    = the cluster, and the session tags as ``aws:RequestTag/*``.
+
+    Args:
+        report: Where findings go.
+        account: The account data.
+        role: The associated role.
+        cluster_arn: The cluster.
+        namespace: The association's namespace.
+        service_account: The association's service account.
+    """
+    tags = pod_identity_tags(cluster_arn, namespace, service_account)
+    own = _pod_identity_request(account.account_id, cluster_arn, tags)
     missing = [
         a
         for a in ("sts:AssumeRole", "sts:TagSession")
@@ -373,19 +610,27 @@ def pod_identity_trust(
         report.add(
             Finding(
                 "KI-T030",
-                Severity.HIGH,
+                Severity.CRITICAL,
                 "task",
                 f"Pod Identity trust does not allow {' and '.join(missing)} "
                 f"for {EKS_PODS}",
-                "the association cannot deliver credentials",
+                "the association cannot deliver credentials (pods get none)",
                 role.arn,
+                denied_by=f"trust policy of {role.name}",
+                remediation=f"allow Principal.Service {EKS_PODS} the actions "
+                "sts:AssumeRole and sts:TagSession",
             )
         )
         return
-    foreign = {
-        "aws:SourceAccount": FOREIGN_ACCOUNT,
-        "aws:SourceArn": f"arn:{part}:eks:{region}:{FOREIGN_ACCOUNT}:cluster/{_PROBE}",
-    }
+    part = account.partition
+    foreign_cluster = (
+        f"arn:{part}:eks:{cluster_arn.split(':')[3]}:{FOREIGN_ACCOUNT}:cluster/{_PROBE}"
+    )
+    foreign = _pod_identity_request(
+        FOREIGN_ACCOUNT,
+        foreign_cluster,
+        pod_identity_tags(foreign_cluster, namespace, service_account),
+    )
     if _trust_allows(account, role, EKS_PODS, "sts:AssumeRole", foreign):
         report.add(
             Finding(
@@ -395,6 +640,9 @@ def pod_identity_trust(
                 "Pod Identity trust has no aws:SourceAccount/aws:SourceArn guard",
                 "any cluster's association could use the role",
                 role.arn,
+                granted_by=f"trust policy of {role.name}",
+                remediation=f"add StringEquals aws:SourceAccount {account.account_id}"
+                f" and ArnEquals aws:SourceArn {cluster_arn}",
             )
         )
 
@@ -423,7 +671,8 @@ def find_role(
 def ecs_cluster_tier(
     report: TierReport, account: Account, task: ECSTask, cluster_arn: str, service: str
 ) -> None:
-    part, region, acct = account.partition, task.region, account.account_id
+    part, acct = account.partition, account.account_id
+    region = cluster_arn.split(":")[3]
     cluster = cluster_arn.rsplit("/", 1)[-1]
     task_arn = f"arn:{part}:ecs:{region}:{acct}:task/{cluster}/{_PROBE}"
     service_arn = f"arn:{part}:ecs:{region}:{acct}:service/{cluster}/{service}"
@@ -453,7 +702,8 @@ def ecs_cluster_tier(
         allowed = tuple(
             a
             for a, r, ctx in probes
-            if can(account, p, a, r, ctx, policy_set=ps) is Decision.ALLOWED
+            if can(account, p, a, r, ctx, policy_set=ps, region=region)
+            is Decision.ALLOWED
         )
         if not allowed:
             continue
@@ -466,6 +716,7 @@ def ecs_cluster_tier(
                 r,
                 {"iam:PassedToService": ECS_TASKS},
                 policy_set=ps,
+                region=region,
             )
             is Decision.ALLOWED
             for r in roles
@@ -486,6 +737,11 @@ def ecs_cluster_tier(
                     "and pass its roles",
                     ", ".join(sorted(runs)),
                     p.arn,
+                    remediation=(
+                        "expected for a deployer; otherwise remove "
+                        "ecs:RunTask/StartTask/CreateService/UpdateService on this "
+                        "cluster or iam:PassRole of the task roles"
+                    ),
                 )
             )
         if "ecs:ExecuteCommand" in allowed:
@@ -498,12 +754,25 @@ def ecs_cluster_tier(
                     "(ecs:ExecuteCommand)",
                     "",
                     p.arn,
+                    remediation=(
+                        "limit ecs:ExecuteCommand with ecs:cluster and "
+                        "aws:ResourceTag conditions to the people who debug this "
+                        "service"
+                    ),
                 )
             )
         if "ecs:UpdateService" in allowed:
             ctx = c | {"ecs:task-definition": other_td}
             if (
-                can(account, p, "ecs:UpdateService", service_arn, ctx, policy_set=ps)
+                can(
+                    account,
+                    p,
+                    "ecs:UpdateService",
+                    service_arn,
+                    ctx,
+                    policy_set=ps,
+                    region=region,
+                )
                 is Decision.ALLOWED
             ):
                 report.add(
@@ -515,6 +784,10 @@ def ecs_cluster_tier(
                         "definition",
                         "no ecs:task-definition condition",
                         p.arn,
+                        remediation=(
+                            "add an ArnEquals ecs:task-definition condition on "
+                            "ecs:UpdateService"
+                        ),
                     )
                 )
 
@@ -540,6 +813,11 @@ def _access_policy_findings(
                     "AmazonEKSClusterAdminPolicy, cluster scope (invisible to "
                     "kubectl auth can-i --list)",
                     p.arn,
+                    remediation=(
+                        "use a namespace-scoped access policy (AmazonEKSEditPolicy / "
+                        "AmazonEKSViewPolicy) unless this principal administers the "
+                        "cluster"
+                    ),
                 )
             )
 
@@ -553,6 +831,7 @@ def eks_cluster_tier(
     access_entries: Sequence[AccessEntry] = (),
 ) -> None:
     name = cluster_arn.rsplit("/", 1)[-1]
+    region = cluster_arn.split(":")[3]
     entry = (
         cluster_arn.replace(":cluster/", ":access-entry/")
         + f"/role/{account.account_id}/{_PROBE}/x"
@@ -571,7 +850,7 @@ def eks_cluster_tier(
         allowed = tuple(
             a
             for a, r in probes
-            if can(account, p, a, r, policy_set=ps) is Decision.ALLOWED
+            if can(account, p, a, r, policy_set=ps, region=region) is Decision.ALLOWED
         )
         # An access entry wins over aws-auth (API_AND_CONFIG_MAP, kubernetes.md §6.1).
         entry_for = next((e for e in access_entries if e.matches(p.arn)), None)
@@ -598,6 +877,10 @@ def eks_cluster_tier(
                     f"{p.kind} {p.name} maps to group system:masters in {name}",
                     "it bypasses every authorizer; use a narrower RBAC group",
                     p.arn,
+                    remediation=(
+                        "map the principal to an RBAC group bound to the ClusterRole "
+                        "it needs, not system:masters"
+                    ),
                 )
             )
         if {"eks:CreateAccessEntry", "eks:AssociateAccessPolicy"} <= set(allowed):
@@ -610,6 +893,11 @@ def eks_cluster_tier(
                     f"access policies on {name}",
                     "it can make itself cluster-admin",
                     p.arn,
+                    remediation=(
+                        "limit eks:CreateAccessEntry / eks:AssociateAccessPolicy to "
+                        "cluster administrators (condition eks:accessPolicyArn / "
+                        "eks:namespaces)"
+                    ),
                 )
             )
         if (
@@ -622,6 +910,7 @@ def eks_cluster_tier(
                 role_arn,
                 {"iam:PassedToService": EKS_PODS},
                 policy_set=ps,
+                region=region,
             )
             is Decision.ALLOWED
         ):
@@ -634,5 +923,10 @@ def eks_cluster_tier(
                     "service account",
                     "eks:CreatePodIdentityAssociation + iam:PassRole",
                     p.arn,
+                    remediation=(
+                        "limit iam:PassRole of the workload role to the platform "
+                        "pipeline, or eks:CreatePodIdentityAssociation with "
+                        "eks:namespace conditions"
+                    ),
                 )
             )

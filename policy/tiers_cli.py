@@ -3,8 +3,14 @@
 The shell around :mod:`policy.tiers`: reads the account JSON (``aws iam
 get-account-authorization-details``), optional SCPs, the workload (an ECS task
 definition, or an EKS service account with an optional Pod Identity
-association) and optional aws-auth mappings, then prints a readable report or
-JSON.
+association), optional aws-auth mappings, resource policies, describe-services
+output and a baseline, then prints a readable report or JSON.
+
+Exit codes are made for CI: 0 no unsuppressed finding at or above
+``--fail-on``, 1 input error (one line on stderr, nothing reported), 2 usage,
+3 findings at or above ``--fail-on`` (so a CI gate tells a broken input from a
+finding; nothing is
+reported then).
 """
 
 from __future__ import annotations
@@ -29,12 +35,20 @@ from authenticator.mapping import (
 )
 from policy.accounts import parse_account_authorization_details, parse_scps
 from policy.errors import InvalidPolicyError, describe_parse_error
+from policy.iam import CompiledPolicy
+from policy.rbac_load import load_rbac_paths
 from policy.tiers import (
     KubeMapper,
     Severity,
     TierReport,
     evaluate_ecs_tiers,
     evaluate_eks_tiers,
+)
+from policy.tiers_baseline import (
+    apply_baseline,
+    baseline_document,
+    parse_baseline,
+    resource_policy_document,
 )
 from policy.workloads import (
     parse_access_entries,
@@ -54,14 +68,25 @@ _EPILOG = """examples:
   kubeiam policy tiers --eks-service-account sa.yaml \\
       --pod-identity-association pia.json --account auth.json --scps scps.json \\
       -o json --fail-on high
+  # cross-account image and key: give their own policies
+  aws ecr get-repository-policy --registry-id 444455556666 \\
+      --repository-name base > repo.json
+  kubeiam policy tiers --task-definition td.json --account auth.json \\
+      --resource-policy arn:aws:ecr:eu-west-1:444455556666:repository/base=repo.json
+  # CI: accept today's findings, fail on new high ones
+  kubeiam policy tiers ... --write-baseline tiers-baseline.yaml
+  kubeiam policy tiers ... --baseline tiers-baseline.yaml --fail-on high
 
-exit codes: 0 report printed (no finding at or above --fail-on), 1 error or
-findings at or above --fail-on, 2 usage.
+exit codes: 0 no unsuppressed finding at or above --fail-on, 1 input error,
+2 usage, 3 findings at or above --fail-on.
 """
+# Exit status when findings reach --fail-on (1 is an input error, 2 usage).
+FINDINGS_EXIT = 3
 _TITLES = {
     "cluster": "CLUSTER TIER: who operates the workload",
     "task": "TASK TIER: what the workload's own role may do",
     "housekeeping": "HOUSEKEEPING TIER: what AWS does for the workload",
+    "application": "APPLICATION TIER: what the workload's role can reach",
 }
 
 
@@ -87,8 +112,9 @@ def _parser() -> argparse.ArgumentParser:
         "--kms-key",
         action="append",
         default=[],
-        metavar="ARN",
-        help="CMK that encrypts the task's secrets (repeatable)",
+        metavar="ARN[=SECRET]",
+        help="CMK that encrypts the task's secrets; KEY_ARN=SECRET for the one "
+        "secret or parameter (valueFrom) it encrypts (repeatable)",
     )
     p.add_argument(
         "--mapping",
@@ -103,6 +129,52 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ENTRIES.json",
         help="EKS access entries (describe-access-entry outputs, with "
         "associatedAccessPolicies); they win over --mapping",
+    )
+    p.add_argument(
+        "--resource-policy",
+        action="append",
+        default=[],
+        metavar="[ARN=]FILE",
+        help="a resource's own policy: aws ecr get-repository-policy, kms "
+        "get-key-policy or secretsmanager get-resource-policy output, or the bare "
+        "document (ARN= may be left out when the output names it; repeatable)",
+    )
+    p.add_argument(
+        "--services",
+        type=Path,
+        metavar="SERVICES.json",
+        help="aws ecs describe-services output: the service name, cluster and "
+        "ECS Exec setting",
+    )
+    p.add_argument(
+        "--node-role",
+        action="append",
+        default=[],
+        metavar="ARN",
+        help="EKS node group role (repeatable; default: roles EC2 may assume, "
+        "asked only about the Pod Identity agent)",
+    )
+    p.add_argument(
+        "--rbac",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="EKS: RBAC manifests (files or directories, e.g. kubectl get "
+        "roles,rolebindings,clusterroles,clusterrolebindings -A -o yaml): who may "
+        "run pods as, or mint tokens for, the service account",
+    )
+    p.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="BASELINE.yaml",
+        help="accepted findings (suppressions: id, subject, reason)",
+    )
+    p.add_argument(
+        "--write-baseline",
+        type=Path,
+        metavar="BASELINE.yaml",
+        help="write a baseline accepting every current finding",
     )
     p.add_argument("--fail-on", choices=[s.value for s in Severity], default=None)
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
@@ -151,17 +223,64 @@ def _mapper(paths: Sequence[Path]) -> KubeMapper | None:
     return mapper
 
 
+def _resource_policies(specs: Sequence[str]) -> dict[str, CompiledPolicy]:
+    out: dict[str, CompiledPolicy] = {}
+    for spec in specs:
+        arn, sep, file = spec.rpartition("=")
+        path = Path(file if sep else spec)
+        named, compiled = resource_policy_document(_read(path), str(path))
+        key = arn or named
+        if not key:
+            raise ConfigError(
+                f"{path}: the output names no resource; give --resource-policy ARN=FILE"
+            )
+        if not key.startswith("arn:"):
+            raise ConfigError(f"{key!r} is not an ARN (--resource-policy ARN=FILE)")
+        out[key] = compiled
+        if ":key/" in key:
+            out[key.rsplit("/", 1)[-1]] = compiled
+    return out
+
+
+def _service(path: Path, cluster_arn: str, service: str) -> tuple[str, str, bool]:
+    doc = _read(path)
+    items = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(items, list) or not items:
+        raise InvalidPolicyError(
+            "needs describe-services output (a services list)", policy=str(path)
+        )
+    chosen = next(
+        (
+            s
+            for s in items
+            if isinstance(s, dict) and (not service or s.get("serviceName") == service)
+        ),
+        None,
+    )
+    if chosen is None:
+        raise InvalidPolicyError(f"no service named {service!r}", policy=str(path))
+    name = str(chosen.get("serviceName") or service)
+    cluster = cluster_arn or str(chosen.get("clusterArn") or "")
+    return cluster, name, bool(chosen.get("enableExecuteCommand"))
+
+
 def _report(args: argparse.Namespace) -> TierReport:
     scps = parse_scps(_read(args.scps)) if args.scps else []
     account = parse_account_authorization_details(_read(args.account), scps=scps)
+    policies = _resource_policies(args.resource_policy)
     if args.task_definition:
         task = parse_task_definition(_read(args.task_definition))
+        cluster, service, exec_on = args.cluster_arn, args.service, False
+        if args.services:
+            cluster, service, exec_on = _service(args.services, cluster, service)
         return evaluate_ecs_tiers(
             account,
             task,
-            cluster_arn=args.cluster_arn,
-            service=args.service,
+            cluster_arn=cluster,
+            service=service,
             kms_keys=args.kms_key,
+            resource_policies=policies,
+            exec_enabled=exec_on,
         )
     workload = parse_service_account(_read(args.eks_service_account))
     if args.pod_identity_association:
@@ -181,6 +300,8 @@ def _report(args: argparse.Namespace) -> TierReport:
         cluster_arn=args.cluster_arn,
         mapper=_mapper(args.mapping),
         access_entries=entries,
+        node_roles=args.node_role,
+        rbac=load_rbac_paths(list(args.rbac)).policy() if args.rbac else None,
     )
 
 
@@ -218,7 +339,17 @@ def render_report(report: TierReport) -> str:
             mark = "ok  " if c.allowed else "NO  "
             if tier == "task":
                 mark = "yes " if c.allowed else "no  "
+            if c.depends:
+                mark = "??  "
             lines.append(f"  {mark}{c.action} on {c.resource}  ({c.purpose})")
+        if tier == "task":
+            lines += ["", _TITLES["application"]]
+            if not report.application:
+                lines.append("  (no Allow statement)")
+            for g in report.application:
+                flags = f"  [{', '.join(g.flags)}]" if g.flags else ""
+                lines.append(f"  {g.service:16} {g.wording}{flags}")
+                lines.append(f"  {'':16} by {g.granted_by}")
     findings = report.sorted_findings()
     counts = ", ".join(
         f"{n} {s.value}"
@@ -230,6 +361,18 @@ def render_report(report: TierReport) -> str:
         lines.append(f"  [{f.severity.value}] {f.id} {f.title}")
         if f.detail:
             lines.append(f"      {f.detail}")
+        if f.granted_by:
+            lines.append(f"      granted by: {f.granted_by}")
+        if f.denied_by:
+            lines.append(f"      denied by: {f.denied_by}")
+        if f.remediation:
+            lines.append(f"      fix: {f.remediation}")
+    if report.suppressed:
+        lines += ["", f"SUPPRESSED BY THE BASELINE ({len(report.suppressed)})"]
+        for f, why in report.suppressed:
+            lines.append(f"  [{f.severity.value}] {f.id} {f.title}  ({why})")
+    for fid, subject in report.unused_suppressions:
+        lines.append(f"  baseline entry {fid} {subject} matches nothing")
     return "\n".join(lines) + "\n"
 
 
@@ -240,14 +383,33 @@ def main(argv: list[str]) -> int:
         argv: ``["tiers", *args]``.
 
     Returns:
-        0 ok, 1 error or findings at or above ``--fail-on``, 2 usage.
+        0 no unsuppressed finding at or above ``--fail-on``, 1 input error,
+        2 usage, 3 findings at or above ``--fail-on``.
     """
     args = _parser().parse_args(argv[1:] if argv and argv[0] == "tiers" else argv)
     try:
+        entries = (
+            parse_baseline(_read(args.baseline), str(args.baseline))
+            if args.baseline
+            else []
+        )
         report = _report(args)
     except (InvalidPolicyError, ConfigError, InvalidARNError, OSError) as exc:
         sys.stderr.write(f"kubeiam policy tiers: {exc}\n")
         return 1
+    if args.write_baseline:
+        doc = baseline_document(report, "accepted when the baseline was written")
+        text = (
+            json.dumps(doc, indent=2) + "\n"
+            if args.write_baseline.suffix == ".json"
+            else yaml.safe_dump(doc, sort_keys=False)
+        )
+        try:
+            args.write_baseline.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            sys.stderr.write(f"kubeiam policy tiers: {exc}\n")
+            return 1
+    apply_baseline(report, entries)
     if args.output == "json":
         print(json.dumps(report.to_json(), indent=2))
     else:
@@ -255,5 +417,5 @@ def main(argv: list[str]) -> int:
     if args.fail_on:
         threshold = Severity(args.fail_on).rank
         if any(f.severity.rank <= threshold for f in report.findings):
-            return 1
+            return FINDINGS_EXIT
     return 0

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from policy.iam import Decision
 
 __all__ = [
+    "DEPENDS",
+    "AppGrant",
     "Check",
     "Finding",
     "KubeMapper",
@@ -19,6 +21,9 @@ __all__ = [
     "Severity",
     "TierReport",
 ]
+
+# The third answer: the identity side allows, the resource's own policy decides.
+DEPENDS = "DependsOnResourcePolicy"
 
 # IAM ARN -> (Kubernetes username, groups) or None; built from mappings by the shell.
 KubeMapper = Callable[[str], tuple[str, tuple[str, ...]] | None]
@@ -49,10 +54,18 @@ class Finding:
     title: str
     detail: str = ""
     subject: str = ""
+    granted_by: str = ""
+    denied_by: str = ""
+    remediation: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The baseline key: (id, subject)."""
+        return self.id, self.subject
 
     def to_json(self) -> dict[str, str]:
-        """The finding as JSON."""
-        return {
+        """The finding as JSON (grantedBy/deniedBy/remediation when known)."""
+        out = {
             "id": self.id,
             "severity": self.severity.value,
             "tier": self.tier,
@@ -60,6 +73,14 @@ class Finding:
             "detail": self.detail,
             "subject": self.subject,
         }
+        for key, value in (
+            ("grantedBy", self.granted_by),
+            ("deniedBy", self.denied_by),
+            ("remediation", self.remediation),
+        ):
+            if value:
+                out[key] = value
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,15 +93,23 @@ class Check:
     resource: str
     decision: str
     purpose: str = ""
+    granted_by: str = ""
+    denied_by: str = ""
+    context: tuple[tuple[str, str], ...] = ()
 
     @property
     def allowed(self) -> bool:
         """Whether the decision is Allowed."""
         return self.decision == Decision.ALLOWED.value
 
+    @property
+    def depends(self) -> bool:
+        """Whether the answer depends on a resource policy that was not given."""
+        return self.decision == DEPENDS
+
     def to_json(self) -> dict[str, object]:
         """The check as JSON."""
-        return {
+        out: dict[str, object] = {
             "tier": self.tier,
             "principal": self.principal,
             "action": self.action,
@@ -89,6 +118,13 @@ class Check:
             "allowed": self.allowed,
             "purpose": self.purpose,
         }
+        if self.granted_by:
+            out["grantedBy"] = self.granted_by
+        if self.denied_by:
+            out["deniedBy"] = self.denied_by
+        if self.context:
+            out["context"] = dict(self.context)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +156,29 @@ class PrincipalAccess:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class AppGrant:
+    """One line of the application tier: what the workload role reaches."""
+
+    service: str
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    granted_by: str
+    flags: tuple[str, ...] = ()
+    wording: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        """The line as JSON."""
+        return {
+            "service": self.service,
+            "actions": list(self.actions),
+            "resources": list(self.resources),
+            "grantedBy": self.granted_by,
+            "flags": list(self.flags),
+            "wording": self.wording,
+        }
+
+
 @dataclass(slots=True)
 class TierReport:
     """The three tiers of one workload, with findings (most severe first)."""
@@ -128,6 +187,9 @@ class TierReport:
     cluster: list[PrincipalAccess] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    application: list[AppGrant] = field(default_factory=list)
+    suppressed: list[tuple[Finding, str]] = field(default_factory=list)
+    unused_suppressions: list[tuple[str, str]] = field(default_factory=list)
 
     def add(self, finding: Finding) -> None:
         """Record a finding (duplicates by id and subject are dropped).
@@ -154,8 +216,13 @@ class TierReport:
                 "housekeeping": [
                     c.to_json() for c in self.checks if c.tier == "housekeeping"
                 ],
+                "application": [g.to_json() for g in self.application],
             },
             "findings": [f.to_json() for f in self.sorted_findings()],
+            "suppressed": [f.to_json() | {"reason": why} for f, why in self.suppressed],
+            "unusedSuppressions": [
+                {"id": i, "subject": s} for i, s in self.unused_suppressions
+            ],
             "summary": {
                 s.value: sum(f.severity is s for f in self.findings) for s in Severity
             },

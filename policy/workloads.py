@@ -51,6 +51,7 @@ class Container:
     create_log_group: bool = False
     secrets: tuple[tuple[str, str], ...] = ()
     repository_credentials: str = ""
+    log_stream_prefix: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +79,12 @@ class PodIdentityAssociation:
     service_account: str
     role_arn: str
     association_arn: str = ""
+
+    @property
+    def region(self) -> str:
+        """The region from the association ARN ("" when not given)."""
+        fields = self.association_arn.split(":")
+        return fields[3] if len(fields) > 3 else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +126,13 @@ def _s(m: Mapping[str, object], key: str) -> str:
 def _container(raw: object, where: str) -> Container:
     c = _m(raw, where)
     log = c.get("logConfiguration")
-    group = region = ""
+    group = region = prefix = ""
     create = False
     if isinstance(log, Mapping) and log.get("logDriver") == "awslogs":
         opts = log.get("options")
         if isinstance(opts, Mapping):
             group, region = _s(opts, "awslogs-group"), _s(opts, "awslogs-region")
+            prefix = _s(opts, "awslogs-stream-prefix")
             create = str(opts.get("awslogs-create-group", "")).lower() == "true"
     secrets: list[tuple[str, str]] = []
     raw_secrets = c.get("secrets")
@@ -134,7 +142,14 @@ def _container(raw: object, where: str) -> Container:
     creds = c.get("repositoryCredentials")
     cred_param = _s(creds, "credentialsParameter") if isinstance(creds, Mapping) else ""
     return Container(
-        _s(c, "name"), _s(c, "image"), group, region, create, tuple(secrets), cred_param
+        _s(c, "name"),
+        _s(c, "image"),
+        group,
+        region,
+        create,
+        tuple(secrets),
+        cred_param,
+        prefix,
     )
 
 
@@ -179,10 +194,9 @@ def parse_task_definition(doc: object) -> ECSTask:
             "no taskDefinitionArn or role ARN names the account",
             policy="task definition",
         )
-    region = region or next(
-        (c.log_region for c in containers if c.log_region), DEFAULT_REGION
-    )
-    if not arn:
+    # No silent default: "" when nothing names the region (the caller must ask).
+    region = region or next((c.log_region for c in containers if c.log_region), "")
+    if not arn and region:
         prefix = f"arn:{partition}:ecs:{region}:{account}"
         arn = f"{prefix}:task-definition/{family}:{revision}"
     return ECSTask(

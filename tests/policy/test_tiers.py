@@ -136,7 +136,7 @@ class TestECS:
         role = ROLE + "legacy-task-role"
         task = {(f.id, f.severity) for f in report.findings if f.tier == "task"}
         assert task == {
-            ("KI-T010", Severity.HIGH),
+            ("KI-T010", Severity.MEDIUM),
             ("KI-T002", Severity.HIGH),
             ("KI-T004", Severity.MEDIUM),
         }
@@ -399,11 +399,11 @@ class TestCLI:
             "--fail-on",
             "critical",
         ]
-        assert main(argv) == 1
+        assert main(argv) == 3
         doc = json.loads(capsys.readouterr().out)
         assert doc["findings"][0]["id"] == "KI-H010"
         assert doc["summary"]["critical"] == 1
-        assert set(doc["tiers"]) == {"cluster", "task", "housekeeping"}
+        assert set(doc["tiers"]) == {"cluster", "task", "housekeeping", "application"}
 
     def test_text_report(self, capsys):
         """The human report has the three tiers and the findings."""
@@ -421,7 +421,7 @@ class TestCLI:
         for title in ("CLUSTER TIER", "TASK TIER", "HOUSEKEEPING TIER", "FINDINGS"):
             assert title in out
         assert (
-            "[high] KI-T010 task role legacy-task-role trusts ecs-tasks.amazonaws.com"
+            "[medium] KI-T010 task role legacy-task-role trusts ecs-tasks.amazonaws.com"
             in out
         )
 
