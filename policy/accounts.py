@@ -135,7 +135,7 @@ class Account:
     managed: dict[str, Mapping[str, object]] = field(default_factory=dict)
     scps: list[list[NamedPolicy]] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
-    _compiled: dict[tuple[str, str, str], CompiledPolicy] = field(default_factory=dict)
+    _compiled: dict[tuple[str, str, str, int], CompiledPolicy] = field(default_factory=dict)
 
     def role(self, name_or_arn: str) -> Principal | None:
         """Find a role by ARN (path ignored) or name.
@@ -165,7 +165,9 @@ class Account:
         Raises:
             InvalidPolicyError: The document is not a valid policy.
         """
-        key = (policy.source, policy.name, kind)
+        # Inline policy names repeat across principals ("default" on many roles):
+        # the document's identity keeps them apart (documents live as long as self).
+        key = (policy.source, policy.name, kind, id(policy.document))
         if key not in self._compiled:
             label = f"{policy.source}:{policy.name}"
             self._compiled[key] = compile_policy(
