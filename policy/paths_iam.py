@@ -287,14 +287,26 @@ class IAMSide:
             The edges (the admin edge included).
         """
         a = self.actor(node_id)
+        admin = self.is_admin(node_id)
+        if admin is not None:
+            # An administrator can become every principal of its own account
+            # (UpdateAssumeRolePolicy, CreateAccessKey): aws-admin:<account> stands
+            # for all of that; only the edges that leave the account are listed.
+            own = a.account.account_id
+            return [
+                admin,
+                *(
+                    e
+                    for e in self._assume(a)
+                    if self.principals[e.dst][0].account_id != own
+                ),
+                *self._eks(a),
+            ]
         edges = list(self._assume(a))
         edges += self._same_account(a)
         edges += self._eks(a)
         if not node_id.endswith(ESCALATED_SUFFIX):
             edges += self._edits(a, {e.dst for e in edges})
-        admin = self.is_admin(node_id)
-        if admin is not None:
-            edges.append(admin)
         return edges
 
     def _assume(self, a: IAMActor) -> Iterator[Edge]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from policy.paths import (
     find_findings,
@@ -120,3 +120,151 @@ class TestProperties:
         before, after = _path_kinds(sc), _path_kinds(more)
         if before is not None:
             assert after is not None and len(after) <= len(before)
+
+
+def _scenario(name: str) -> dict[str, Any]:
+    return next(s for s in SCENARIOS if s["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def cross_border(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The cross-border scenario written as the files the CLI reads."""
+
+
+    sc = _scenario("cross-border-dev-role-to-aws-admin-through-pod")
+    d = tmp_path_factory.mktemp("paths")
+    (d / "auth.json").write_text(json.dumps(account_details(sc["account"])))
+    (d / "k8s").mkdir()
+    (d / "k8s" / "objects.yaml").write_text(yaml.safe_dump_all(sc["k8s"]))
+    aws_auth = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {"mapRoles": yaml.safe_dump(sc["map_roles"])},
+    }
+    (d / "aws-auth.yaml").write_text(yaml.safe_dump(aws_auth))
+    return {"dir": d}
+
+
+def _args(files: dict[str, Path], *query: str) -> list[str]:
+    d = files["dir"]
+    return [
+        "paths",
+        "--account", str(d / "auth.json"),
+        "--mapping", str(d / "aws-auth.yaml"),
+        "--k8s", str(d / "k8s"),
+        *query,
+    ]
+
+
+class TestCLI:
+    """kubeiam policy paths: queries and output formats."""
+
+    def test_text_path_names_every_step_and_its_evidence(
+        self, cross_border: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--from/--to prints each step with the statement or binding behind it."""
+        code = main(_args(cross_border, "--from", "role/dev", "--to", "aws-admin"))
+        out = capsys.readouterr().out
+        assert code == 0
+        assert "[mapping]" in out and "[create-pod]" in out and "[irsa]" in out
+        assert 'RoleBinding "devs-deploy/prod" of Role "deploy"' in out
+        assert "AdministratorAccess" in out
+
+    def test_json_no_path_exits_one(
+        self, cross_border: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A target nobody reaches gives an empty JSON list and exit 1."""
+        code = main(
+            _args(cross_border, "--from", "sa:prod/app", "--to", "k8s:delete:nodes", "-o", "json")
+        )
+        body = json.loads(capsys.readouterr().out)
+        assert code == 1 and body["paths"] == []
+
+    def test_who_can_reach_and_findings(
+        self, cross_border: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """who-can-reach lists the dev role; findings rank it (it is no admin itself)."""
+        assert main(_args(cross_border, "--who-can-reach", "aws-admin", "-o", "json")) == 0
+        body = json.loads(capsys.readouterr().out)
+        sources = {p["from"] for p in body["paths"]}
+        assert f"arn:aws:iam::{ACCOUNT}:role/dev" in sources
+        assert main(_args(cross_border, "--findings", "-o", "json")) == 0
+        findings = json.loads(capsys.readouterr().out)["findings"]
+        ids = [f["principal"]["id"] for f in findings]
+        assert f"arn:aws:iam::{ACCOUNT}:role/dev" in ids
+        assert f"arn:aws:iam::{ACCOUNT}:role/appadmin" not in ids
+        assert [len(f["path"]["steps"]) for f in findings] == sorted(
+            len(f["path"]["steps"]) for f in findings
+        )
+
+    def test_reachable_lists_the_pod_sa(
+        self, cross_border: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--reachable from the dev role includes the prod ServiceAccount."""
+        assert main(_args(cross_border, "--from", "role/dev", "--reachable", "-o", "json")) == 0
+        targets = {p["to"] for p in json.loads(capsys.readouterr().out)["paths"]}
+        assert "k8s:sa:prod/app" in targets
+
+    def test_dot_highlights_the_path(
+        self, cross_border: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """-o dot draws the path with highlighted edges."""
+        assert main(_args(cross_border, "--from", "role/dev", "--to", "aws-admin", "-o", "dot")) == 0
+        dot = capsys.readouterr().out
+        assert dot.startswith("digraph access_paths {")
+        assert dot.count("penwidth=2.5") >= 2 * 4  # 5 nodes and 4 edges highlighted
+
+    def test_svg_written_by_graphviz(self, cross_border: dict[str, Path]) -> None:
+        """-o svg --write produces an SVG document with the path's nodes."""
+        out = cross_border["dir"] / "path.svg"
+        code = main(
+            _args(
+                cross_border, "--from", "role/dev", "--to", "aws-admin",
+                "-o", "svg", "--write", str(out),
+            )
+        )
+        svg = out.read_text()
+        assert code == 0 and "<svg" in svg and "appadmin" in svg
+
+    def test_unknown_source_is_a_clear_error(
+        self, cross_border: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--from naming nothing fails on stderr with exit 1 and no stdout."""
+        code = main(_args(cross_border, "--from", "role/nobody", "--to", "cluster-admin"))
+        captured = capsys.readouterr()
+        assert code == 1 and captured.out == ""
+        assert "no IAM role named 'nobody'" in captured.err
+
+    def test_bad_target_is_a_clear_error(
+        self, cross_border: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A malformed target names the accepted forms."""
+        code = main(_args(cross_border, "--from", "role/dev", "--to", "aws:nonsense"))
+        assert code == 1 and "aws:SERVICE:ACTION" in capsys.readouterr().err
+
+
+class TestQueries:
+    """Query functions on a corpus graph."""
+
+    def test_reachable_paths_are_shortest_and_chained(self) -> None:
+        """Every reachable path starts at the source and chains edge to edge."""
+        graph = build_graph(_scenario("role-chain-two-hops"))
+        source = resolve_source(graph, "user/alice")
+        paths = reachable(graph, source)
+        assert paths and all(p.source == source for p in paths)
+        for p in paths:
+            assert all(a.dst == b.src for a, b in zip(p.edges, p.edges[1:], strict=False))
+
+    def test_who_can_reach_role(self) -> None:
+        """who_can_reach(role/admin) finds alice (2 steps) and ops (1 step)."""
+        graph = build_graph(_scenario("role-chain-two-hops"))
+        target = parse_target("role/admin", known=frozenset(graph.nodes))
+        hops = {p.source.rsplit("/", 1)[-1]: len(p.edges) for p in who_can_reach(graph, target)}
+        assert hops == {"alice": 2, "ops": 1}
+
+    def test_findings_exclude_admins(self) -> None:
+        """The admin role is no finding; alice (via ops) is, ranked by steps."""
+        graph = build_graph(_scenario("role-chain-two-hops"))
+        names = [f.principal.label for f in find_findings(graph)]
+        assert "role admin" not in names and "user alice" in names
