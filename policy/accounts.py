@@ -135,7 +135,9 @@ class Account:
     managed: dict[str, Mapping[str, object]] = field(default_factory=dict)
     scps: list[list[NamedPolicy]] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)
-    _compiled: dict[tuple[str, str, str, int], CompiledPolicy] = field(default_factory=dict)
+    _compiled: dict[tuple[str, str, str, int], CompiledPolicy] = field(
+        default_factory=dict
+    )
 
     def role(self, name_or_arn: str) -> Principal | None:
         """Find a role by ARN (path ignored) or name.

@@ -85,22 +85,59 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     add = p.add_argument
-    add("--account", action="append", type=Path, default=[], metavar="AUTH.json",
-        help="aws iam get-account-authorization-details output (repeatable)")
+    add(
+        "--account",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="AUTH.json",
+        help="aws iam get-account-authorization-details output (repeatable)",
+    )
     add("--scps", type=Path, metavar="SCPS.json", help="SCPs of the accounts")
-    add("--mapping", action="append", type=Path, default=[],
-        help="aws-auth ConfigMap or mapping YAML (repeatable)")
-    add("--access-entries", type=Path, metavar="ENTRIES.json",
-        help="EKS access entries with associatedAccessPolicies")
-    add("--k8s", action="append", type=Path, default=[], metavar="PATH",
+    add(
+        "--mapping",
+        action="append",
+        type=Path,
+        default=[],
+        help="aws-auth ConfigMap or mapping YAML (repeatable)",
+    )
+    add(
+        "--access-entries",
+        type=Path,
+        metavar="ENTRIES.json",
+        help="EKS access entries with associatedAccessPolicies",
+    )
+    add(
+        "--k8s",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
         help="Kubernetes YAML files or directories: RBAC objects and "
-        "ServiceAccounts (IRSA annotations) (repeatable)")
-    add("--pod-identity-association", action="append", type=Path, default=[],
-        metavar="PIA.json", help="(repeatable)")
-    add("--task-definition", action="append", type=Path, default=[],
-        metavar="TD.json", help="ECS task definition (repeatable)")
-    add("--cluster-arn", action="append", default=[],
-        help="EKS cluster ARN for the eks:* edges (repeatable; default: any)")
+        "ServiceAccounts (IRSA annotations) (repeatable)",
+    )
+    add(
+        "--pod-identity-association",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PIA.json",
+        help="(repeatable)",
+    )
+    add(
+        "--task-definition",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="TD.json",
+        help="ECS task definition (repeatable)",
+    )
+    add(
+        "--cluster-arn",
+        action="append",
+        default=[],
+        help="EKS cluster ARN for the eks:* edges (repeatable; default: any)",
+    )
     add("--from", dest="source", metavar="PRINCIPAL")
     q = p.add_mutually_exclusive_group(required=True)
     q.add_argument("--to", metavar="TARGET")
@@ -165,7 +202,9 @@ def build_mapper(texts: Sequence[tuple[str, str]]) -> KubeMapper | None:
         except InvalidARNError:
             return None
         session = "kubeiam-paths" if parsed.resource.startswith("role/") else ""
-        identity = Identity(arn, canonical, parsed.account, "AIDAKUBEIAMPATHS", session, "")
+        identity = Identity(
+            arn, canonical, parsed.account, "AIDAKUBEIAMPATHS", session, ""
+        )
         result = evaluate_mapping(identity, sources)
         if result.user is not None:
             return result.user.username, result.user.groups
@@ -254,7 +293,11 @@ def _svg(dot: str) -> str:
     if exe is None:
         raise ConfigError("-o svg needs Graphviz's dot (apt-get install graphviz)")
     done = subprocess.run(  # noqa: S603 - fixed argv, DOT text on stdin
-        [exe, "-Tsvg"], input=dot, capture_output=True, text=True, check=False,
+        [exe, "-Tsvg"],
+        input=dot,
+        capture_output=True,
+        text=True,
+        check=False,
         timeout=60,
     )
     if done.returncode != 0:
@@ -293,14 +336,12 @@ def _run(args: argparse.Namespace) -> tuple[str, int]:
             title = f"paths from {args.source} to {target.spec}"
     code = 1 if args.to and not paths else 0
     if args.output == "json":
-        body = {
+        result: dict[str, object] = {
             "query": title,
             "paths": [p.to_json() for p in paths],
-            "nodes": {
-                n: graph.node(n).to_json() for p in paths for n in p.nodes
-            },
+            "nodes": {n: graph.node(n).to_json() for p in paths for n in p.nodes},
         }
-        return json.dumps(body, indent=2) + "\n", code
+        return json.dumps(result, indent=2) + "\n", code
     if args.output in ("dot", "svg"):
         dot = render_dot(graph, paths, title=title)
         return (dot if args.output == "dot" else _svg(dot)), code
@@ -326,7 +367,9 @@ def main(argv: list[str]) -> int:
         try:
             args.write.write_text(out, encoding="utf-8")
         except OSError as exc:
-            sys.stderr.write(f"kubeiam policy paths: cannot write {args.write}: {exc}\n")
+            sys.stderr.write(
+                f"kubeiam policy paths: cannot write {args.write}: {exc}\n"
+            )
             return 1
     else:
         sys.stdout.write(out)

@@ -105,7 +105,9 @@ class AccessGraph:
         for entry in self.inputs.access_entries:
             if entry.matches(arn):
                 node_id = self.k8s.add_user(entry.username, entry.groups)
-                policies = ", ".join(pol[0].rsplit("/", 1)[-1] for pol in entry.policies)
+                policies = ", ".join(
+                    pol[0].rsplit("/", 1)[-1] for pol in entry.policies
+                )
                 self._add_bridge(
                     Edge(
                         arn,
@@ -155,7 +157,9 @@ class AccessGraph:
                 # Any pod can project a token for sts.amazonaws.com, so a loose
                 # `sub` condition matters beyond the annotated ServiceAccounts.
                 loose = "Like" in text or ":sub" not in text
-                candidates = all_sas if loose else sorted(annotated.get(_strip(arn), ()))
+                candidates = (
+                    all_sas if loose else sorted(annotated.get(_strip(arn), ()))
+                )
                 for sa in candidates:
                     self._irsa(account, role, sa)
         for assoc in self.inputs.pod_identity:
@@ -218,8 +222,7 @@ class AccessGraph:
                             sa,
                             role.arn,
                             EdgeKind.IRSA,
-                            f"its web identity token ({issuer}) may assume "
-                            f"{role.name}",
+                            f"its web identity token ({issuer}) may assume {role.name}",
                             decisive_statements(result),
                         )
                     )
@@ -325,11 +328,14 @@ class AccessGraph:
                     + (f" in {target.namespace}" if target.namespace else ""),
                     (reason,),
                 )
-        elif target.kind is TargetKind.K8S_GROUP and kind.is_k8s:
-            if target.value in self.k8s.identities[node_id].user.groups:
-                return Edge(
-                    node_id, dst, EdgeKind.GRANTS, f"member of group {target.value}"
-                )
+        elif (
+            target.kind is TargetKind.K8S_GROUP
+            and kind.is_k8s
+            and target.value in self.k8s.identities[node_id].user.groups
+        ):
+            return Edge(
+                node_id, dst, EdgeKind.GRANTS, f"member of group {target.value}"
+            )
         return None
 
     def is_target(self, node_id: str, target: Target) -> bool:

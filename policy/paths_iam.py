@@ -29,8 +29,14 @@ from policy.iam import (
     compile_policy,
     evaluate,
 )
-from policy.paths_model import AWS_ADMIN_PREFIX, CLUSTER_ADMIN, Edge, EdgeKind
-from policy.paths_model import Node, NodeKind
+from policy.paths_model import (
+    AWS_ADMIN_PREFIX,
+    CLUSTER_ADMIN,
+    Edge,
+    EdgeKind,
+    Node,
+    NodeKind,
+)
 from policy.workloads import ECSTask
 
 __all__ = ["ESCALATED_SUFFIX", "IAMActor", "IAMSide", "decisive_statements"]
@@ -139,7 +145,8 @@ def _may(identity: Sequence[CompiledPolicy]) -> frozenset[str]:
     for action in _EDGE_ACTIONS:
         for pol in identity:
             if any(
-                st.effect is Effect.ALLOW and st.actions.matches(action) != st.not_action
+                st.effect is Effect.ALLOW
+                and st.actions.matches(action) != st.not_action
                 for st in pol.statements
             ):
                 out.add(action)
@@ -190,7 +197,9 @@ class IAMSide:
                 if "*" in value:
                     wildcard = True
                 elif value.isdigit() or value.endswith(":root"):
-                    names.add("acct:" + (value if value.isdigit() else value.split(":")[4]))
+                    names.add(
+                        "acct:" + (value if value.isdigit() else value.split(":")[4])
+                    )
                 else:
                     names.add(_key(value))
             for service in spec.service:
@@ -248,9 +257,7 @@ class IAMSide:
                 f"arn:{account.partition}:sts::{account.account_id}:"
                 f"assumed-role/{p.name}/{_SESSION}"
             )
-        actor = IAMActor(
-            self.node(node_id), account, p, ps, caller, _may(ps.identity)
-        )
+        actor = IAMActor(self.node(node_id), account, p, ps, caller, _may(ps.identity))
         self._actors[node_id] = actor
         return actor
 
@@ -366,7 +373,10 @@ class IAMSide:
                 hit = a.check(action, arn)
                 if hit is not None:
                     yield Edge(
-                        src, arn, kind, f"may {why} user {p.name}",
+                        src,
+                        arn,
+                        kind,
+                        f"may {why} user {p.name}",
                         decisive_statements(hit),
                     )
 
@@ -386,9 +396,12 @@ class IAMSide:
                     continue  # a role is passed within its own account
                 trust = account.trust(role)
                 req = Request({"Service": service}, "sts:AssumeRole", role_arn)
-                if trust is None or not evaluate(
-                    PolicySet(resource=trust), req, explain=False
-                ).allowed:
+                if (
+                    trust is None
+                    or not evaluate(
+                        PolicySet(resource=trust), req, explain=False
+                    ).allowed
+                ):
                     continue
                 hit = a.check(
                     "iam:PassRole", role_arn, {"iam:PassedToService": service}
@@ -462,7 +475,9 @@ class IAMSide:
         if target.kind == "user":
             pairs += [(act, target.arn) for act in _USER_EDITS]
             for g in target.groups:
-                group_arn = f"arn:{account.partition}:iam::{account.account_id}:group/{g}"
+                group_arn = (
+                    f"arn:{account.partition}:iam::{account.account_id}:group/{g}"
+                )
                 pairs += [(act, group_arn) for act in _GROUP_EDITS]
         else:
             pairs += [(act, target.arn) for act in _ROLE_EDITS]
@@ -482,8 +497,12 @@ class IAMSide:
     def _edits(self, a: IAMActor, reached: set[str]) -> Iterator[Edge]:
         if not any(
             act in a.may
-            for act in (*_USER_EDITS, *_GROUP_EDITS, *_ROLE_EDITS)
-            + ("iam:CreatePolicyVersion",)
+            for act in (
+                *_USER_EDITS,
+                *_GROUP_EDITS,
+                *_ROLE_EDITS,
+                "iam:CreatePolicyVersion",
+            )
         ):
             return
         me = a.principal.arn

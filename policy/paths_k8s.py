@@ -327,7 +327,10 @@ class K8sSide:
                 reason = self.allowed(node_id, attrs)
                 if reason is not None:
                     yield Edge(
-                        node_id, sa, kind, f"{why} ServiceAccount {sa_ns}/{name}",
+                        node_id,
+                        sa,
+                        kind,
+                        f"{why} ServiceAccount {sa_ns}/{name}",
                         (reason,),
                     )
 
@@ -336,39 +339,58 @@ class K8sSide:
         for other, ident in self.identities.items():
             if ident.node.kind is not NodeKind.K8S_USER or other == node_id:
                 continue
-            reason = ok(node_id, ResourceAttributes("impersonate", "users", name=ident.user.name))
+            reason = ok(
+                node_id,
+                ResourceAttributes("impersonate", "users", name=ident.user.name),
+            )
             if reason is not None:
                 yield Edge(
-                    node_id, other, EdgeKind.IMPERSONATE,
-                    f"may impersonate user {ident.user.name}", (reason,),
+                    node_id,
+                    other,
+                    EdgeKind.IMPERSONATE,
+                    f"may impersonate user {ident.user.name}",
+                    (reason,),
                 )
         users = ok(node_id, ResourceAttributes("impersonate", "users"))
         masters = ok(node_id, ResourceAttributes("impersonate", "groups", name=MASTERS))
         if users is not None and masters is not None:
             yield Edge(
-                node_id, CLUSTER_ADMIN, EdgeKind.IMPERSONATE,
-                f"may impersonate any user in group {MASTERS}", (users, masters),
+                node_id,
+                CLUSTER_ADMIN,
+                EdgeKind.IMPERSONATE,
+                f"may impersonate any user in group {MASTERS}",
+                (users, masters),
             )
         rbac = "rbac.authorization.k8s.io"
         bind = ok(
             node_id,
-            ResourceAttributes("bind", "clusterroles", group=rbac, name="cluster-admin"),
+            ResourceAttributes(
+                "bind", "clusterroles", group=rbac, name="cluster-admin"
+            ),
         )
         create_crb = ok(
             node_id, ResourceAttributes("create", "clusterrolebindings", group=rbac)
         )
         if bind is not None and create_crb is not None:
             yield Edge(
-                node_id, CLUSTER_ADMIN, EdgeKind.BIND,
-                "may bind the cluster-admin ClusterRole to itself", (bind, create_crb),
+                node_id,
+                CLUSTER_ADMIN,
+                EdgeKind.BIND,
+                "may bind the cluster-admin ClusterRole to itself",
+                (bind, create_crb),
             )
-        escalate = ok(node_id, ResourceAttributes("escalate", "clusterroles", group=rbac))
+        escalate = ok(
+            node_id, ResourceAttributes("escalate", "clusterroles", group=rbac)
+        )
         if escalate is not None:
             grant = create_crb or self._bound_role_update(node_id)
             if grant is not None:
                 yield Edge(
-                    node_id, CLUSTER_ADMIN, EdgeKind.ESCALATE,
-                    "may add any rule to a ClusterRole bound to it", (escalate, grant),
+                    node_id,
+                    CLUSTER_ADMIN,
+                    EdgeKind.ESCALATE,
+                    "may add any rule to a ClusterRole bound to it",
+                    (escalate, grant),
                 )
         ns, name = AWS_AUTH
         for verb in ("update", "patch"):
@@ -378,20 +400,28 @@ class K8sSide:
             )
             if reason is not None:
                 yield Edge(
-                    node_id, CLUSTER_ADMIN, EdgeKind.AWS_AUTH_WRITE,
+                    node_id,
+                    CLUSTER_ADMIN,
+                    EdgeKind.AWS_AUTH_WRITE,
                     f"may {verb} the aws-auth ConfigMap and map any IAM identity "
-                    f"to {MASTERS}", (reason,),
+                    f"to {MASTERS}",
+                    (reason,),
                 )
                 break
         reason = ok(
             node_id,
-            ResourceAttributes("create", "iamidentitymappings", group=IAM_MAPPING_GROUP),
+            ResourceAttributes(
+                "create", "iamidentitymappings", group=IAM_MAPPING_GROUP
+            ),
         )
         if reason is not None:
             yield Edge(
-                node_id, CLUSTER_ADMIN, EdgeKind.AWS_AUTH_WRITE,
+                node_id,
+                CLUSTER_ADMIN,
+                EdgeKind.AWS_AUTH_WRITE,
                 f"may create IAMIdentityMapping objects mapping any IAM identity to "
-                f"{MASTERS}", (reason,),
+                f"{MASTERS}",
+                (reason,),
             )
 
     def _bound_role_update(self, node_id: str) -> str | None:
@@ -410,7 +440,9 @@ class K8sSide:
             ):
                 continue
             attrs = ResourceAttributes(
-                "update", "clusterroles", group="rbac.authorization.k8s.io",
+                "update",
+                "clusterroles",
+                group="rbac.authorization.k8s.io",
                 name=b.role_ref.name,
             )
             reason = self.allowed(node_id, attrs)

@@ -60,7 +60,7 @@ class EdgeKind(enum.Enum):
 
     ASSUME_ROLE = "sts:AssumeRole"
     UPDATE_TRUST = "iam:UpdateAssumeRolePolicy"
-    PASS_ROLE = "iam:PassRole"
+    PASS_ROLE = "iam:PassRole"  # noqa: S105 - an action name, not a password
     RUN_TASK = "ecs:RunTask"
     ACCESS_KEY = "iam:CreateAccessKey"
     LOGIN_PROFILE = "iam:Create/UpdateLoginProfile"
@@ -72,7 +72,7 @@ class EdgeKind(enum.Enum):
     EXEC = "pods/exec"
     ATTACH = "pods/attach"
     READ_SECRETS = "read-secrets"
-    TOKEN_REQUEST = "serviceaccounts/token"
+    TOKEN_REQUEST = "serviceaccounts/token"  # noqa: S105 - a resource, not a secret
     IMPERSONATE = "impersonate"
     BIND = "bind"
     ESCALATE = "escalate"

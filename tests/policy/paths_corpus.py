@@ -129,7 +129,9 @@ def build_graph(sc: dict[str, Any]) -> AccessGraph:
     """The access graph of one scenario, through the same parsers as the CLI."""
     scps = parse_scps(sc["scps"]) if "scps" in sc else []
     accounts = [
-        parse_account_authorization_details(account_details(sc.get("account", {})), scps=scps)
+        parse_account_authorization_details(
+            account_details(sc.get("account", {})), scps=scps
+        )
     ]
     for acct_id, spec in (sc.get("other_accounts") or {}).items():
         accounts.append(
