@@ -308,3 +308,25 @@ class TestQueries:
         graph = build_graph(_scenario("role-chain-two-hops"))
         names = [f.principal.label for f in find_findings(graph)]
         assert "role admin" not in names and "user alice" in names
+
+
+class TestDemoStep:
+    """The demo's paths step prints the cross-border path and writes its picture."""
+
+    def test_demo_step_prints_path_and_writes_svg(self) -> None:
+        """Four steps (mapping, create-pod, irsa, grants) and an SVG on disk."""
+        import io
+
+        from kubeiam.demo import DemoContext
+        from kubeiam.demo_paths import step_paths
+
+        out = io.StringIO()
+        ctx = DemoContext("demo", "us-east-1", out)
+        step_paths(ctx)
+        text = out.getvalue()
+        assert "[mapping]" in text and "[create-pod]" in text and "[irsa]" in text
+        recorded = ctx.summary["paths"]
+        assert isinstance(recorded, dict)
+        kinds = [s["kind"] for s in recorded["path"]["steps"]]
+        assert kinds == ["mapping", "create-pod", "irsa", "grants"]
+        assert "<svg" in Path(recorded["picture"]).read_text()
