@@ -31,6 +31,7 @@ from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.sts import STSClient
 from authenticator.token import decode_token
 from authenticator.verify import verify_token
+from kubeiam.demo_paths import step_paths
 from kubeiam.demo_policy import step_can_i, step_tiers
 from kubeiam.demo_webhook import step_webhook
 
@@ -321,6 +322,7 @@ STEPS: list[Step] = [
     ),
     Step("tiers", "Permission tiers of an ECS task (kubeiam policy tiers)", step_tiers),
     Step("can-i", "From the IAM role session to a Kubernetes decision", step_can_i),
+    Step("paths", "An access path across IAM and Kubernetes", step_paths),
 ]
 
 

@@ -24,6 +24,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rbac": ("policy.rbac_cli", "batch SubjectAccessReview decisions from RBAC files"),
     "who-can": ("policy.rbac_cli", "which subjects may VERB RESOURCE"),
     "covers": ("policy.rbac_cli", "escalation check: does role A cover role B"),
+    "paths": (
+        "policy.paths_cli",
+        "access paths across IAM and Kubernetes (who can reach what, findings)",
+    ),
 }
 
 _USAGE = """usage: kubeiam policy COMMAND [ARGS...]
