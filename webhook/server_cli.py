@@ -4,7 +4,8 @@ The shell around :func:`webhook.create_app`: it reads the config, checks
 everything that can be checked before serving (settings, STS endpoints,
 mapping files, certificate and key, client CA) and exits 1 with the file, the
 key and the reason when something is wrong; then it runs gunicorn
-programmatically with threaded (``gthread``) workers: the STS call is I/O.
+programmatically with threaded workers (gthread's request path, the TLS
+handshake in the event loop: :mod:`webhook.server_worker`): the STS call is I/O.
 
 - TLS: ``server.certFile``/``keyFile`` are required; TLS 1.2 is the minimum.
 - mTLS: with ``server.clientCAFile``, ``cert_reqs=CERT_REQUIRED``: a client
@@ -40,6 +41,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from webhook import check_settings, create_app
 from webhook.errors import ConfigError
+from webhook.server_worker import MAX_CONNECTIONS
 from webhook.settings import WebhookSettings, load_settings
 
 __all__ = ["JSONFormatter", "build_gunicorn_options", "main", "run_gunicorn"]
@@ -51,6 +53,8 @@ GRACEFUL_TIMEOUT_S = 10
 KEEPALIVE_S = 15
 # gunicorn's worker heartbeat timeout.
 WORKER_TIMEOUT_S = 30
+# The worker: gthread's request path, the TLS handshake in the event loop.
+WORKER_CLASS = "webhook.server_worker.GuardedThreadWorker"
 # Libraries whose DEBUG lines would carry request URLs (a presigned URL is a
 # bearer secret); they are held at WARNING whatever the log level.
 _QUIET_LOGGERS = ("urllib3", "requests", "kubernetes", "botocore", "boto3")
@@ -220,7 +224,10 @@ def build_gunicorn_options(
     srv = settings.server
     options: dict[str, Any] = {
         "bind": [_bind(srv.address, srv.port)],
-        "worker_class": "gthread",
+        # gthread with the handshake in the event loop, deadlines and shedding
+        # (webhook.server_worker; docs/architecture.md "Serving model").
+        "worker_class": WORKER_CLASS,
+        "worker_connections": MAX_CONNECTIONS,
         "workers": srv.workers,
         "threads": srv.threads,
         "certfile": str(srv.cert_file),

@@ -608,7 +608,7 @@ class TestCLI:
         path.write_text(json.dumps(doc))
         options = build_gunicorn_options(load_settings(path))
         assert options["bind"] == ["[::1]:8443"]
-        assert options["worker_class"] == "gthread"
+        assert options["worker_class"] == "webhook.server_worker.GuardedThreadWorker"
         assert (options["workers"], options["threads"]) == (3, 7)
         assert options["cert_reqs"] == ssl.CERT_REQUIRED
         assert options["ca_certs"] == str(tmp_path / "ca.crt")
