@@ -33,6 +33,7 @@ WSGI call and keep-alive handling) and changes the connection path:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import resource
 import selectors
@@ -77,7 +78,7 @@ class _GuardedConn(TConn):  # type: ignore[misc]  # gunicorn is untyped
         self.initialized = True
         # Blocking with a timeout: a client that stops mid-request frees the thread.
         self.sock.settimeout(REQUEST_READ_TIMEOUT_S)
-        if self.parser is None:
+        if self.parser is None:  # type: ignore[has-type]  # set by gunicorn's TConn
             self.parser = http.RequestParser(self.cfg, self.sock, self.client)
 
 
@@ -85,10 +86,8 @@ def _raise_nofile_limit() -> None:
     """Raise this process's open-file limit to its hard limit (idle sockets are fds)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
-        try:
+        with contextlib.suppress(ValueError, OSError):
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            pass
 
 
 class GuardedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is untyped
@@ -176,11 +175,8 @@ class GuardedThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn is un
 
     def _drop(self, conn: _GuardedConn) -> None:
         self._pending.pop(conn, None)
-        with self._lock:
-            try:
-                self.poller.unregister(conn.sock)
-            except (KeyError, ValueError, OSError):
-                pass
+        with self._lock, contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
         self.nr_conns -= 1
         conn.close()
 

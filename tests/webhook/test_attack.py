@@ -126,7 +126,7 @@ def _check(target: Target, socks: list[socket.socket]) -> None:
 def test_idle_connections_do_not_take_the_webhook_down(
     target: Target, attack: list[socket.socket]
 ) -> None:
-    """2,600 connections that send nothing, then close: reviews still answered in 1 s."""
+    """2,600 connections that send nothing, then close: reviews answered in 1 s."""
     attack.extend(open_connections(target.port, IDLE_CONNECTIONS))
     time.sleep(1.0)  # the server has seen (and accepted or shed) them
     _check(target, attack)
@@ -135,7 +135,7 @@ def test_idle_connections_do_not_take_the_webhook_down(
 def test_stalled_handshakes_do_not_block_reviews(
     target: Target, attack: list[socket.socket]
 ) -> None:
-    """96 connections stalled after one byte of a ClientHello: reviews still answered."""
+    """96 connections stalled after a byte of a ClientHello: reviews answered."""
     attack.extend(open_connections(target.port, STALLED_HANDSHAKES, b"\x16"))
     time.sleep(0.5)
     _check(target, attack)
