@@ -318,6 +318,26 @@ class TestHTTP:
 
         assert world.server.post(chunks()).status_code == 413  # type: ignore[arg-type]  # requests streams it
 
+    @pytest.mark.parametrize("chunked", [False, True])
+    def test_exactly_64k_is_answered_one_more_byte_is_413(
+        self, world: World, chunked: bool
+    ) -> None:
+        """65,536 bytes is a TokenReview (200); 65,537 is 413 (under gunicorn)."""
+        doc = json.dumps(tokenreview("k8s-aws-v1.garbage"))
+        exact = (doc + " " * (64 * 1024 - len(doc))).encode()
+        assert len(exact) == 65536
+
+        def body(data: bytes) -> bytes | Iterator[bytes]:
+            if not chunked:
+                return data
+            return iter([data[i : i + 8192] for i in range(0, len(data), 8192)])
+
+        answered = world.server.post(body(exact))  # type: ignore[arg-type]  # requests streams it
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["status"]["authenticated"] is False
+        refused = world.server.post(body(exact + b" "))  # type: ignore[arg-type]  # requests streams it
+        assert refused.status_code == 413
+
     def test_health_endpoints(self, world: World) -> None:
         """/healthz and /readyz answer 200; /metrics has the SPEC families."""
         assert world.server.get("/healthz").status_code == 200
