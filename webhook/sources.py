@@ -278,6 +278,7 @@ class FileSource:
         self._thread: threading.Thread | None = None
         self._stat: tuple[int, ...] | None = None
         self._digest = ""
+        self._loaded = False
 
     def start(self, update: Update, fail: Failure) -> None:
         """Load the file now, then watch it from a daemon thread."""
@@ -325,6 +326,13 @@ class FileSource:
             text, digest = _read_file(self.path)
             if digest == self._digest:
                 return
+            if self._loaded and not text.strip():
+                # Editors and config tools truncate before they write: an empty
+                # file is a write in progress (or a mistake), never "no mappings".
+                raise ConfigError(
+                    f"{self.path}: the file is empty; keeping the last good "
+                    "mappings (to remove every entry, write `mapRoles: []`)"
+                )
             self._digest = digest
             mapping_set = parse_mapping_text(
                 text,
@@ -338,6 +346,7 @@ class FileSource:
         except Exception as exc:  # a bad file must not end the source
             _fail_unexpected(self.name, exc, fail)
             return
+        self._loaded = True
         update(mapping_set)
 
 

@@ -157,6 +157,23 @@ class TestFileSource:
         write(path, "mapRoles:\n" + roles_yaml(("C", "c")))
         wait_until(lambda: usernames(registry) == ["c"])
 
+    @pytest.mark.parametrize("text", ["", " \n\n   \n"])
+    def test_truncated_file_keeps_last_good_set(
+        self, tmp_path: Path, started: Starter, text: str
+    ) -> None:
+        """An empty or blank file on reload is refused; `mapRoles: []` empties it."""
+        path = tmp_path / "m.yaml"
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
+        rec = Recorder()
+        registry = started(FileSource(path, poll_interval=0.05), on_reload=rec)
+        before = registry.snapshot()
+        write(path, text)
+        wait_until(lambda: ("file", "error", 1) in rec.calls)
+        assert registry.snapshot() is before and usernames(registry) == ["a"]
+        write(path, "mapRoles: []\n")
+        wait_until(lambda: usernames(registry) == [])
+        assert rec.calls[-1] == ("file", "success", 0)
+
     def test_deleted_file_keeps_last_good_set(
         self, tmp_path: Path, started: Starter
     ) -> None:
