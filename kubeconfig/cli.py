@@ -468,16 +468,26 @@ def init_main(argv: Sequence[str]) -> int:
         files = {
             str(p): ("kept" if p in paths.kept else "written") for p in paths.all()
         }
-        out = {
+        out: dict[str, object] = {
             "outputDir": str(paths.output_dir),
             "serverURL": paths.server_url,
             "files": files,
         }
+        if paths.server_config_new is not None:
+            files[str(paths.server_config_new)] = "written"
+            out["serverConfigEdited"] = True
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return 0
     lines = [f"{paths.output_dir}:"]
     for path in paths.all():
         lines.append(f"  {'kept' if path in paths.kept else 'wrote':<6} {path.name}")
+    if paths.server_config_new is not None:
+        lines += [
+            f"  wrote  {paths.server_config_new.name}",
+            "",
+            f"{paths.server_config.name} differs from what init writes (edited?): "
+            f"kept it; the new one is {paths.server_config_new.name}.",
+        ]
     lines += [
         "",
         "Next:",
