@@ -342,6 +342,29 @@ def _check_private(st: os.stat_result, what: str, path: str) -> None:
         )
 
 
+def _make_private_dirs(path: str) -> None:
+    """``mkdir -p`` where every directory created is 0700 whatever the umask.
+
+    ``os.makedirs`` creates the parents 0777 minus the umask: under umask 000,
+    ``~/.kube`` and ``~/.kube/cache`` would be world-writable. Existing
+    directories are left alone.
+    """
+    missing: list[str] = []
+    here = path
+    while here and not os.path.lexists(here):
+        missing.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, _DIR_MODE)
+        except FileExistsError:
+            continue  # another kubectl process was faster: checked by the caller
+        os.chmod(directory, _DIR_MODE)
+
+
 class TokenCache:
     """A private directory of cached tokens.
 
@@ -379,7 +402,7 @@ class TokenCache:
         except FileNotFoundError:
             if not create:
                 return False
-            os.makedirs(self.directory, mode=_DIR_MODE, exist_ok=True)
+            _make_private_dirs(self.directory)
             st = os.lstat(self.directory)
         if stat.S_ISLNK(st.st_mode):
             raise CacheRefusedError(

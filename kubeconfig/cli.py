@@ -14,6 +14,7 @@ import binascii
 import json
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -177,6 +178,9 @@ def _kubeconfig_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="print the merged kubeconfig (YAML; JSON with -o json), write nothing",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace a read-only kubeconfig"
     )
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return parser
@@ -384,12 +388,27 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
                 out = json.dumps(result.doc, indent=2, default=str) + "\n"
             sys.stdout.write(out)
             return 0
+        _refuse_read_only(target, force=args.force)
         render.ensure_private_dir(target.parent)
         render.write_atomic(target, text.encode("utf-8"), mode=0o600)
     except KubeconfigError as exc:
         return _err("kubeconfig", f"{exc}; nothing was written")
     sys.stdout.write(_report(named, names, result, args.output))
     return 0
+
+
+def _refuse_read_only(target: Path, *, force: bool) -> None:
+    """Replace a kubeconfig its owner made read-only (0400) only with --force."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise KubeconfigError(f"{target}: {exc.strerror}") from exc
+    if not mode & stat.S_IWUSR and not force:
+        raise KubeconfigError(
+            f"{target}: read-only (mode {mode:04o}); pass --force to replace it"
+        )
 
 
 def _exec_command(explicit: str | None) -> str:

@@ -607,3 +607,23 @@ class TestKeyCoversTheCredential:
 
         assert key([*base, flag, value]).digest() != key(base).digest()
         assert key(base) == key(base)
+
+
+def test_cache_directories_are_private_under_umask_000(tmp_path: Path) -> None:
+    """~/.kube, ~/.kube/cache and the cache dir are created 0700 under umask 000."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(tmp_path / "unused")
+    del env["KUBEIAM_CACHE_DIR"]
+    env["HOME"] = str(home)
+    subprocess.run(
+        [KUBEIAM, "token", "-i", "c", "--region", "us-west-2"],
+        env=env,
+        capture_output=True,
+        check=True,
+        umask=0,
+    )
+    for directory in (".kube", ".kube/cache", ".kube/cache/kubeiam"):
+        assert stat.S_IMODE((home / directory).stat().st_mode) == 0o700, directory
+    entries = list((home / ".kube/cache/kubeiam").glob("*.json"))
+    assert entries and all(stat.S_IMODE(e.stat().st_mode) == 0o600 for e in entries)
