@@ -44,7 +44,13 @@ from webhook.errors import ConfigError
 from webhook.server_worker import MAX_CONNECTIONS
 from webhook.settings import WebhookSettings, load_settings
 
-__all__ = ["JSONFormatter", "build_gunicorn_options", "main", "run_gunicorn"]
+__all__ = [
+    "JSONFormatter",
+    "build_gunicorn_options",
+    "main",
+    "run_gunicorn",
+    "startup_warnings",
+]
 
 # Seconds a worker gets to finish in-flight reviews after SIGTERM. The API
 # server gives each attempt 30 s (kubernetes.md 1.6); the STS timeout is 5 s.
@@ -190,6 +196,37 @@ def _check_tls(settings: WebhookSettings) -> None:
             raise ConfigError(
                 f"{where}: server.clientCAFile: cannot load {srv.client_ca_file}: {exc}"
             ) from exc
+
+
+def startup_warnings(settings: WebhookSettings) -> list[str]:
+    """What the server warns about at start: settings that leave a door open.
+
+    - an extra STS endpoint over plain http (allowed on loopback only): any
+      local process that takes that port answers "you are this principal";
+    - no ``server.clientCAFile``: anyone who reaches the port can send
+      TokenReviews (a token oracle) and hold connections.
+
+    Args:
+        settings: The server settings.
+
+    Returns:
+        One message per finding (empty when none).
+    """
+    out: list[str] = []
+    for i, endpoint in enumerate(settings.sts.extra_endpoints):
+        if endpoint.lower().startswith("http://"):
+            out.append(
+                f"sts.extraEndpoints[{i}] {endpoint} is plain http: whoever holds "
+                "that loopback port decides who every token belongs to; use it "
+                "for tests and demos only"
+            )
+    if settings.server.client_ca_file is None:
+        out.append(
+            "server.clientCAFile is not set: any client that reaches the port can "
+            "send TokenReviews; set it to the CA of the API server's client "
+            "certificate (`kubeiam init` writes both)"
+        )
+    return out
 
 
 def _ssl_context(
@@ -390,6 +427,10 @@ def main(argv: list[str]) -> int:
         print(f"kubeiam server: {exc}", file=sys.stderr)
         return 1
     logging.config.dictConfig(_logconfig(args.log_level))
+    for warning in startup_warnings(settings):
+        logging.getLogger("kubeiam.webhook").warning(
+            warning, extra={"kubeiam": {"event": "insecure-setting"}}
+        )
     metrics_dir = tempfile.mkdtemp(prefix="kubeiam-metrics-")
     _use_multiprocess_metrics(metrics_dir)
     options = build_gunicorn_options(

@@ -387,6 +387,38 @@ class TestMutualTLS:
 class TestLogs:
     """Logs carry the review outcome and never the token, signature or query."""
 
+    def test_plain_http_sts_endpoint_is_warned_about_at_start(
+        self, world: World
+    ) -> None:
+        """The embedded STS (http on loopback) gets a warning line; mTLS gets none."""
+        lines = [
+            json.loads(x) for x in world.server.output().splitlines() if x[:1] == "{"
+        ]
+        warnings = [x for x in lines if x.get("event") == "insecure-setting"]
+        assert any(
+            world.sts.url in w["msg"] and "plain http" in w["msg"] for w in warnings
+        ), warnings
+        assert all(w["level"] == "warning" for w in warnings)
+        assert not any("clientCAFile" in w["msg"] for w in warnings)
+
+    def test_startup_warnings_name_each_open_door(self) -> None:
+        """Plain-http STS endpoints and a missing clientCAFile are each named."""
+        from webhook.server_cli import startup_warnings
+        from webhook.settings import parse_settings
+
+        doc = {
+            "clusterID": "c",
+            "sts": {"extraEndpoints": ["http://127.0.0.1:5000", "https://sts.local"]},
+        }
+        warnings = startup_warnings(parse_settings(doc))
+        assert len(warnings) == 2
+        assert warnings[0].startswith("sts.extraEndpoints[0] http://127.0.0.1:5000")
+        assert "server.clientCAFile is not set" in warnings[1]
+        secure = parse_settings(
+            {"clusterID": "c", "server": {"clientCAFile": "ca.crt"}}
+        )
+        assert startup_warnings(secure) == []
+
     def test_output_never_contains_token_or_signature(self, world: World) -> None:
         """gunicorn's and the app's output hold no token, signature or query string."""
         token = _kubeiam_token(world.alice, world.sts.url)
