@@ -4,9 +4,15 @@ kubectl runs the exec plugin at least once per command and keeps nothing
 between processes, so this cache is what makes repeated kubectl calls cheap
 (authentication.md 1.6, kubernetes.md 2.5).
 
-- One file per key, named by a BLAKE2b-256 hash of the key: (cluster ID, profile, role,
-  region, endpoint, plus the access key ID when credentials come from the
-  environment, so switching keys never returns another identity's token).
+- One file per key, named by a BLAKE2b-256 hash of the key: cluster ID,
+  profile, role, session name, external ID, ``--forward-session-name``,
+  region, endpoint, and a fingerprint of everything else that decides the
+  signing identity (:func:`credentials_fingerprint`): the shared credentials
+  and config files' paths and identity (device, inode, size, mtime) and the
+  credential variables of the environment (hashed, never stored in clear).
+  Two credentials files with the same profile name, keys rotated in place or
+  a new session token in the environment are all a miss, never another
+  credential's token; the fingerprint costs two ``stat`` calls.
 - Directory 0700, files 0600. A directory or file that is group- or
   world-accessible, not ours, or not a plain file/directory is refused: the
   cache is ignored with a warning and a fresh token is minted.
@@ -63,10 +69,28 @@ MIN_REMAINING = timedelta(seconds=60)
 # entry "signed" later than that means the clock jumped back: do not trust it.
 _MAX_FUTURE_SKEW = timedelta(minutes=5)
 # Entry format version, bumped on incompatible changes.
-_ENTRY_VERSION = 1
+_ENTRY_VERSION = 2
 # How long a process waits for another one minting the same token.
 DEFAULT_LOCK_TIMEOUT_S = 10.0
 _LOCK_POLL_S = 0.02
+# Environment variables that decide which credentials botocore signs with
+# (botocore.credentials: env, assume-role-with-web-identity and container
+# providers); their values go into the fingerprint hashed.
+CREDENTIAL_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "AWS_EC2_METADATA_DISABLED",
+)
 # Permission bits: private directory and files (SPEC section 2).
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
@@ -87,24 +111,33 @@ class CacheKey(FrozenRecord):
         region: The configured region.
         endpoint: The STS endpoint URL override, or ``default[+fips][+dualstack]``
             for the region's own host (resolved only when minting).
-        access_key_id: The access key ID when it comes from the environment,
-            else ``""``.
+        credentials: :func:`credentials_fingerprint` of the files and
+            environment the signing credentials come from.
+        session_name: The role session name (``-s``), or ``""``.
+        external_id: The external ID (``-e``), or ``""``.
+        forward_session_name: Whether the caller's session name is forwarded.
     """
 
     __slots__ = (
-        "access_key_id",
         "cluster_id",
+        "credentials",
         "endpoint",
+        "external_id",
+        "forward_session_name",
         "profile",
         "region",
         "role_arn",
+        "session_name",
     )
-    access_key_id: str
     cluster_id: str
+    credentials: str
     endpoint: str
+    external_id: str
+    forward_session_name: bool
     profile: str
     region: str
     role_arn: str
+    session_name: str
 
     def __init__(
         self,
@@ -114,7 +147,10 @@ class CacheKey(FrozenRecord):
         role_arn: str,
         region: str,
         endpoint: str,
-        access_key_id: str = "",
+        credentials: str = "",
+        session_name: str = "",
+        external_id: str = "",
+        forward_session_name: bool = False,
     ) -> None:
         self._set(
             cluster_id=cluster_id,
@@ -122,7 +158,10 @@ class CacheKey(FrozenRecord):
             role_arn=role_arn,
             region=region,
             endpoint=endpoint,
-            access_key_id=access_key_id,
+            credentials=credentials,
+            session_name=session_name,
+            external_id=external_id,
+            forward_session_name=forward_session_name,
         )
 
     def digest(self) -> str:
@@ -245,6 +284,53 @@ def home_directory(env: Mapping[str, str]) -> str:
     return str(Path.home())
 
 
+def _file_identity(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return "absent"
+    if not stat.S_ISREG(st.st_mode):
+        # /dev/null and the like: their times change with no change in content.
+        return f"special:{stat.S_IFMT(st.st_mode)}:{st.st_rdev}"
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def credentials_fingerprint(env: Mapping[str, str]) -> str:
+    """Return a digest of what decides the signing credentials besides the flags.
+
+    The shared credentials file and the config file (``AWS_SHARED_CREDENTIALS_FILE``
+    and ``AWS_CONFIG_FILE`` or their defaults under ``~/.aws``): absolute path,
+    device, inode, size and modification time, so another file, an edit or a
+    replacement changes the key; and every variable of :data:`CREDENTIAL_ENV`
+    that is set (key IDs, secrets and session tokens included: only the digest
+    is kept). Two ``stat`` calls and one BLAKE2b, no file is read.
+
+    Args:
+        env: The process environment.
+
+    Returns:
+        A hex BLAKE2b-256 digest.
+    """
+    home = ""
+    parts: list[str] = []
+    for var, default in (
+        ("AWS_SHARED_CREDENTIALS_FILE", "credentials"),
+        ("AWS_CONFIG_FILE", "config"),
+    ):
+        path = env.get(var)
+        if not path:
+            home = home or home_directory(env)
+            path = os.path.join(home, ".aws", default)
+        path = os.path.abspath(os.path.expanduser(path))
+        parts.append(f"{var}={path}|{_file_identity(path)}")
+    for name in CREDENTIAL_ENV:
+        value = env.get(name)
+        if value is not None:
+            parts.append(f"{name}={value}")
+    raw = "\n".join(parts).encode("utf-8", "surrogateescape")
+    return blake2b(raw, digest_size=32, person=b"kubeiam-creds").hexdigest()
+
+
 def _check_private(st: os.stat_result, what: str, path: str) -> None:
     if st.st_uid != os.geteuid():
         raise CacheRefusedError(f"{what} {path} is not owned by the current user")
@@ -254,6 +340,29 @@ def _check_private(st: os.stat_result, what: str, path: str) -> None:
             f"{what} {path} is group- or world-accessible "
             f"(mode {stat.S_IMODE(st.st_mode):04o}; want {want:04o})"
         )
+
+
+def _make_private_dirs(path: str) -> None:
+    """``mkdir -p`` where every directory created is 0700 whatever the umask.
+
+    ``os.makedirs`` creates the parents 0777 minus the umask: under umask 000,
+    ``~/.kube`` and ``~/.kube/cache`` would be world-writable. Existing
+    directories are left alone.
+    """
+    missing: list[str] = []
+    here = path
+    while here and not os.path.lexists(here):
+        missing.append(here)
+        parent = os.path.dirname(here)
+        if parent == here:
+            break
+        here = parent
+    for directory in reversed(missing):
+        try:
+            os.mkdir(directory, _DIR_MODE)
+        except FileExistsError:
+            continue  # another kubectl process was faster: checked by the caller
+        os.chmod(directory, _DIR_MODE)
 
 
 class TokenCache:
@@ -293,7 +402,7 @@ class TokenCache:
         except FileNotFoundError:
             if not create:
                 return False
-            os.makedirs(self.directory, mode=_DIR_MODE, exist_ok=True)
+            _make_private_dirs(self.directory)
             st = os.lstat(self.directory)
         if stat.S_ISLNK(st.st_mode):
             raise CacheRefusedError(

@@ -27,6 +27,7 @@ secret held in memory. moto keeps its state in process-global backends.
 from __future__ import annotations
 
 import collections
+import io
 import json
 import re
 import socket
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
+from xml.sax.saxutils import escape
 
 from botocore.auth import SigV4QueryAuth
 from botocore.awsrequest import AWSRequest
@@ -61,6 +63,7 @@ from authenticator.emulator_protocol import (
     Principal,
     SigningScope,
     build_answer,
+    iam_write_action,
     is_presigned_sts_query,
 )
 
@@ -194,9 +197,12 @@ StartResponse = Callable[[str, list[tuple[str, str]]], object]
 class _Front:
     """The WSGI application: presigned STS calls here, everything else to moto."""
 
-    def __init__(self, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, clock: Callable[[], datetime], *, allow_iam_writes: bool = False
+    ) -> None:
         self._moto = DomainDispatcherApplication(create_backend_app)
         self.clock = clock
+        self.allow_iam_writes = allow_iam_writes
         self._lock = threading.Lock()
         self.requests_total = 0
         self.outcomes: collections.Counter[str] = collections.Counter()
@@ -207,6 +213,9 @@ class _Front:
         with self._lock:
             self.requests_total += 1
         if not is_presigned_sts_query(str(environ.get("QUERY_STRING", ""))):
+            refused = None if self.allow_iam_writes else self._iam_write(environ)
+            if refused is not None:
+                return self._refuse(refused, start_response)
             result: Iterable[bytes] = self._moto(environ, start_response)
             return result
         answer = build_answer(
@@ -220,6 +229,45 @@ class _Front:
             self.outcomes[answer.outcome] += 1
         start_response(answer.status, answer.headers)
         return [answer.body]
+
+    @staticmethod
+    def _iam_write(environ: dict[str, object]) -> str | None:
+        """The IAM write this request asks for (its body is read and put back)."""
+        body = b""
+        content_type = str(environ.get("CONTENT_TYPE", ""))
+        if content_type.startswith("application/x-www-form-urlencoded"):
+            try:
+                length = int(str(environ.get("CONTENT_LENGTH") or 0))
+            except ValueError:
+                length = 0
+            stream = environ["wsgi.input"]
+            body = stream.read(min(length, 1 << 20)) if length > 0 else b""  # type: ignore[attr-defined]  # a WSGI input stream
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ["CONTENT_LENGTH"] = str(len(body))
+        return iam_write_action(
+            str(environ.get("QUERY_STRING", "")),
+            body,
+            str(environ.get("HTTP_AUTHORIZATION", "")),
+        )
+
+    @staticmethod
+    def _refuse(action: str, start_response: StartResponse) -> Iterable[bytes]:
+        message = (
+            f"kubeiam sts-emulator: IAM write {action} refused: only the emulator's "
+            "own process creates users and roles (start it with "
+            "--allow-remote-iam-writes to allow this)"
+        )
+        body = (
+            '<ErrorResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+            f"<Error><Type>Sender</Type><Code>AccessDenied</Code>"
+            f"<Message>{escape(message)}</Message></Error>"
+            "<RequestId>kubeiam-emulator</RequestId></ErrorResponse>"
+        ).encode()
+        start_response(
+            "403 Forbidden",
+            [("Content-Type", "text/xml"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
 
 class _RequestHandler(MotoRequestHandler):
@@ -248,6 +296,11 @@ class STSEmulator:
         port: The TCP port; 0 picks a free one.
         clock: Returns the current time (aware UTC); the real clock by default.
         verbose: Log one line per request (without query strings) to stderr.
+        allow_iam_writes: Serve IAM writes (CreateUser, CreateAccessKey,
+            PutRolePolicy...) that come over HTTP. Off by default: anyone who
+            can reach the port could otherwise mint identities a webhook that
+            trusts this STS would accept; this process's own helpers
+            (:meth:`create_user`, :meth:`create_role`) always work.
 
     Example::
 
@@ -263,10 +316,11 @@ class STSEmulator:
         *,
         clock: Callable[[], datetime] | None = None,
         verbose: bool = False,
+        allow_iam_writes: bool = False,
     ) -> None:
         self.host = host
         self._requested_port = port
-        self._front = _Front(clock or _utcnow)
+        self._front = _Front(clock or _utcnow, allow_iam_writes=allow_iam_writes)
         self._verbose = verbose
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None

@@ -65,6 +65,12 @@ def _build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="log one line per request"
     )
     parser.add_argument(
+        "--allow-remote-iam-writes",
+        action="store_true",
+        help="serve IAM writes (CreateUser, CreateAccessKey, ...) sent over HTTP; "
+        "by default only --create-user creates identities",
+    )
+    parser.add_argument(
         "--i-know-this-is-insecure",
         action="store_true",
         help="allow a non-loopback --host",
@@ -105,7 +111,12 @@ def main(argv: list[str]) -> int:
         )
         return 1
 
-    emulator = STSEmulator(args.host, args.port, verbose=args.verbose)
+    emulator = STSEmulator(
+        args.host,
+        args.port,
+        verbose=args.verbose,
+        allow_iam_writes=args.allow_remote_iam_writes,
+    )
     try:
         emulator.start()
     except OSError as exc:

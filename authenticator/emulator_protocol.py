@@ -173,6 +173,57 @@ def is_presigned_sts_query(query_string: str) -> bool:
     return False
 
 
+# STS actions (query protocol): never an IAM write, whoever sends them.
+_STS_ACTIONS = frozenset(
+    {
+        "AssumeRole",
+        "AssumeRoleWithSAML",
+        "AssumeRoleWithWebIdentity",
+        "DecodeAuthorizationMessage",
+        "GetAccessKeyInfo",
+        "GetCallerIdentity",
+        "GetFederationToken",
+        "GetSessionToken",
+    }
+)
+_SCOPE_SERVICE = re.compile(r"Credential=[^/,\s]*/[^/]*/[^/]*/([^/]*)/aws4_request")
+
+
+def iam_write_action(query_string: str, body: bytes, authorization: str) -> str | None:
+    """Return the IAM write a request asks for, or None when it asks for none.
+
+    A request signed for ``sts`` never is one. Otherwise the ``Action`` of the
+    query or the form body decides: an STS action, or an IAM read (``Get*``,
+    ``List*``), is not a write; anything else sent to the IAM service (signed
+    for ``iam``, or unsigned) is.
+
+    Args:
+        query_string: The raw query string.
+        body: The form-encoded body (empty when there is none).
+        authorization: The ``Authorization`` header, or ``""``.
+
+    Returns:
+        The action name, e.g. ``CreateUser``, or None.
+    """
+    scope = _SCOPE_SERVICE.search(authorization)
+    service = scope.group(1) if scope else None
+    if service is None:
+        for name, value in parse_qsl(query_string, keep_blank_values=True):
+            if name.lower() == "x-amz-credential":
+                parts = value.split("/")
+                service = parts[3] if len(parts) >= 4 else service
+    if service not in (None, "iam"):
+        return None
+    action = ""
+    for source in (query_string, body.decode("utf-8", "replace")):
+        for name, value in parse_qsl(source, keep_blank_values=True):
+            if name == "Action":
+                action = value
+    if not action or action in _STS_ACTIONS or action.startswith(("Get", "List")):
+        return None
+    return action
+
+
 def parse_incoming(environ: Mapping[str, object]) -> Incoming:
     """Collect the SigV4-relevant parts of a WSGI request.
 

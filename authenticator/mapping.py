@@ -241,6 +241,17 @@ def _finish(
                 f"{mapping_set.source}",
                 entry,
             )
+    for prefix in mapping_set.reserved_group_prefixes:
+        for group in groups:
+            if prefix and group.startswith(prefix):
+                return MappingResult(
+                    None,
+                    MappingOutcome.RESERVED_PREFIX,
+                    mapping_set.source,
+                    f"group {group!r} begins with {prefix!r}, reserved for source "
+                    f"{mapping_set.source}",
+                    entry,
+                )
     user = build_kubernetes_user(identity, username, groups)
     return MappingResult(user, MappingOutcome.MAPPED, mapping_set.source, "", entry)
 

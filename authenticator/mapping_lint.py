@@ -436,6 +436,28 @@ def _entry_findings(
                 )
             )
             break
+    for group in entry.groups:
+        static_group = group.split("{{", 1)[0]
+        hit = next(
+            (
+                p
+                for p in mapping_set.reserved_group_prefixes
+                if p and static_group.startswith(p)
+            ),
+            None,
+        )
+        if hit is not None:
+            out.append(
+                Finding(
+                    Severity.HIGH,
+                    "reserved-group-prefix",
+                    entry.where,
+                    f"never authenticates: group {group!r} begins with {hit!r}, "
+                    f"reserved for source {mapping_set.source} (reservedGroupPrefixes; "
+                    "grant it from a source an administrator controls, or drop it)",
+                )
+            )
+            break
     out.extend(_template_findings(entry, is_role, trust))
     return out
 

@@ -7,8 +7,8 @@ them); import them from :mod:`authenticator.mapping`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from authenticator.arn import canonicalize_arn, strip_role_path
 from authenticator.errors import InvalidARNError
@@ -79,6 +79,8 @@ class MappingSet:
         users: Entries from mapUsers, in source order.
         accounts: Account IDs whose principals map to their canonical ARN.
         reserved_prefixes: Username prefixes this source may not grant.
+        reserved_group_prefixes: Group prefixes this source may not grant: a
+            mapping that renders such a group is refused whole.
     """
 
     source: str
@@ -86,6 +88,7 @@ class MappingSet:
     users: tuple[MappingEntry, ...]
     accounts: tuple[str, ...]
     reserved_prefixes: tuple[str, ...] = ()
+    reserved_group_prefixes: tuple[str, ...] = ()
     _roles_by_key: dict[str, MappingEntry] = field(
         init=False, repr=False, compare=False
     )
@@ -220,3 +223,24 @@ def _index(entries: Iterable[MappingEntry]) -> dict[str, MappingEntry]:
         if key is not None:
             index.setdefault(key, entry)
     return index
+
+
+# Group prefixes each source kind may not grant unless configured otherwise
+# (``reservedGroupPrefixes``): whoever may create IAMIdentityMapping objects
+# must not be able to grant system:masters (or any system: group); aws-auth
+# keeps system:bootstrappers/system:nodes for its node roles.
+DEFAULT_RESERVED_GROUP_PREFIXES: Mapping[str, tuple[str, ...]] = {
+    "crd": ("system:",),
+}
+
+
+def with_group_prefixes(mapping_set: MappingSet, prefixes: Sequence[str]) -> MappingSet:
+    """Return ``mapping_set`` reserving ``prefixes`` for groups.
+
+    Args:
+        mapping_set: A parsed set.
+        prefixes: Group prefixes the source may not grant.
+    """
+    if tuple(prefixes) == mapping_set.reserved_group_prefixes:
+        return mapping_set
+    return replace(mapping_set, reserved_group_prefixes=tuple(prefixes))

@@ -32,6 +32,7 @@ from authenticator.cache import (
     CachedToken,
     CacheKey,
     TokenCache,
+    credentials_fingerprint,
     default_cache_dir,
     home_directory,
     is_fresh,
@@ -193,15 +194,23 @@ class TokenSettings(FrozenRecord):
             + ("+dualstack" if self.dualstack else "")
         )
 
-    def cache_key(self) -> CacheKey:
-        """Return the token-cache key of these settings."""
+    def cache_key(self, env: Mapping[str, str]) -> CacheKey:
+        """Return the token-cache key of these settings.
+
+        Args:
+            env: The environment (credential files and variables: see
+                :func:`authenticator.cache.credentials_fingerprint`).
+        """
         return CacheKey(
             cluster_id=self.cluster_id,
             profile=self.profile,
             role_arn=self.role_arn or "",
             region=self.region,
             endpoint=self.endpoint_url or self._default_endpoint_name(),
-            access_key_id=self.env_access_key_id,
+            credentials=credentials_fingerprint(env),
+            session_name=self.session_name or "",
+            external_id=self.external_id or "",
+            forward_session_name=self.forward_session_name,
         )
 
 
@@ -717,7 +726,7 @@ def _get_token(
     if not use_cache:
         return _mint(settings)
     cache = TokenCache(default_cache_dir(env))
-    key = settings.cache_key()
+    key = settings.cache_key(env)
     try:
         entry = cache.load_token(key)
     except OSError as exc:

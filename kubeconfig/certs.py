@@ -102,6 +102,9 @@ class PKIPaths:
     server_config: Path
     server_url: str
     kept: tuple[Path, ...] = field(default=())
+    # Set when the server config was edited since it was written: the new one
+    # went to this path beside it and the edited file was kept.
+    server_config_new: Path | None = None
 
     def all(self) -> tuple[Path, ...]:
         """Return every file path, in the order they are written.
@@ -492,6 +495,7 @@ def write_pki(
         server_config=out / "server-config.yaml",
         server_url=webhook_url(address, port, hostnames),
     )
+    _check_trusted(paths, force=force)
     render.ensure_private_dir(out)
     kept: list[Path] = []
 
@@ -568,10 +572,72 @@ def write_pki(
         key_file=str(paths.serving_key),
         client_ca_file=str(paths.ca_cert),
     )
-    render.write_atomic(
-        paths.server_config, render.dump_yaml(config).encode(), mode=0o644
-    )
+    rendered = render.dump_yaml(config).encode()
+    existing = _read_if_exists(paths.server_config)
+    if existing is not None and existing != rendered:
+        # The operator edited it (or it was written for other flags): keep it.
+        new = paths.server_config.with_name(paths.server_config.name + ".new")
+        render.write_atomic(new, rendered, mode=0o644)
+        kept.append(paths.server_config)
+        return replace(paths, kept=tuple(kept), server_config_new=new)
+    render.write_atomic(paths.server_config, rendered, mode=0o644)
     return replace(paths, kept=tuple(kept))
+
+
+def _check_trusted(paths: PKIPaths, *, force: bool) -> None:
+    """Refuse, before anything is written, files init must not trust or reuse.
+
+    The output directory must be ours when it exists. Without ``force``, every
+    existing CA, key and certificate file must be ours, a regular file (not a
+    symbolic link), and a private key (the CA's included) readable by nobody
+    else: a key others could read is compromised, a file another user owns
+    could have been planted. ``force`` regenerates every key and certificate.
+    """
+    me = os.geteuid()
+    try:
+        st = os.lstat(paths.output_dir)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise KubeconfigError(f"{paths.output_dir}: {exc.strerror}") from exc
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise KubeconfigError(
+            f"{paths.output_dir}: not a directory (a symbolic link or a file); "
+            "choose another --output-dir"
+        )
+    if st.st_uid != me:
+        raise KubeconfigError(
+            f"{paths.output_dir}: owned by uid {st.st_uid}, not by you (uid {me}); "
+            "use a directory you own for --output-dir"
+        )
+    if force:
+        return
+    keys = (paths.ca_key, paths.serving_key, paths.client_key)
+    for path in (paths.ca_cert, *keys, paths.serving_cert, paths.client_cert):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise KubeconfigError(f"{path}: {exc.strerror}") from exc
+        if not stat.S_ISREG(st.st_mode):
+            raise KubeconfigError(
+                f"{path}: not a regular file (a symbolic link?); remove it, "
+                "or run with --force to regenerate the keys and certificates"
+            )
+        if st.st_uid != me:
+            raise KubeconfigError(
+                f"{path}: owned by uid {st.st_uid}, not by you (uid {me}); remove "
+                "it, or run with --force to regenerate the keys and certificates"
+            )
+        mode = stat.S_IMODE(st.st_mode)
+        if path in keys and mode & 0o077:
+            raise KubeconfigError(
+                f"{path}: private key readable by group or others (mode "
+                f"{mode:04o}), so it may be known to others; run with --force to "
+                f"regenerate the keys (or `chmod 600 {path}` if it never left "
+                "your hands)"
+            )
 
 
 def _leaf(
@@ -595,7 +661,6 @@ def _leaf(
             raise KubeconfigError(
                 f"{key_path}: {exc} (use --force to replace)"
             ) from exc
-        _check_key_mode(key_path)
         kept.append(key_path)
         if cert_pem is not None and _still_good(
             KeyPair(cert_pem, key_pem), ca, now=now, sans=sans
@@ -607,10 +672,3 @@ def _leaf(
         render.write_atomic(key_path, pair.key_pem, mode=0o600)
     render.write_atomic(cert_path, pair.cert_pem, mode=0o644)
     return pair
-
-
-def _check_key_mode(path: Path) -> None:
-    """Tighten a kept private key to 0600: keys are never group- or world-readable."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        os.chmod(path, 0o600)

@@ -14,6 +14,7 @@ import binascii
 import json
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -197,6 +198,9 @@ def _kubeconfig_parser() -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="print the merged kubeconfig (YAML; JSON with -o json), write nothing",
+    )
+    parser.add_argument(
+        "--force", action="store_true", help="replace a read-only kubeconfig"
     )
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return parser
@@ -432,6 +436,7 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
                 out = json.dumps(result.doc, indent=2, default=str) + "\n"
             sys.stdout.write(out)
             return 0
+        _refuse_read_only(target, force=args.force)
         render.ensure_private_dir(target.parent)
         render.write_atomic(target, text.encode("utf-8"), mode=0o600)
     except KubeconfigError as exc:
@@ -480,6 +485,20 @@ def _replace_existing(args: argparse.Namespace) -> int:
         )
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _refuse_read_only(target: Path, *, force: bool) -> None:
+    """Replace a kubeconfig its owner made read-only (0400) only with --force."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise KubeconfigError(f"{target}: {exc.strerror}") from exc
+    if not mode & stat.S_IWUSR and not force:
+        raise KubeconfigError(
+            f"{target}: read-only (mode {mode:04o}); pass --force to replace it"
+        )
 
 
 def _exec_command(explicit: str | None) -> str:
@@ -558,16 +577,26 @@ def init_main(argv: Sequence[str]) -> int:
         files = {
             str(p): ("kept" if p in paths.kept else "written") for p in paths.all()
         }
-        out = {
+        out: dict[str, object] = {
             "outputDir": str(paths.output_dir),
             "serverURL": paths.server_url,
             "files": files,
         }
+        if paths.server_config_new is not None:
+            files[str(paths.server_config_new)] = "written"
+            out["serverConfigEdited"] = True
         sys.stdout.write(json.dumps(out, indent=2) + "\n")
         return 0
     lines = [f"{paths.output_dir}:"]
     for path in paths.all():
         lines.append(f"  {'kept' if path in paths.kept else 'wrote':<6} {path.name}")
+    if paths.server_config_new is not None:
+        lines += [
+            f"  wrote  {paths.server_config_new.name}",
+            "",
+            f"{paths.server_config.name} differs from what init writes (edited?): "
+            f"kept it; the new one is {paths.server_config_new.name}.",
+        ]
     lines += [
         "",
         "Next:",

@@ -111,7 +111,12 @@ def load_yaml_file(path: Path) -> tuple[object, bytes] | None:
 
 
 def ensure_private_dir(path: Path) -> None:
-    """Create a directory (and its parents) with mode 0700 when it is missing.
+    """Create a directory (and its missing parents) with mode 0700 when it is missing.
+
+    Every directory created here is 0700 whatever the umask (``mkdir -p``
+    and ``Path.mkdir(parents=True)`` create the parents 0777 minus the umask,
+    so under umask 000 ``~/.kube`` would be world-writable). Existing
+    directories are left as they are.
 
     Args:
         path: The directory.
@@ -119,14 +124,24 @@ def ensure_private_dir(path: Path) -> None:
     Raises:
         KubeconfigError: It cannot be created or is not a directory.
     """
+    missing: list[Path] = []
+    here = path
+    while not os.path.lexists(here) and here != here.parent:
+        missing.append(here)
+        here = here.parent
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except FileExistsError as exc:
-        raise KubeconfigError(f"{path}: exists and is not a directory") from exc
+        for directory in reversed(missing):
+            try:
+                os.mkdir(directory, 0o700)
+            except FileExistsError:
+                continue  # created meanwhile by someone else: leave it
+            os.chmod(directory, 0o700)
     except OSError as exc:
         raise KubeconfigError(
-            f"{path}: cannot create directory: {exc.strerror}"
+            f"{directory}: cannot create directory: {exc.strerror}"
         ) from exc
+    if not path.is_dir():
+        raise KubeconfigError(f"{path}: exists and is not a directory")
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -357,6 +358,20 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Signals that stop the demo the way Ctrl-C does: every step's clean-up runs
+# (the webhook is stopped, its keys removed, the embedded STS closed). Without
+# this, SIGTERM or SIGHUP would end the process at once and leave the webhook
+# running, still trusting an STS port that anyone could then take.
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    # One stop is enough: ignore repeats so that they cannot cut the clean-up short.
+    for sig in _STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     """Run ``kubeiam demo``.
 
@@ -377,6 +392,7 @@ def main(argv: list[str]) -> int:
         sys.stdout.write(
             "kubeiam demo: AWS IAM identities for Kubernetes, end to end\n"
         )
+    previous = {sig: signal.signal(sig, _stop_on_signal) for sig in _STOP_SIGNALS}
     try:
         run_steps(ctx, STEPS)
     except ImportError as exc:
@@ -390,6 +406,8 @@ def main(argv: list[str]) -> int:
             ctx.sts.close()
         if ctx.emulator is not None:
             ctx.emulator.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if human:
         sys.stdout.write("\ndone: both identities verified, the replay was refused.\n")
     else:

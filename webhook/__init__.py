@@ -17,6 +17,7 @@ from flask import Flask
 
 from authenticator.hosts import AllowedHosts, build_allowed_hosts
 from authenticator.mapping import MappingSet, parse_mappings
+from authenticator.mapping_model import with_group_prefixes
 from authenticator.partitions import get_partition
 from webhook import views
 from webhook.cache import VerificationCache
@@ -77,11 +78,14 @@ def build_allowed_hosts_for(settings: WebhookSettings) -> AllowedHosts:
 def _inline_set(settings: WebhookSettings) -> MappingSet | None:
     if settings.inline is None:
         return None
-    return parse_mappings(
-        settings.inline,
-        source="inline",
-        where=str(settings.config_file or "config"),
-        reserved_prefixes=settings.inline_reserved_prefixes,
+    return with_group_prefixes(
+        parse_mappings(
+            settings.inline,
+            source="inline",
+            where=str(settings.config_file or "config"),
+            reserved_prefixes=settings.inline_reserved_prefixes,
+        ),
+        settings.inline_reserved_group_prefixes,
     )
 
 
@@ -123,7 +127,10 @@ def build_mapping_registry(
             assert spec.path is not None  # noqa: S101 - parse_settings requires it
             sources.append(
                 FileSource(
-                    spec.path, reserved_prefixes=spec.reserved_prefixes, source=name
+                    spec.path,
+                    reserved_prefixes=spec.reserved_prefixes,
+                    source=name,
+                    reserved_group_prefixes=spec.reserved_group_prefixes or (),
                 )
             )
             continue
@@ -136,12 +143,15 @@ def build_mapping_registry(
                     spec.name,
                     api_client=api_client,
                     reserved_prefixes=spec.reserved_prefixes,
+                    reserved_group_prefixes=spec.reserved_group_prefixes,
                 )
             )
         else:
             sources.append(
                 CRDSource(
-                    api_client=api_client, reserved_prefixes=spec.reserved_prefixes
+                    api_client=api_client,
+                    reserved_prefixes=spec.reserved_prefixes,
+                    reserved_group_prefixes=spec.reserved_group_prefixes,
                 )
             )
     return build_registry(sources, on_reload=on_reload)

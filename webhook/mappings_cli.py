@@ -32,6 +32,10 @@ from authenticator.mapping_lint import (
     lint_mappings,
     parse_trust_policies,
 )
+from authenticator.mapping_model import (
+    DEFAULT_RESERVED_GROUP_PREFIXES,
+    with_group_prefixes,
+)
 from webhook.settings_compat import (
     is_authenticator_config,
     translate_authenticator_config,
@@ -39,7 +43,15 @@ from webhook.settings_compat import (
 
 # Top-level keys that only a server config has (SPEC section 5).
 _SERVER_KEYS = frozenset(
-    {"clusterID", "sources", "server", "sts", "cache", "reservedPrefixes"}
+    {
+        "clusterID",
+        "sources",
+        "server",
+        "sts",
+        "cache",
+        "reservedPrefixes",
+        "reservedGroupPrefixes",
+    }
 )
 _MAX_BYTES = 4 * 1024 * 1024
 
@@ -73,11 +85,12 @@ class _Loaded:
         where: str,
         reserved: Sequence[str],
         label: str = "",
+        groups: Sequence[str] = (),
     ) -> None:
         report = inspect_mapping_text(
             text, source=source, where=where, reserved_prefixes=reserved
         )
-        self.sets.append(report.mapping_set)
+        self.sets.append(with_group_prefixes(report.mapping_set, groups))
         self.labels.append(label or f"{where}: ")
         self.problems.extend(report.problems)
         self.numeric.extend(report.numeric_accounts)
@@ -124,12 +137,20 @@ def _load(files: Sequence[str], extra_reserved: Sequence[str]) -> _Loaded:
             _load_server_config(loaded, path, doc, text, extra_reserved)
         else:
             is_cm = isinstance(doc, Mapping) and doc.get("kind") == "ConfigMap"
+            # IAMIdentityMapping objects are what the crd source serves: lint
+            # them with its default reserved group prefixes.
+            is_crd = bool(docs) and all(
+                isinstance(d, Mapping) and d.get("kind") == "IAMIdentityMapping"
+                for d in docs
+            )
+            kind = "configMap" if is_cm else "crd" if is_crd else "file"
             loaded.add(
                 text,
-                source="configMap" if is_cm else "file",
+                source=kind,
                 where=name,
                 reserved=extra_reserved,
                 label=f"{name}: data." if is_cm else "",
+                groups=DEFAULT_RESERVED_GROUP_PREFIXES.get(kind, ()),
             )
     return loaded
 
@@ -141,18 +162,24 @@ def _load_server_config(
     text: str,
     extra: Sequence[str],
 ) -> None:
-    reserved_doc = doc.get("reservedPrefixes")
     reserved: dict[str, tuple[str, ...]] = {}
-    if isinstance(reserved_doc, Mapping):
-        for kind, prefixes in reserved_doc.items():
-            if isinstance(prefixes, list):
-                reserved[str(kind)] = tuple(str(p) for p in prefixes)
+    groups: dict[str, tuple[str, ...]] = {}
+    for key, table in (
+        ("reservedPrefixes", reserved),
+        ("reservedGroupPrefixes", groups),
+    ):
+        reserved_doc = doc.get(key)
+        if isinstance(reserved_doc, Mapping):
+            for kind, prefixes in reserved_doc.items():
+                if isinstance(prefixes, list):
+                    table[str(kind)] = tuple(str(p) for p in prefixes)
     if any(key in doc for key in ("mapRoles", "mapUsers", "mapAccounts")):
         loaded.add(
             text,
             source="inline",
             where=str(path),
             reserved=(*reserved.get("inline", ()), *extra),
+            groups=groups.get("inline", ()),
         )
     sources = doc.get("sources")
     for i, item in enumerate(sources if isinstance(sources, list) else []):
@@ -187,6 +214,7 @@ def _load_server_config(
             source="file",
             where=str(target),
             reserved=(*reserved.get("file", ()), *extra),
+            groups=groups.get("file", ()),
         )
 
 

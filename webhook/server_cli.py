@@ -4,7 +4,8 @@ The shell around :func:`webhook.create_app`: it reads the config, checks
 everything that can be checked before serving (settings, STS endpoints,
 mapping files, certificate and key, client CA) and exits 1 with the file, the
 key and the reason when something is wrong; then it runs gunicorn
-programmatically with threaded (``gthread``) workers: the STS call is I/O.
+programmatically with threaded workers (gthread's request path, the TLS
+handshake in the event loop: :mod:`webhook.server_worker`): the STS call is I/O.
 
 - TLS: ``server.certFile``/``keyFile`` are required; TLS 1.2 is the minimum.
 - mTLS: with ``server.clientCAFile``, ``cert_reqs=CERT_REQUIRED``: a client
@@ -40,9 +41,16 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from webhook import check_settings, create_app
 from webhook.errors import ConfigError
+from webhook.server_worker import MAX_CONNECTIONS
 from webhook.settings import WebhookSettings, load_settings
 
-__all__ = ["JSONFormatter", "build_gunicorn_options", "main", "run_gunicorn"]
+__all__ = [
+    "JSONFormatter",
+    "build_gunicorn_options",
+    "main",
+    "run_gunicorn",
+    "startup_warnings",
+]
 
 # Seconds a worker gets to finish in-flight reviews after SIGTERM. The API
 # server gives each attempt 30 s (kubernetes.md 1.6); the STS timeout is 5 s.
@@ -51,6 +59,8 @@ GRACEFUL_TIMEOUT_S = 10
 KEEPALIVE_S = 15
 # gunicorn's worker heartbeat timeout.
 WORKER_TIMEOUT_S = 30
+# The worker: gthread's request path, the TLS handshake in the event loop.
+WORKER_CLASS = "webhook.server_worker.GuardedThreadWorker"
 # Libraries whose DEBUG lines would carry request URLs (a presigned URL is a
 # bearer secret); they are held at WARNING whatever the log level.
 _QUIET_LOGGERS = ("urllib3", "requests", "kubernetes", "botocore", "boto3")
@@ -189,6 +199,37 @@ def _check_tls(settings: WebhookSettings) -> None:
             ) from exc
 
 
+def startup_warnings(settings: WebhookSettings) -> list[str]:
+    """What the server warns about at start: settings that leave a door open.
+
+    - an extra STS endpoint over plain http (allowed on loopback only): any
+      local process that takes that port answers "you are this principal";
+    - no ``server.clientCAFile``: anyone who reaches the port can send
+      TokenReviews (a token oracle) and hold connections.
+
+    Args:
+        settings: The server settings.
+
+    Returns:
+        One message per finding (empty when none).
+    """
+    out: list[str] = []
+    for i, endpoint in enumerate(settings.sts.extra_endpoints):
+        if endpoint.lower().startswith("http://"):
+            out.append(
+                f"sts.extraEndpoints[{i}] {endpoint} is plain http: whoever holds "
+                "that loopback port decides who every token belongs to; use it "
+                "for tests and demos only"
+            )
+    if settings.server.client_ca_file is None:
+        out.append(
+            "server.clientCAFile is not set: any client that reaches the port can "
+            "send TokenReviews; set it to the CA of the API server's client "
+            "certificate (`kubeiam init` writes both)"
+        )
+    return out
+
+
 def _ssl_context(
     config: object, default_ssl_context_factory: Callable[[], ssl.SSLContext]
 ) -> ssl.SSLContext:
@@ -221,7 +262,10 @@ def build_gunicorn_options(
     srv = settings.server
     options: dict[str, Any] = {
         "bind": [_bind(srv.address, srv.port)],
-        "worker_class": "gthread",
+        # gthread with the handshake in the event loop, deadlines and shedding
+        # (webhook.server_worker; docs/architecture.md "Serving model").
+        "worker_class": WORKER_CLASS,
+        "worker_connections": MAX_CONNECTIONS,
         "workers": srv.workers,
         "threads": srv.threads,
         "certfile": str(srv.cert_file),
@@ -384,6 +428,10 @@ def main(argv: list[str]) -> int:
         print(f"kubeiam server: {exc}", file=sys.stderr)
         return 1
     logging.config.dictConfig(_logconfig(args.log_level))
+    for warning in startup_warnings(settings):
+        logging.getLogger("kubeiam.webhook").warning(
+            warning, extra={"kubeiam": {"event": "insecure-setting"}}
+        )
     metrics_dir = tempfile.mkdtemp(prefix="kubeiam-metrics-")
     _use_multiprocess_metrics(metrics_dir)
     options = build_gunicorn_options(

@@ -76,6 +76,7 @@ _TOP_KEYS = frozenset(
         "cache",
         "sources",
         "reservedPrefixes",
+        "reservedGroupPrefixes",
         "mapRoles",
         "mapUsers",
         "mapAccounts",
@@ -151,6 +152,9 @@ class SourceSettings:
         namespace: The ConfigMap's namespace (``configMap``; default ``kube-system``).
         name: The ConfigMap's name (``configMap``; default ``aws-auth``).
         reserved_prefixes: Username prefixes this source may not grant.
+        reserved_group_prefixes: Group prefixes this source may not grant
+            (``reservedGroupPrefixes``; None: the kind's default, ``system:``
+            for ``crd``, none for the others).
     """
 
     kind: str
@@ -159,6 +163,7 @@ class SourceSettings:
     namespace: str = "kube-system"
     name: str = "aws-auth"
     reserved_prefixes: tuple[str, ...] = ()
+    reserved_group_prefixes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +180,7 @@ class WebhookSettings:
         inline: The file's own ``mapRoles``/``mapUsers``/``mapAccounts``
             (a document for ``authenticator.mapping.parse_mappings``), or ``None``.
         inline_reserved_prefixes: Reserved prefixes for the inline mappings.
+        inline_reserved_group_prefixes: Reserved group prefixes for them.
         kubeconfig: Kubeconfig for the Kubernetes sources (``None``: in-cluster).
         config_file: The file the settings came from (for messages).
         authorization: The raw ``authorization`` section (``POST /authorize``;
@@ -189,6 +195,7 @@ class WebhookSettings:
     sources: tuple[SourceSettings, ...] = ()
     inline: Mapping[str, object] | None = None
     inline_reserved_prefixes: tuple[str, ...] = ()
+    inline_reserved_group_prefixes: tuple[str, ...] = ()
     kubeconfig: Path | None = None
     config_file: Path | None = None
     authorization: Mapping[str, object] | None = None
@@ -305,12 +312,11 @@ def _parse_cache(r: _Reader, raw: object) -> CacheSettings:
     )
 
 
-def _parse_reserved(r: _Reader, raw: object) -> dict[str, tuple[str, ...]]:
-    doc = r.mapping(raw, "reservedPrefixes", frozenset(RESERVED_PREFIX_KEYS))
-    return {
-        kind: r.strings(value, f"reservedPrefixes.{kind}")
-        for kind, value in doc.items()
-    }
+def _parse_reserved(
+    r: _Reader, raw: object, key: str = "reservedPrefixes"
+) -> dict[str, tuple[str, ...]]:
+    doc = r.mapping(raw, key, frozenset(RESERVED_PREFIX_KEYS))
+    return {kind: r.strings(value, f"{key}.{kind}") for kind, value in doc.items()}
 
 
 def _parse_sources(
@@ -402,6 +408,9 @@ def parse_settings(
     if partition not in PARTITIONS:
         raise r.fail("partition", f"unknown partition (known: {', '.join(PARTITIONS)})")
     reserved = _parse_reserved(r, top.get("reservedPrefixes"))
+    groups = _parse_reserved(
+        r, top.get("reservedGroupPrefixes"), "reservedGroupPrefixes"
+    )
     inline_keys = ("mapRoles", "mapUsers", "mapAccounts")
     inline = {key: top[key] for key in inline_keys if key in top}
     for key, value in inline.items():
@@ -414,9 +423,15 @@ def parse_settings(
         server=_parse_server(r, top.get("server")),
         sts=_parse_sts(r, top.get("sts")),
         cache=_parse_cache(r, top.get("cache")),
-        sources=_parse_sources(r, top.get("sources"), reserved),
+        sources=tuple(
+            replace(s, reserved_group_prefixes=groups[s.kind])
+            if s.kind in groups
+            else s
+            for s in _parse_sources(r, top.get("sources"), reserved)
+        ),
         inline=inline or None,
         inline_reserved_prefixes=reserved.get("inline", ()),
+        inline_reserved_group_prefixes=groups.get("inline", ()),
         kubeconfig=None if kubeconfig is None else r.file(kubeconfig, "kubeconfig"),
         authorization=None
         if top.get("authorization") is None

@@ -43,6 +43,10 @@ from authenticator.mapping import (
     parse_identity_mappings,
     parse_mapping_text,
 )
+from authenticator.mapping_model import (
+    DEFAULT_RESERVED_GROUP_PREFIXES,
+    with_group_prefixes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -211,6 +215,7 @@ def load_file_mappings(
     *,
     reserved_prefixes: Sequence[str] = (),
     source: str = "file",
+    reserved_group_prefixes: Sequence[str] = (),
 ) -> MappingSet:
     """Read and parse a mapping file (plain, aws-auth ConfigMap or CRD objects).
 
@@ -218,6 +223,7 @@ def load_file_mappings(
         path: The file.
         reserved_prefixes: Username prefixes this source may not grant.
         source: The source name.
+        reserved_group_prefixes: Group prefixes this source may not grant.
 
     Returns:
         The mapping set.
@@ -226,8 +232,11 @@ def load_file_mappings(
         ConfigError: The file cannot be read, or is invalid (every problem listed).
     """
     text, _ = _read_file(Path(path))
-    return parse_mapping_text(
-        text, source=source, where=str(path), reserved_prefixes=reserved_prefixes
+    return with_group_prefixes(
+        parse_mapping_text(
+            text, source=source, where=str(path), reserved_prefixes=reserved_prefixes
+        ),
+        reserved_group_prefixes,
     )
 
 
@@ -268,16 +277,19 @@ class FileSource:
         reserved_prefixes: Sequence[str] = (),
         poll_interval: float = 0.5,
         source: str = "file",
+        reserved_group_prefixes: Sequence[str] = (),
     ) -> None:
         self.name = source
         self.path = Path(path)
         self._reserved = tuple(reserved_prefixes)
+        self._reserved_groups = tuple(reserved_group_prefixes)
         self._interval = poll_interval
         self._settle = min(0.1, poll_interval / 2)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stat: tuple[int, ...] | None = None
         self._digest = ""
+        self._loaded = False
 
     def start(self, update: Update, fail: Failure) -> None:
         """Load the file now, then watch it from a daemon thread."""
@@ -325,6 +337,13 @@ class FileSource:
             text, digest = _read_file(self.path)
             if digest == self._digest:
                 return
+            if self._loaded and not text.strip():
+                # Editors and config tools truncate before they write: an empty
+                # file is a write in progress (or a mistake), never "no mappings".
+                raise ConfigError(
+                    f"{self.path}: the file is empty; keeping the last good "
+                    "mappings (to remove every entry, write `mapRoles: []`)"
+                )
             self._digest = digest
             mapping_set = parse_mapping_text(
                 text,
@@ -332,12 +351,14 @@ class FileSource:
                 where=str(self.path),
                 reserved_prefixes=self._reserved,
             )
+            mapping_set = with_group_prefixes(mapping_set, self._reserved_groups)
         except ConfigError as exc:
             fail(str(exc))
             return
         except Exception as exc:  # a bad file must not end the source
             _fail_unexpected(self.name, exc, fail)
             return
+        self._loaded = True
         update(mapping_set)
 
 
@@ -382,9 +403,15 @@ class _WatchSource:
         reserved_prefixes: Sequence[str],
         watch_timeout: int,
         backoff: tuple[float, float],
+        reserved_group_prefixes: Sequence[str] | None = None,
     ) -> None:
         self._api_client = api_client
         self._reserved = tuple(reserved_prefixes)
+        self._reserved_groups = (
+            DEFAULT_RESERVED_GROUP_PREFIXES.get(self.name, ())
+            if reserved_group_prefixes is None
+            else tuple(reserved_group_prefixes)
+        )
         self._watch_timeout = watch_timeout
         self._backoff = backoff
         self._stop = threading.Event()
@@ -590,6 +617,8 @@ class ConfigMapSource(_WatchSource):
         reserved_prefixes: Username prefixes this source may not grant.
         watch_timeout: Seconds before the server ends a watch (it is re-opened).
         backoff: First and longest wait after a failed list or watch.
+        reserved_group_prefixes: Group prefixes this source may not grant
+            (None: :data:`DEFAULT_RESERVED_GROUP_PREFIXES` for its kind).
     """
 
     name = "configMap"
@@ -603,12 +632,14 @@ class ConfigMapSource(_WatchSource):
         reserved_prefixes: Sequence[str] = (),
         watch_timeout: int = DEFAULT_WATCH_TIMEOUT_S,
         backoff: tuple[float, float] = DEFAULT_BACKOFF_S,
+        reserved_group_prefixes: Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             api_client=api_client,
             reserved_prefixes=reserved_prefixes,
             watch_timeout=watch_timeout,
             backoff=backoff,
+            reserved_group_prefixes=reserved_group_prefixes,
         )
         self.namespace = namespace
         self.object_name = name
@@ -622,11 +653,14 @@ class ConfigMapSource(_WatchSource):
     def _build(self) -> MappingSet:
         obj = self._objects.get(self.object_name)
         data = obj.get("data") if obj is not None else None
-        return parse_aws_auth(
-            data if isinstance(data, Mapping) else None,
-            where=f"{self.namespace}/{self.object_name}",
-            reserved_prefixes=self._reserved,
-            source=self.name,
+        return with_group_prefixes(
+            parse_aws_auth(
+                data if isinstance(data, Mapping) else None,
+                where=f"{self.namespace}/{self.object_name}",
+                reserved_prefixes=self._reserved,
+                source=self.name,
+            ),
+            self._reserved_groups,
         )
 
 
@@ -641,6 +675,8 @@ class CRDSource(_WatchSource):
         reserved_prefixes: Username prefixes this source may not grant.
         watch_timeout: Seconds before the server ends a watch (it is re-opened).
         backoff: First and longest wait after a failed list or watch.
+        reserved_group_prefixes: Group prefixes this source may not grant
+            (None: :data:`DEFAULT_RESERVED_GROUP_PREFIXES` for its kind).
     """
 
     name = "crd"
@@ -652,12 +688,14 @@ class CRDSource(_WatchSource):
         reserved_prefixes: Sequence[str] = (),
         watch_timeout: int = DEFAULT_WATCH_TIMEOUT_S,
         backoff: tuple[float, float] = DEFAULT_BACKOFF_S,
+        reserved_group_prefixes: Sequence[str] | None = None,
     ) -> None:
         super().__init__(
             api_client=api_client,
             reserved_prefixes=reserved_prefixes,
             watch_timeout=watch_timeout,
             backoff=backoff,
+            reserved_group_prefixes=reserved_group_prefixes,
         )
         self._api = kubernetes.client.CustomObjectsApi(api_client)
 
@@ -668,6 +706,12 @@ class CRDSource(_WatchSource):
 
     def _build(self) -> MappingSet:
         items = [self._objects[name] for name in sorted(self._objects)]
-        return parse_identity_mappings(
-            items, where=CRD_PLURAL, reserved_prefixes=self._reserved, source=self.name
+        return with_group_prefixes(
+            parse_identity_mappings(
+                items,
+                where=CRD_PLURAL,
+                reserved_prefixes=self._reserved,
+                source=self.name,
+            ),
+            self._reserved_groups,
         )

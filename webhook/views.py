@@ -133,9 +133,12 @@ def _answer(
 def read_body() -> bytes:
     """Read the request body, at most MAX_BODY_BYTES; one byte more is a 413.
 
-    Werkzeug refuses a declared Content-Length over MAX_CONTENT_LENGTH and caps a
-    chunked stream; this read checks again so that the cap holds whatever the
-    framing (SPEC section 4: 64 KiB).
+    Werkzeug refuses a declared Content-Length over MAX_CONTENT_LENGTH. The body
+    is read from the server's own ``wsgi.input`` (gunicorn ends it at the
+    declared length or the last chunk), not through Werkzeug's capped stream:
+    that one raises 413 on any read after exactly MAX_BODY_BYTES bytes, so a
+    body of exactly 64 KiB would be refused. The cap holds whatever the framing
+    (SPEC section 4: 64 KiB; 65,536 bytes answered, 65,537 refused).
 
     Returns:
         The body.
@@ -146,12 +149,18 @@ def read_body() -> bytes:
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise RequestEntityTooLarge()
-    stream = request.stream
+    environ = request.environ
+    if length is None and not environ.get("wsgi.input_terminated"):
+        # No length and a server that does not end the stream: Werkzeug reads
+        # no body either.
+        return b""
+    stream = environ["wsgi.input"]
+    want = length if length is not None else MAX_BODY_BYTES + 1
     parts: list[bytes] = []
     size = 0
     # A read may return less than asked (one chunk of a chunked body): loop.
-    while size <= MAX_BODY_BYTES:
-        part = stream.read(MAX_BODY_BYTES + 1 - size)
+    while size < want:
+        part = stream.read(want - size)
         if not part:
             break
         parts.append(part)

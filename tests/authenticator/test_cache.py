@@ -9,6 +9,7 @@ import stat
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -38,14 +39,14 @@ KEY = CacheKey(
     role_arn="",
     region="us-west-2",
     endpoint="default",
-    access_key_id="AKIAEXAMPLE",
+    credentials="0" * 64,
 )
 ENTRY = CachedToken("k8s-aws-v1.abc", NOW, NOW + timedelta(minutes=14))
 
 
-def _key_with(**changes: str) -> CacheKey:
+def _key_with(**changes: object) -> CacheKey:
     """KEY with some fields changed."""
-    values = {name: str(getattr(KEY, name)) for name in CacheKey.__slots__}
+    values: dict[str, Any] = {name: getattr(KEY, name) for name in CacheKey.__slots__}
     values.update(changes)
     return CacheKey(**values)
 
@@ -80,7 +81,9 @@ class TestKey:
     @pytest.mark.parametrize("field", CacheKey.__slots__)
     def test_every_field_changes_the_digest(self, field: str) -> None:
         """Every part of the key changes the file name."""
-        other = _key_with(**{field: str(getattr(KEY, field)) + "x"})
+        value = getattr(KEY, field)
+        changed = (not value) if isinstance(value, bool) else value + "x"
+        other = _key_with(**{field: changed})
         assert other.digest() != KEY.digest()
 
     def test_records_are_immutable_and_hide_the_token(self) -> None:
@@ -500,3 +503,127 @@ class TestJSONCodec:
         loop.append(loop)
         with pytest.raises(ValueError, match="Circular reference"):
             json_dumps(loop)
+
+
+def _signing_key(out: str) -> tuple[str, str | None]:
+    """(key ID, session token) that signed a `kubeiam token` ExecCredential."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from authenticator.token import decode_token
+
+    url = decode_token(json.loads(out)["status"]["token"])
+    query = parse_qs(urlsplit(url).query)
+    session = query.get("X-Amz-Security-Token", [None])[0]
+    return query["X-Amz-Credential"][0].split("/")[0], session
+
+
+def _credentials_file(path: Path, key_id: str, secret: str = "s" * 40) -> None:
+    path.write_text(
+        f"[default]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n"
+    )
+
+
+class TestKeyCoversTheCredential:
+    """A cached token is handed out only for the credential that signed it."""
+
+    def _token(self, env: dict[str, str]) -> str:
+        done = subprocess.run(
+            [KUBEIAM, "token", "-i", "c", "--region", "us-west-2"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return done.stdout
+
+    def _file_env(self, tmp_path: Path, creds: Path) -> dict[str, str]:
+        env = _env(tmp_path / "cache")
+        del env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]
+        env["AWS_SHARED_CREDENTIALS_FILE"] = str(creds)
+        return env
+
+    def test_two_credentials_files_with_one_profile_name_do_not_share(
+        self, tmp_path: Path
+    ) -> None:
+        """[default] in two files: each file's key signs its own token."""
+        first, second = tmp_path / "a", tmp_path / "b"
+        _credentials_file(first, "AKIAFIRSTFILEXXXXXXX")
+        _credentials_file(second, "AKIASECONDFILEXXXXXX")
+        one = self._token(self._file_env(tmp_path, first))
+        two = self._token(self._file_env(tmp_path, second))
+        assert _signing_key(one)[0] == "AKIAFIRSTFILEXXXXXXX"
+        assert _signing_key(two)[0] == "AKIASECONDFILEXXXXXX"
+        # Nothing changed: a hit.
+        assert self._token(self._file_env(tmp_path, first)) == one
+
+    def test_keys_rotated_in_place_are_a_miss(self, tmp_path: Path) -> None:
+        """The same file rewritten with a new key (same size) gives a new token."""
+        creds = tmp_path / "credentials"
+        _credentials_file(creds, "AKIAOLDKEYXXXXXXXXXX")
+        env = self._file_env(tmp_path, creds)
+        before = self._token(env)
+        with creds.open("r+") as handle:  # same inode, same size
+            handle.write(creds.read_text().replace("OLDKEY", "NEWKEY"))
+        after = self._token(env)
+        assert _signing_key(before)[0] == "AKIAOLDKEYXXXXXXXXXX"
+        assert _signing_key(after)[0] == "AKIANEWKEYXXXXXXXXXX"
+
+    def test_new_session_token_in_the_environment_is_a_miss(
+        self, tmp_path: Path
+    ) -> None:
+        """Same key ID, another session token: a new token; no secret in the cache."""
+        env = _env(tmp_path / "cache")
+        first = self._token({**env, "AWS_SESSION_TOKEN": "session-one"})
+        second = self._token({**env, "AWS_SESSION_TOKEN": "session-two"})
+        assert _signing_key(first)[1] == "session-one"
+        assert _signing_key(second)[1] == "session-two"
+        stored = b"".join(p.read_bytes() for p in (tmp_path / "cache").glob("*.json"))
+        assert b"session-" not in stored
+        assert env["AWS_SECRET_ACCESS_KEY"].encode() not in stored
+        assert env["AWS_ACCESS_KEY_ID"].encode() not in stored
+
+    @pytest.mark.parametrize(
+        ("flag", "value"),
+        [
+            ("-s", "another-session"),
+            ("-e", "another-external-id"),
+            ("-r", "arn:aws:iam::111122223333:role/other"),
+        ],
+    )
+    def test_role_session_name_and_external_id_are_in_the_key(
+        self, flag: str, value: str
+    ) -> None:
+        """Each flag that decides the assumed session changes the key."""
+        from authenticator.exec_credential import parse_exec_info
+        from authenticator.token_cli import parse_common_flags, resolve_settings
+
+        env = {"HOME": "/nonexistent", "AWS_REGION": "us-west-2"}
+        base = ["-i", "c", "-r", "arn:aws:iam::111122223333:role/r", "-s", "s"]
+
+        def key(argv: list[str]) -> CacheKey:
+            flags = parse_common_flags(argv)
+            assert flags is not None
+            return resolve_settings(flags, parse_exec_info(None), env).cache_key(env)
+
+        assert key([*base, flag, value]).digest() != key(base).digest()
+        assert key(base) == key(base)
+
+
+def test_cache_directories_are_private_under_umask_000(tmp_path: Path) -> None:
+    """~/.kube, ~/.kube/cache and the cache dir are created 0700 under umask 000."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = _env(tmp_path / "unused")
+    del env["KUBEIAM_CACHE_DIR"]
+    env["HOME"] = str(home)
+    subprocess.run(
+        [KUBEIAM, "token", "-i", "c", "--region", "us-west-2"],
+        env=env,
+        capture_output=True,
+        check=True,
+        umask=0,
+    )
+    for directory in (".kube", ".kube/cache", ".kube/cache/kubeiam"):
+        assert stat.S_IMODE((home / directory).stat().st_mode) == 0o700, directory
+    entries = list((home / ".kube/cache/kubeiam").glob("*.json"))
+    assert entries and all(stat.S_IMODE(e.stat().st_mode) == 0o600 for e in entries)

@@ -250,11 +250,14 @@ class TestRejections:
         self, sts_emulator: STSEmulator, iam_user: Credentials
     ) -> None:
         """A key deactivated through IAM stops working: 403 InvalidClientTokenId."""
-        iam = _boto3(sts_emulator, "iam")
         user_name = iam_user.arn.rsplit("/", 1)[1]
-        iam.update_access_key(  # type: ignore[attr-defined]
-            UserName=user_name, AccessKeyId=iam_user.access_key_id, Status="Inactive"
-        )
+        # An IAM write over HTTP: only an emulator started to allow them takes it.
+        with STSEmulator(allow_iam_writes=True) as admin:
+            _boto3(admin, "iam").update_access_key(  # type: ignore[attr-defined]
+                UserName=user_name,
+                AccessKeyId=iam_user.access_key_id,
+                Status="Inactive",
+            )
         status, code, _ = _error(
             get_caller_identity(_sign(sts_emulator, iam_user), CLUSTER)
         )
@@ -380,10 +383,70 @@ class TestRejections:
 class TestMotoPassThrough:
     """Everything that is not a presigned STS call reaches moto unchanged."""
 
-    def test_iam_create_user_and_key_then_verify(
-        self, sts_emulator: STSEmulator
+    def test_iam_writes_over_http_are_refused_by_default(
+        self, sts_emulator: STSEmulator, iam_user: Credentials
     ) -> None:
-        """A user and key made over the IAM API sign tokens the emulator accepts."""
+        """CreateUser over HTTP: AccessDenied, nothing created; reads still work."""
+        from botocore.exceptions import ClientError
+
+        iam = _boto3(sts_emulator, "iam", iam_user)
+        name = unique_name("intruder")
+        with pytest.raises(ClientError) as refused:
+            iam.create_user(UserName=name)  # type: ignore[attr-defined]
+        assert refused.value.response["Error"]["Code"] == "AccessDenied"
+        assert "--allow-remote-iam-writes" in str(refused.value)
+        with pytest.raises(ClientError) as missing:
+            iam.get_user(UserName=name)  # type: ignore[attr-defined]
+        assert missing.value.response["Error"]["Code"] == "NoSuchEntity"
+        names = [u["UserName"] for u in iam.list_users()["Users"]]  # type: ignore[attr-defined]
+        assert name not in names
+        # Unsigned, as curl would send it: refused too.
+        import requests
+
+        answer = requests.post(
+            sts_emulator.url,
+            data={"Action": "CreateAccessKey", "UserName": iam_user.arn.split("/")[-1]},
+            timeout=10,
+        )
+        assert answer.status_code == 403
+
+    @pytest.mark.parametrize(
+        ("query", "body", "authorization", "expected"),
+        [
+            ("", b"Action=CreateUser&UserName=x", "", "CreateUser"),
+            ("Action=PutRolePolicy", b"", "", "PutRolePolicy"),
+            (
+                "",
+                b"Action=AttachUserPolicy",
+                "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/iam/aws4_request",
+                "AttachUserPolicy",
+            ),
+            (
+                "",
+                b"Action=AssumeRole",
+                "AWS4-HMAC-SHA256 Credential=AKIA/20260101/us-east-1/sts/aws4_request",
+                None,
+            ),
+            ("", b"Action=GetCallerIdentity", "", None),
+            ("", b"Action=ListUsers", "", None),
+            ("", b"Action=GetUser", "", None),
+            ("", b"", "", None),
+        ],
+    )
+    def test_iam_write_classification(
+        self, query: str, body: bytes, authorization: str, expected: str | None
+    ) -> None:
+        """STS actions and IAM reads pass; any other IAM action is a write."""
+        from authenticator.emulator_protocol import iam_write_action
+
+        assert iam_write_action(query, body, authorization) == expected
+
+    def test_iam_create_user_and_key_then_verify(self) -> None:
+        """With allow_iam_writes, a user and key made over IAM sign accepted tokens."""
+        with STSEmulator(allow_iam_writes=True) as sts_emulator:
+            self._create_and_verify(sts_emulator)
+
+    def _create_and_verify(self, sts_emulator: STSEmulator) -> None:
         iam = _boto3(sts_emulator, "iam")
         name = unique_name("boto")
         user = iam.create_user(UserName=name)["User"]  # type: ignore[attr-defined]

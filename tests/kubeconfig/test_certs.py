@@ -351,28 +351,93 @@ class TestWritePKI:
                 force=False,
             )
 
-    def test_loose_key_mode_is_tightened(self, tmp_path: Path) -> None:
-        """A kept key that became group-readable is set back to 0600."""
-        first = certs.write_pki(
-            tmp_path,
+    @staticmethod
+    def _write(directory: Path, *, force: bool = False) -> certs.PKIPaths:
+        return certs.write_pki(
+            directory,
             cluster_id="c",
             hostnames=[],
             address="127.0.0.1",
             port=1,
             now=NOW,
-            force=False,
+            force=force,
         )
-        first.client_key.chmod(0o644)
-        certs.write_pki(
-            tmp_path,
-            cluster_id="c",
-            hostnames=[],
-            address="127.0.0.1",
-            port=1,
-            now=NOW,
-            force=False,
-        )
-        assert stat.S_IMODE(first.client_key.stat().st_mode) == 0o600
+
+    @staticmethod
+    def _snapshot(directory: Path) -> dict[str, tuple[bytes, int, int]]:
+        return {
+            p.name: (p.read_bytes(), p.stat().st_mode, p.stat().st_uid)
+            for p in sorted(directory.iterdir())
+        }
+
+    @pytest.mark.parametrize("key", ["ca.key", "webhook.key", "apiserver-client.key"])
+    @pytest.mark.parametrize("mode", [0o640, 0o604])
+    def test_key_readable_by_others_is_refused(
+        self, tmp_path: Path, key: str, mode: int
+    ) -> None:
+        """A key others can read: refused, nothing changed; --force regenerates."""
+        first = self._write(tmp_path)
+        (tmp_path / key).chmod(mode)
+        before = self._snapshot(tmp_path)
+        with pytest.raises(KubeconfigError) as exc:
+            self._write(tmp_path)
+        assert str(tmp_path / key) in str(exc.value)
+        assert "--force" in str(exc.value)
+        assert self._snapshot(tmp_path) == before
+        forced = self._write(tmp_path, force=True)
+        assert (tmp_path / key).read_bytes() != before[key][0]
+        for path in (forced.ca_key, forced.serving_key, forced.client_key):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        assert first.all() == forced.all()
+
+    @pytest.mark.parametrize("name", ["ca.key", "ca.crt", "apiserver-client.key"])
+    def test_files_of_another_user_are_refused(self, tmp_path: Path, name: str) -> None:
+        """An existing CA/key file owned by another user is refused, nothing changed."""
+        self._write(tmp_path)
+        os.chown(tmp_path / name, 65534, 65534)
+        before = self._snapshot(tmp_path)
+        with pytest.raises(KubeconfigError) as exc:
+            self._write(tmp_path)
+        assert str(tmp_path / name) in str(exc.value)
+        assert "owned by uid 65534" in str(exc.value)
+        assert self._snapshot(tmp_path) == before
+        self._write(tmp_path, force=True)
+        assert (tmp_path / name).stat().st_uid == os.geteuid()
+
+    def test_output_dir_of_another_user_is_refused(self, tmp_path: Path) -> None:
+        """An output directory owned by another user is refused, even with --force."""
+        out = tmp_path / "pki"
+        out.mkdir()
+        os.chown(out, 65534, 65534)
+        for force in (False, True):
+            with pytest.raises(KubeconfigError, match="owned by uid 65534"):
+                self._write(out, force=force)
+        assert list(out.iterdir()) == []
+
+    def test_edited_server_config_is_kept(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A re-run keeps an edited server config and writes the new one beside it."""
+        argv = ["--cluster-id", "d", "--output-dir", str(tmp_path)]
+        assert init_main(argv) == 0
+        config = tmp_path / "server-config.yaml"
+        original = config.read_text()
+        # An unedited re-run rewrites it (same content), no .new.
+        assert init_main(argv) == 0
+        assert config.read_text() == original
+        assert not (tmp_path / "server-config.yaml.new").exists()
+        edited = original + "sources:\n- file: {path: /etc/kubeiam/mapping.yaml}\n"
+        config.write_text(edited)
+        capsys.readouterr()
+        assert init_main(argv) == 0
+        out = capsys.readouterr().out
+        assert config.read_text() == edited
+        assert (tmp_path / "server-config.yaml.new").read_text() == original
+        assert "kept it; the new one is server-config.yaml.new" in out
+        assert init_main([*argv, "-o", "json"]) == 0
+        report = json.loads(capsys.readouterr().out)
+        assert report["files"][str(config)] == "kept"
+        assert report["serverConfigEdited"] is True
 
 
 def _handshake(

@@ -717,3 +717,43 @@ class TestUnderKubectl:
             assert parse_qs(url.query)["X-Amz-SignedHeaders"] == ["host;x-k8s-aws-id"]
             assert token == _expected_token(token, cluster_id=cluster, region=region)
             assert token != _expected_token(token, cluster_id="other", region=region)
+
+
+class TestPrivateFiles:
+    """Directories 0700 under any umask; a read-only kubeconfig needs --force."""
+
+    def test_created_directories_are_0700_under_umask_000(
+        self, tmp_path: Path, ca_file: Path
+    ) -> None:
+        """~/.kube and any parent created for --kubeconfig are 0700 under umask 000."""
+        home = tmp_path / "home"
+        home.mkdir()
+        nested = tmp_path / "a" / "b" / "config"
+        old = os.umask(0)
+        try:
+            assert kubeconfig_main(_args(ca_file)) == 0
+            assert kubeconfig_main(_args(ca_file, "--kubeconfig", str(nested))) == 0
+        finally:
+            os.umask(old)
+        for directory in (home / ".kube", tmp_path / "a", tmp_path / "a" / "b"):
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
+        assert stat.S_IMODE((home / ".kube" / "config").stat().st_mode) == 0o600
+
+    def test_read_only_kubeconfig_is_replaced_only_with_force(
+        self, tmp_path: Path, ca_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A 0400 kubeconfig: exit 1 (unchanged) naming --force; --force replaces."""
+        target = tmp_path / "kubeconfig"
+        assert kubeconfig_main(_args(ca_file, "--kubeconfig", str(target))) == 0
+        target.chmod(0o400)
+        before = target.read_bytes()
+        capsys.readouterr()
+        argv = _args(ca_file, "--kubeconfig", str(target), cluster="other")
+        assert kubeconfig_main(argv) == 1
+        err = capsys.readouterr().err
+        assert str(target) in err and "read-only" in err and "--force" in err
+        assert target.read_bytes() == before
+        assert stat.S_IMODE(target.stat().st_mode) == 0o400
+        assert kubeconfig_main([*argv, "--force"]) == 0
+        assert b"other" in target.read_bytes()
+        assert stat.S_IMODE(target.stat().st_mode) == 0o600

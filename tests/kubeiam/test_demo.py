@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -192,3 +194,69 @@ class TestWebhookStep:
         assert '"username": "deployer:alice-session"' in human_output
         assert "is not mapped" in human_output
         assert "NOT cached" in human_output
+
+
+def _pids_with(fragment: str) -> list[int]:
+    """PIDs whose command line mentions ``fragment``."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if fragment.encode() in cmdline:
+            pids.append(int(entry.name))
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_signal_stops_the_webhook_and_removes_its_keys(
+    tmp_path: Path, signum: int
+) -> None:
+    """SIGTERM/SIGHUP while the demo's webhook runs: server stopped, keys removed."""
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    demo = subprocess.Popen(
+        [KUBEIAM, "demo"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    servers: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        directory = None
+        while time.monotonic() < deadline and directory is None:
+            for candidate in tmp_path.glob("kubeiam-demo-webhook-*"):
+                log = candidate / "server.log"
+                if log.exists() and log.stat().st_size > 0:
+                    directory = candidate
+            time.sleep(0.05)
+        assert directory is not None, "the demo's webhook never started"
+        assert list(directory.glob("*.key"))
+        servers = _pids_with(str(directory))
+        assert servers, "no server process found"
+        demo.send_signal(signum)
+        assert demo.wait(30) == 128 + signum
+        wait_deadline = time.monotonic() + 20
+        while any(_alive(p) for p in servers) and time.monotonic() < wait_deadline:
+            time.sleep(0.1)
+        assert not any(_alive(p) for p in servers)
+        assert not directory.exists()
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait(5)
+        for pid in servers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

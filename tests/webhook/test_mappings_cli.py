@@ -211,6 +211,26 @@ class TestLint:
         assert main(["lint", str(path), "--reserved-prefix", "eks:"]) == 1
         assert "reserved-prefix" in capsys.readouterr().out
 
+    def test_crd_objects_granting_system_masters_are_explained(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An IAMIdentityMapping granting system:masters: a HIGH finding says why."""
+        path = tmp_path / "crd.yaml"
+        path.write_text(
+            "apiVersion: iamauthenticator.k8s.aws/v1alpha1\n"
+            "kind: IAMIdentityMapping\n"
+            "metadata: {name: admin}\n"
+            "spec:\n"
+            "  arn: arn:aws:iam::111122223333:role/Admin\n"
+            "  username: admin\n"
+            "  groups: [system:masters]\n"
+        )
+        assert main(["lint", str(path)]) == 1
+        out = capsys.readouterr().out
+        assert "reserved-group-prefix" in out
+        assert "'system:masters' begins with 'system:'" in out
+        assert "reserved for source crd" in out
+
     def test_clean_file(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -318,6 +318,26 @@ class TestHTTP:
 
         assert world.server.post(chunks()).status_code == 413  # type: ignore[arg-type]  # requests streams it
 
+    @pytest.mark.parametrize("chunked", [False, True])
+    def test_exactly_64k_is_answered_one_more_byte_is_413(
+        self, world: World, chunked: bool
+    ) -> None:
+        """65,536 bytes is a TokenReview (200); 65,537 is 413 (under gunicorn)."""
+        doc = json.dumps(tokenreview("k8s-aws-v1.garbage"))
+        exact = (doc + " " * (64 * 1024 - len(doc))).encode()
+        assert len(exact) == 65536
+
+        def body(data: bytes) -> bytes | Iterator[bytes]:
+            if not chunked:
+                return data
+            return iter([data[i : i + 8192] for i in range(0, len(data), 8192)])
+
+        answered = world.server.post(body(exact))  # type: ignore[arg-type]  # requests streams it
+        assert answered.status_code == 200, answered.text
+        assert answered.json()["status"]["authenticated"] is False
+        refused = world.server.post(body(exact + b" "))  # type: ignore[arg-type]  # requests streams it
+        assert refused.status_code == 413
+
     def test_health_endpoints(self, world: World) -> None:
         """/healthz and /readyz answer 200; /metrics has the SPEC families."""
         assert world.server.get("/healthz").status_code == 200
@@ -366,6 +386,38 @@ class TestMutualTLS:
 
 class TestLogs:
     """Logs carry the review outcome and never the token, signature or query."""
+
+    def test_plain_http_sts_endpoint_is_warned_about_at_start(
+        self, world: World
+    ) -> None:
+        """The embedded STS (http on loopback) gets a warning line; mTLS gets none."""
+        lines = [
+            json.loads(x) for x in world.server.output().splitlines() if x[:1] == "{"
+        ]
+        warnings = [x for x in lines if x.get("event") == "insecure-setting"]
+        assert any(
+            world.sts.url in w["msg"] and "plain http" in w["msg"] for w in warnings
+        ), warnings
+        assert all(w["level"] == "warning" for w in warnings)
+        assert not any("clientCAFile" in w["msg"] for w in warnings)
+
+    def test_startup_warnings_name_each_open_door(self) -> None:
+        """Plain-http STS endpoints and a missing clientCAFile are each named."""
+        from webhook.server_cli import startup_warnings
+        from webhook.settings import parse_settings
+
+        doc = {
+            "clusterID": "c",
+            "sts": {"extraEndpoints": ["http://127.0.0.1:5000", "https://sts.local"]},
+        }
+        warnings = startup_warnings(parse_settings(doc))
+        assert len(warnings) == 2
+        assert warnings[0].startswith("sts.extraEndpoints[0] http://127.0.0.1:5000")
+        assert "server.clientCAFile is not set" in warnings[1]
+        secure = parse_settings(
+            {"clusterID": "c", "server": {"clientCAFile": "ca.crt"}}
+        )
+        assert startup_warnings(secure) == []
 
     def test_output_never_contains_token_or_signature(self, world: World) -> None:
         """gunicorn's and the app's output hold no token, signature or query string."""
@@ -608,7 +660,7 @@ class TestCLI:
         path.write_text(json.dumps(doc))
         options = build_gunicorn_options(load_settings(path))
         assert options["bind"] == ["[::1]:8443"]
-        assert options["worker_class"] == "gthread"
+        assert options["worker_class"] == "webhook.server_worker.GuardedThreadWorker"
         assert (options["workers"], options["threads"]) == (3, 7)
         assert options["cert_reqs"] == ssl.CERT_REQUIRED
         assert options["ca_certs"] == str(tmp_path / "ca.crt")

@@ -185,6 +185,11 @@ class TestErrors:
                 "reservedPrefixes.crd",
                 "list",
             ),
+            (
+                {"clusterID": "c", "reservedGroupPrefixes": {"ldap": []}},
+                "reservedGroupPrefixes.ldap",
+                "unknown key",
+            ),
             ({"clusterID": "c", "mapRoles": {"a": 1}}, "mapRoles", "must be a list"),
             ([], "(top)", "mapping"),
         ],
@@ -196,6 +201,34 @@ class TestErrors:
         message = str(info.value)
         assert message.startswith(f"cfg.yaml: {path}: "), message
         assert reason in message
+
+    def test_reserved_group_prefixes(self) -> None:
+        """reservedGroupPrefixes per kind; unset kinds keep their default (None)."""
+        s = parse_settings(
+            {
+                "clusterID": "c",
+                "sources": [{"crd": {}}, {"configMap": {}}, {"crd": {}}],
+                "reservedGroupPrefixes": {
+                    "configMap": ["system:masters"],
+                    "inline": ["system:"],
+                },
+                "mapRoles": [],
+            }
+        )
+        assert [x.reserved_group_prefixes for x in s.sources] == [
+            None,
+            ("system:masters",),
+            None,
+        ]
+        assert s.inline_reserved_group_prefixes == ("system:",)
+        opened = parse_settings(
+            {
+                "clusterID": "c",
+                "sources": [{"crd": {}}],
+                "reservedGroupPrefixes": {"crd": []},
+            }
+        )
+        assert opened.sources[0].reserved_group_prefixes == ()
 
     def test_missing_file(self, tmp_path: Path) -> None:
         """An unreadable file is a ConfigError naming it."""

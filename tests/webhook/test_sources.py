@@ -13,7 +13,13 @@ import pytest
 from authenticator.arn import canonicalize_arn
 from authenticator.errors import ConfigError
 from authenticator.identity import Identity
-from authenticator.mapping import MappingSet, map_identity, parse_mappings
+from authenticator.mapping import (
+    MappingOutcome,
+    MappingSet,
+    evaluate_mapping,
+    map_identity,
+    parse_mappings,
+)
 from tests.fixtures.kubeapi import MAPPINGS, KubeAPI
 from webhook.sources import (
     ConfigMapSource,
@@ -157,6 +163,23 @@ class TestFileSource:
         write(path, "mapRoles:\n" + roles_yaml(("C", "c")))
         wait_until(lambda: usernames(registry) == ["c"])
 
+    @pytest.mark.parametrize("text", ["", " \n\n   \n"])
+    def test_truncated_file_keeps_last_good_set(
+        self, tmp_path: Path, started: Starter, text: str
+    ) -> None:
+        """An empty or blank file on reload is refused; `mapRoles: []` empties it."""
+        path = tmp_path / "m.yaml"
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
+        rec = Recorder()
+        registry = started(FileSource(path, poll_interval=0.05), on_reload=rec)
+        before = registry.snapshot()
+        write(path, text)
+        wait_until(lambda: ("file", "error", 1) in rec.calls)
+        assert registry.snapshot() is before and usernames(registry) == ["a"]
+        write(path, "mapRoles: []\n")
+        wait_until(lambda: usernames(registry) == [])
+        assert rec.calls[-1] == ("file", "success", 0)
+
     def test_deleted_file_keeps_last_good_set(
         self, tmp_path: Path, started: Starter
     ) -> None:
@@ -284,6 +307,28 @@ class TestConfigMapSource:
         wait_until(lambda: usernames(registry) == [])
         assert [c[1] for c in rec.calls] == ["success"] * 3
         assert "fieldSelector=metadata.name%3Daws-auth" in kubeapi.requests[0]
+
+    def test_node_roles_keep_their_system_groups(
+        self, kubeapi: KubeAPI, started: Starter
+    ) -> None:
+        """aws-auth node roles keep system:bootstrappers/system:nodes by default."""
+        kubeapi.set_configmap(
+            {
+                "mapRoles": (
+                    f"- rolearn: arn:aws:iam::{ACCT}:role/Node\n"
+                    "  username: system:node:{{SessionName}}\n"
+                    "  groups: [system:bootstrappers, system:nodes]\n"
+                )
+            }
+        )
+        registry = started(self.source(kubeapi))
+        assert registry.wait_ready(3)
+        user = map_identity(caller("Node", "i-0abc"), registry.snapshot())
+        assert user is not None
+        assert user.groups == ("system:bootstrappers", "system:nodes")
+        refusing = started(self.source(kubeapi, reserved_group_prefixes=("system:",)))
+        assert refusing.wait_ready(3)
+        assert map_identity(caller("Node", "i-0abc"), refusing.snapshot()) is None
 
     def test_broken_edit_keeps_last_good_mappings(
         self, kubeapi: KubeAPI, started: Starter
@@ -417,6 +462,37 @@ class TestCRDSource:
         assert kubeapi.requests[0].startswith(
             "/apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings"
         )
+
+    @pytest.mark.parametrize("group", ["system:masters", "system:nodes"])
+    def test_crd_cannot_grant_system_groups_by_default(
+        self, kubeapi: KubeAPI, started: Starter, group: str
+    ) -> None:
+        """An IAMIdentityMapping granting a system: group is refused (configurable)."""
+        kubeapi.set_mapping(
+            "admin",
+            {
+                "arn": f"arn:aws:iam::{ACCT}:role/Admin",
+                "username": "admin",
+                "groups": ["devs", group],
+            },
+        )
+        registry = started(CRDSource(api_client=kubeapi.api_client(), backoff=FAST))
+        assert registry.wait_ready(3)
+        result = evaluate_mapping(caller("Admin"), registry.snapshot())
+        assert result.user is None
+        assert result.outcome is MappingOutcome.RESERVED_PREFIX
+        assert f"group {group!r} begins with 'system:'" in result.detail
+        # An operator who wants the reference's behaviour says so.
+        opened = started(
+            CRDSource(
+                api_client=kubeapi.api_client(),
+                backoff=FAST,
+                reserved_group_prefixes=(),
+            )
+        )
+        assert opened.wait_ready(3)
+        user = map_identity(caller("Admin"), opened.snapshot())
+        assert user is not None and group in user.groups
 
     def test_invalid_object_keeps_last_good(
         self, kubeapi: KubeAPI, started: Starter
