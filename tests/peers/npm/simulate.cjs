@@ -16,6 +16,11 @@ const { AwsRequestImpl } = require(path.join(root, 'request', 'request.js'));
 const { RequestContextImpl } = require(path.join(root, 'requestContext.js'));
 const { anonymousPrincipal } = require(path.join(root, 'simulation_engine', 'simulation.js'));
 
+const FULL_RCP = {
+  Version: '2012-10-17',
+  Statement: [{ Effect: 'Allow', Principal: '*', Action: '*', Resource: '*' }]
+};
+
 function named(entry, fallback) {
   if (entry && typeof entry === 'object' && 'policy' in entry && !('Statement' in entry)) {
     return loadPolicy(entry.policy, { name: entry.name || fallback });
@@ -67,7 +72,11 @@ function run(c) {
     sessionPolicy: c.sessionPolicy ? named(c.sessionPolicy, 'session') : undefined,
     identityPolicies: (c.identityPolicies || []).map((p, i) => named(p, `identity-${i}`)),
     serviceControlPolicies: levels(c.scps, 'scp'),
-    resourceControlPolicies: levels(c.rcps, 'rcp'),
+    // RCPFullAWSAccess is attached at every level (as runSimulation does).
+    resourceControlPolicies: levels(c.rcps, 'rcp').map((lvl) => ({
+      orgIdentifier: lvl.orgIdentifier,
+      policies: [...lvl.policies, loadPolicy(FULL_RCP, { name: 'RCPFullAWSAccess' })]
+    })),
     resourcePolicy: c.resourcePolicy ? named(c.resourcePolicy, 'resource') : undefined,
     permissionBoundaries: boundaries.length ? boundaries : undefined,
     vpcEndpointPolicies: undefined,
