@@ -380,6 +380,8 @@ class Gen:
             self.ctx["aws:TagKeys"] = []
         if self.ctx.get("aws:TagKeys") == []:
             self.features.add("empty-multivalued")
+        if if_exists and qual == "ForAnyValue" and "aws:TagKeys" not in self.ctx:
+            self.features.add("set-ifexists-absent")
         op = f"{qual}:{base}{'IfExists' if if_exists else ''}"
         vals = self._values(["team", "env", "cost", "t*", "Team"])
         return {op: {"aws:TagKeys": vals}}
@@ -475,7 +477,8 @@ def generate_case(rng: random.Random, index: int, *, corners: bool = True) -> Ca
         case["identityPolicies"] = [g.policy() for _ in range(rng.choice([1, 1, 2]))]
     if rng.random() < 0.5 or not iam:
         case["resourcePolicy"] = g.policy(principal=True)
-    if iam and rng.random() < 0.2:
+    if iam and p.kind != "root" and rng.random() < 0.2:
+        # The root user cannot have a permissions boundary.
         case["permissionBoundaries"] = [g.policy(allow_bias=0.85)]
     if p.kind in ("session", "federated") and rng.random() < (
         0.3 if p.kind == "session" else 0.8
