@@ -394,9 +394,10 @@ class Gen:
             acts[0] if len(acts) == 1 else acts
         )
         res = [self.resource_pattern() for _ in range(self.rng.choice([1, 1, 2]))]
-        st["NotResource" if self.rng.random() < 0.08 else "Resource"] = (
-            res[0] if len(res) == 1 else res
-        )
+        not_resource = self.rng.random() < 0.08
+        if not_resource and any("${" in r for r in res):
+            self.features.add("notresource-variable")
+        st["NotResource" if not_resource else "Resource"] = res[0] if len(res) == 1 else res
         if principal:
             st["Principal"] = self.principal_element()
         if self.rng.random() < 0.45:
