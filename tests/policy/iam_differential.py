@@ -362,6 +362,9 @@ class Gen:
             f"arn:aws:sqs:us-east-1:{B}:q*",
             "arn:aws:s3:::bucket-*",
         ]
+        if self.corners and self.rng.random() < 0.1:
+            self.features.add("arn-condition-variable-prefix")
+            choices.append("arn:aws:sqs:*:${aws:PrincipalAccount}:q*")
         return {self._suffix(op): {"aws:SourceArn": self._values(choices)}}
 
     def cond_null(self) -> dict[str, dict[str, Json]]:
