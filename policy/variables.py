@@ -106,8 +106,9 @@ def parse_template(text: str, *, substitute: bool, arn: bool = False) -> Templat
         substitute: False for 2008-10-17 or version-less policies, where
             ``${...}`` is literal text.
         arn: The string is a ``Resource``/``NotResource`` ARN: variables are
-            resolved only in the resource part, after the fifth colon; a ``${...}`` in the partition, service, region or account
-            segment stays literal text (IAM User Guide, **IAM policy elements:
+            resolved only in the resource part, after the fifth colon; a
+            ``${...}`` in the partition, service, region or account segment
+            stays literal text (IAM User Guide, **IAM policy elements:
             Variables and tags**, "Where you can use policy variables":
             "only in the resource part of the ARN").
 

@@ -48,7 +48,7 @@ B = "222222222222"
 V = "2012-10-17"
 DECISIONS = ("Allowed", "ImplicitlyDenied", "ExplicitlyDenied")
 
-# --------------------------------------------------------------------------- requests
+# --- requests
 
 _ACTIONS: dict[str, tuple[str, ...]] = {
     "dynamodb": ("GetItem", "PutItem", "DeleteItem", "Query"),
@@ -93,12 +93,17 @@ def _principal(rng: random.Random, account: str) -> Principal:
         arn = f"arn:aws:sts::{account}:assumed-role/{role}/s1"
         ctx = {"aws:PrincipalType": "AssumedRole"}
         return Principal(
-            kind, arn, account, ctx | _iam_ctx(f"arn:aws:iam::{account}:role/{role}", account)
+            kind,
+            arn,
+            account,
+            ctx | _iam_ctx(f"arn:aws:iam::{account}:role/{role}", account),
         )
     if kind == "slr":
         role = "AWSServiceRoleForECS"
         arn = f"arn:aws:sts::{account}:assumed-role/{role}/ecs"
-        role_arn = f"arn:aws:iam::{account}:role/aws-service-role/ecs.amazonaws.com/{role}"
+        role_arn = (
+            f"arn:aws:iam::{account}:role/aws-service-role/ecs.amazonaws.com/{role}"
+        )
         ctx = {"aws:PrincipalType": "AssumedRole"}
         return Principal(kind, arn, account, ctx | _iam_ctx(role_arn, account))
     if kind == "federated":
@@ -109,7 +114,10 @@ def _principal(rng: random.Random, account: str) -> Principal:
     if kind == "root":
         arn = f"arn:aws:iam::{account}:root"
         return Principal(
-            kind, arn, account, {"aws:PrincipalType": "Account"} | _iam_ctx(arn, account)
+            kind,
+            arn,
+            account,
+            {"aws:PrincipalType": "Account"} | _iam_ctx(arn, account),
         )
     if kind == "service":
         name = rng.choice(["ecs.amazonaws.com", "lambda.amazonaws.com"])
@@ -130,7 +138,7 @@ def _iam_ctx(principal_arn: str, account: str) -> dict[str, str]:
     }
 
 
-# --------------------------------------------------------------------------- context
+# --- context
 
 _TEAMS = ("red", "blue", "Red", "green")
 _IPS = ("10.0.0.5", "10.0.1.7", "192.168.1.20", "2001:db8::5")
@@ -138,7 +146,9 @@ _TIMES = ("2024-05-01T12:00:00Z", "2023-01-15T00:00:00Z", "2025-12-31T23:59:59Z"
 _TAGKEYS = (["team"], ["team", "env"], ["env", "cost"], ["Team"])
 
 
-def _context(rng: random.Random, p: Principal, resource_account: str) -> dict[str, Json]:
+def _context(
+    rng: random.Random, p: Principal, resource_account: str
+) -> dict[str, Json]:
     ctx: dict[str, Json] = dict(p.context)
     if rng.random() < 0.8:
         ctx["aws:ResourceAccount"] = resource_account
@@ -159,7 +169,7 @@ def _context(rng: random.Random, p: Principal, resource_account: str) -> dict[st
             [
                 f"arn:aws:sqs:us-east-1:{A}:q1",
                 f"arn:aws:sns:eu-west-1:{B}:topic",
-                f"arn:aws:s3:::bucket-x",
+                "arn:aws:s3:::bucket-x",
             ]
         )
     if rng.random() < 0.4:
@@ -169,7 +179,7 @@ def _context(rng: random.Random, p: Principal, resource_account: str) -> dict[st
     return ctx
 
 
-# --------------------------------------------------------------------------- generator
+# --- generator
 
 
 @dataclass(slots=True)
@@ -307,9 +317,25 @@ class Gen:
             ]
         )
         key = self.rng.choice(
-            ["aws:PrincipalTag/team", "aws:RequestTag/env", "aws:username", "aws:PrincipalAccount"]
+            [
+                "aws:PrincipalTag/team",
+                "aws:RequestTag/env",
+                "aws:username",
+                "aws:PrincipalAccount",
+            ]
         )
-        choices: list[Json] = ["red", "RED", "blue", "r*", "?ed", "prod", "dev", "alice", A, B]
+        choices: list[Json] = [
+            "red",
+            "RED",
+            "blue",
+            "r*",
+            "?ed",
+            "prod",
+            "dev",
+            "alice",
+            A,
+            B,
+        ]
         if self.rng.random() < 0.25:
             choices.append(self.variable())
         return {self._suffix(op): {key: self._values(choices)}}
@@ -325,7 +351,9 @@ class Gen:
                 "NumericGreaterThanEquals",
             ]
         )
-        return {self._suffix(op): {"s3:max-keys": self._values(["5", "10", "50", "100"])}}
+        return {
+            self._suffix(op): {"s3:max-keys": self._values(["5", "10", "50", "100"])}
+        }
 
     def cond_date(self) -> dict[str, dict[str, Json]]:
         op = self.rng.choice(
@@ -338,7 +366,7 @@ class Gen:
                 "DateGreaterThanEquals",
             ]
         )
-        choices: list[Json] = list(_TIMES) + ["2024-01-01T00:00:00Z"]
+        choices: list[Json] = [*_TIMES, "2024-01-01T00:00:00Z"]
         if self.corners and self.rng.random() < 0.08:
             self.features.add("date-epoch")
             choices = ["1714564800", "1700000000"]
@@ -350,7 +378,13 @@ class Gen:
 
     def cond_ip(self) -> dict[str, dict[str, Json]]:
         op = self.rng.choice(["IpAddress", "NotIpAddress"])
-        choices = ["10.0.0.0/24", "10.0.0.5/32", "192.168.0.0/16", "2001:db8::/64", "10.0.1.0/24"]
+        choices = [
+            "10.0.0.0/24",
+            "10.0.0.5/32",
+            "192.168.0.0/16",
+            "2001:db8::/64",
+            "10.0.1.0/24",
+        ]
         return {self._suffix(op): {"aws:SourceIp": self._values(choices)}}
 
     def cond_arn(self) -> dict[str, dict[str, Json]]:
@@ -369,7 +403,12 @@ class Gen:
 
     def cond_null(self) -> dict[str, dict[str, Json]]:
         key = self.rng.choice(
-            ["aws:PrincipalTag/team", "aws:SourceIp", "aws:TagKeys", "aws:RequestTag/env"]
+            [
+                "aws:PrincipalTag/team",
+                "aws:SourceIp",
+                "aws:TagKeys",
+                "aws:RequestTag/env",
+            ]
         )
         if key == "aws:TagKeys" and self.ctx.get("aws:TagKeys") == []:
             self.features.add("empty-multivalued")
@@ -377,7 +416,9 @@ class Gen:
 
     def cond_set(self) -> dict[str, dict[str, Json]]:
         qual = self.rng.choice(["ForAllValues", "ForAnyValue"])
-        base = self.rng.choice(["StringEquals", "StringLike", "StringNotEquals", "StringNotLike"])
+        base = self.rng.choice(
+            ["StringEquals", "StringLike", "StringNotEquals", "StringNotLike"]
+        )
         if_exists = self.rng.random() < 0.2
         if self.corners and self.rng.random() < 0.05:
             self.ctx["aws:TagKeys"] = []
@@ -400,7 +441,9 @@ class Gen:
         not_resource = self.rng.random() < 0.08
         if not_resource and any("${" in r for r in res):
             self.features.add("notresource-variable")
-        st["NotResource" if not_resource else "Resource"] = res[0] if len(res) == 1 else res
+        st["NotResource" if not_resource else "Resource"] = (
+            res[0] if len(res) == 1 else res
+        )
         if principal:
             st["Principal"] = self.principal_element()
         if self.rng.random() < 0.45:
@@ -435,7 +478,11 @@ class Gen:
         other = A if acct == B else B
         return {
             "AWS": self.rng.choice(
-                [other, f"arn:aws:iam::{acct}:user/mallory", f"arn:aws:iam::{acct}:role/other"]
+                [
+                    other,
+                    f"arn:aws:iam::{acct}:user/mallory",
+                    f"arn:aws:iam::{acct}:role/other",
+                ]
             )
         }
 
@@ -445,7 +492,8 @@ class Gen:
         n = self.rng.choice([1, 1, 2, 3])
         sts = [
             self.statement(
-                "Allow" if self.rng.random() < allow_bias else "Deny", principal=principal
+                "Allow" if self.rng.random() < allow_bias else "Deny",
+                principal=principal,
             )
             for _ in range(n)
         ]
@@ -489,7 +537,10 @@ def generate_case(rng: random.Random, index: int, *, corners: bool = True) -> Ca
     ):
         case["sessionPolicy"] = g.policy(allow_bias=0.85)
     if iam and rng.random() < 0.25:
-        full = {"Version": V, "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+        full = {
+            "Version": V,
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+        }
         if rng.random() < 0.5:
             case["scps"] = [full, g.policy(allow_bias=0.5)]
         else:
@@ -519,7 +570,7 @@ def generate_case(rng: random.Random, index: int, *, corners: bool = True) -> Ca
     return case
 
 
-# --------------------------------------------------------------------------- engines
+# --- engines
 
 
 def kubeiam_decision(case: Case) -> str:
@@ -537,9 +588,10 @@ def _public(case: Case) -> Case:
 
 def peer_available() -> bool:
     """True when node and the installed peer package are present."""
-    return shutil.which("node") is not None and (
-        PEER_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate"
-    ).is_dir()
+    return (
+        shutil.which("node") is not None
+        and (PEER_DIR / "node_modules" / "@cloud-copilot" / "iam-simulate").is_dir()
+    )
 
 
 def install_peer() -> None:
@@ -569,15 +621,17 @@ def peer_decisions(cases: Sequence[Case]) -> list[str]:
         raise RuntimeError(f"iam-simulate runner failed: {proc.stderr[-2000:]}")
     lines = proc.stdout.splitlines()
     if len(lines) != len(cases):
-        raise RuntimeError(f"iam-simulate runner: {len(lines)} results for {len(cases)} cases")
+        raise RuntimeError(
+            f"iam-simulate runner: {len(lines)} results for {len(cases)} cases"
+        )
     out: list[str] = []
     for line in lines:
         row = json.loads(line)
-        out.append(row["decision"] if "decision" in row else "Error")
+        out.append(row.get("decision", "Error"))
     return out
 
 
-# --------------------------------------------------------------------------- balance
+# --- balance
 
 
 def balanced_cases(seed: int, count: int, *, corners: bool = True) -> list[Case]:
@@ -592,7 +646,9 @@ def balanced_cases(seed: int, count: int, *, corners: bool = True) -> list[Case]
         The cases, ``_kubeiam`` holding kubeiam's decision.
     """
     rng = random.Random(seed)
-    quota = {d: count // 3 + (1 if i < count % 3 else 0) for i, d in enumerate(DECISIONS)}
+    quota = {
+        d: count // 3 + (1 if i < count % 3 else 0) for i, d in enumerate(DECISIONS)
+    }
     out: list[Case] = []
     index = 0
     attempts = 0
@@ -609,7 +665,7 @@ def balanced_cases(seed: int, count: int, *, corners: bool = True) -> list[Case]
     return out
 
 
-# --------------------------------------------------------------------------- divergences
+# --- divergences
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,7 +736,13 @@ def case_features(case: Case) -> set[str]:
                 "federated-user": "principal:federated-user",
             }.get(resource.split("/")[0], "principal:other")
         )
-    for key in ("resourcePolicy", "permissionBoundaries", "sessionPolicy", "scps", "rcps"):
+    for key in (
+        "resourcePolicy",
+        "permissionBoundaries",
+        "sessionPolicy",
+        "scps",
+        "rcps",
+    ):
         features.add(f"has:{key}" if case.get(key) else f"no:{key}")
     return features
 
@@ -694,19 +756,27 @@ def classify(case: Case, ours: str, theirs: str, known: Sequence[Known]) -> str 
     return None
 
 
-# --------------------------------------------------------------------------- minimise
+# --- minimise
 
 
 def _reductions(value: Json, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
     """Paths of list items and optional object members that could be removed."""
     if isinstance(value, list):
         for i, item in enumerate(value):
-            if len(value) > 1 or path[-1:] in (("identityPolicies",), ("scps",), ("rcps",)):
+            if len(value) > 1 or path[-1:] in (
+                ("identityPolicies",),
+                ("scps",),
+                ("rcps",),
+            ):
                 yield (*path, i)
             yield from _reductions(item, (*path, i))
     elif isinstance(value, dict):
         for k, item in value.items():
-            if k in _OPTIONAL or (path[-1:] == ("context",)) or (path[-1:] == ("Condition",)):
+            if (
+                k in _OPTIONAL
+                or (path[-1:] == ("context",))
+                or (path[-1:] == ("Condition",))
+            ):
                 yield (*path, k)
             if path[-2:-1] == ("Condition",):
                 yield (*path, k)
@@ -777,7 +847,7 @@ def decide_both(cases: Sequence[Case]) -> list[tuple[str, str]]:
     return list(zip(ours, theirs, strict=True))
 
 
-# --------------------------------------------------------------------------- run
+# --- run
 
 
 @dataclass(slots=True)
@@ -807,7 +877,8 @@ class Report:
         lines.append(f"peer errors: {self.peer_errors}")
         lines.append(f"unlisted disagreements: {len(self.unlisted)}")
         lines.append(
-            f"time: kubeiam {self.seconds_kubeiam:.2f}s, iam-simulate {self.seconds_peer:.2f}s"
+            f"time: kubeiam {self.seconds_kubeiam:.2f}s, "
+            f"iam-simulate {self.seconds_peer:.2f}s"
         )
         return "\n".join(lines)
 
@@ -853,7 +924,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tests.policy.iam_differential",
         description="Compare kubeiam's IAM engine with @cloud-copilot/iam-simulate.",
-        epilog="example: python -m tests.policy.iam_differential --seed 1 --count 20000",
+        epilog="example: python -m tests.policy.iam_differential --count 20000",
     )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--count", type=int, default=20000)

@@ -61,7 +61,7 @@ def test_every_listed_divergence_cites_documentation() -> None:
 def test_classifier_rejects_unexplained_disagreement() -> None:
     """A disagreement without a listed feature is unlisted (the gate can fail)."""
     known = diff.load_known()
-    case = {
+    case: diff.Case = {
         "identityPolicies": [],
         "request": {
             "principal": f"arn:aws:iam::{diff.A}:user/alice",
@@ -70,7 +70,10 @@ def test_classifier_rejects_unexplained_disagreement() -> None:
         },
     }
     assert diff.classify(case, "Allowed", "ImplicitlyDenied", known) is None
-    root = {**case, "request": {**case["request"], "principal": f"arn:aws:iam::{diff.A}:root"}}
+    root = {
+        **case,
+        "request": {**case["request"], "principal": f"arn:aws:iam::{diff.A}:root"},
+    }
     assert diff.classify(root, "Allowed", "ImplicitlyDenied", known) == (
         "root-user-full-access"
     )
@@ -82,7 +85,7 @@ def test_minimize_keeps_both_decisions() -> None:
     if not diff.peer_available():
         diff.install_peer()
     noise = {"Effect": "Allow", "Action": "sqs:*", "Resource": "*"}
-    case = {
+    case: diff.Case = {
         "identityPolicies": [
             {"Version": diff.V, "Statement": [noise, noise]},
             {"Version": diff.V, "Statement": [noise]},
