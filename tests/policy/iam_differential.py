@@ -337,7 +337,12 @@ class Gen:
             B,
         ]
         if self.rng.random() < 0.25:
-            choices.append(self.variable())
+            var = self.variable()
+            choices.append(var)
+            name = var[2:-1].split(",")[0].strip().lower()
+            present = {k.lower() for k in self.ctx}
+            if "Not" in op and "," not in var and name not in present | {"*"}:
+                self.features.add("negated-unresolved-variable")
         return {self._suffix(op): {key: self._values(choices)}}
 
     def cond_numeric(self) -> dict[str, dict[str, Json]]:
