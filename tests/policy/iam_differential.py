@@ -268,6 +268,9 @@ class Gen:
             parts = res.split(":", 5)
             parts[4] = "${aws:PrincipalAccount}"
             return ":".join(parts)
+        if sep == ":" and var != "${*}":
+            # The resource part is a bare resource-id (an SQS queue name).
+            self.features.add("variable-in-untyped-resource")
         return f"{head}{sep}{var}" if r < 0.6 else f"{head}{sep}{last[:1]}{var}"
 
     def variable(self) -> str:
