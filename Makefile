@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers
+.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers peer-npm differential
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update && apt-get install -y python3 python3-venv; }
@@ -30,11 +30,25 @@ peers:
 	@command -v go >/dev/null || { apt-get update && apt-get install -y golang-go; }
 	bash tests/peers/build.sh >/dev/null
 
+# The IAM differential peer (@cloud-copilot/iam-simulate, pinned in tests/peers/npm/package-lock.json),
+# installed once into tests/peers/npm/node_modules (gitignored).
+PEER_NPM := tests/peers/npm/node_modules/.package-lock.json
+$(PEER_NPM): tests/peers/npm/package.json tests/peers/npm/package-lock.json
+	@command -v node >/dev/null || { apt-get update && apt-get install -y nodejs npm; }
+	cd tests/peers/npm && npm ci --no-audit --no-fund --silent
+	touch $(PEER_NPM)
+
+peer-npm: $(PEER_NPM)
+
+# kubeiam's IAM engine against iam-simulate: 20,000 generated cases (make test runs 2,000).
+differential: $(STAMP) $(PEER_NPM)
+	$(PY) -m tests.policy.iam_differential --seed 1 --count 20000
+
 demo: $(STAMP)
 	$(VENV)/bin/kubeiam demo
 
 # The suite: static checks first (ruff, mypy --strict), then pytest on 2 workers.
-test: $(STAMP) deps-system peers lint
+test: $(STAMP) deps-system peers peer-npm lint
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" -p no:cacheprovider --timeout 600
 
 lint: $(STAMP)

@@ -56,6 +56,7 @@ from typing import cast
 
 from policy.arnmatch import arn_regex, split_arn
 from policy.conditions import ClauseResult, evaluate_clause
+from policy.keys import is_multi_valued
 from policy.model import CompiledPolicy, Effect, PolicyKind, Statement, compile_policy
 from policy.principals import (
     Grant,
@@ -119,6 +120,10 @@ class _Eval:
         self.results: list[StatementResult] = []
 
     def lookup(self, key: str) -> str | None:
+        # A multivalued key is never a policy variable, even with one value
+        # (Variables and tags: "You cannot use ... multivalued keys").
+        if is_multi_valued(key):
+            return None
         values = self.ctx.get(key)
         return values[0] if values is not None and len(values) == 1 else None
 

@@ -173,7 +173,7 @@ def _compile_resources(
 ) -> tuple[ResourcePattern, ...]:
     out: list[ResourcePattern] = []
     for raw in _strings(name, pointer, value, what="a resource"):
-        template = parse_template(raw, substitute=substitute)
+        template = parse_template(raw, substitute=substitute, arn=True)
         if raw == "*":
             out.append(ResourcePattern(raw, template, None, match_all=True))
             continue

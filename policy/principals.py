@@ -6,6 +6,9 @@ Rules (**AWS JSON policy elements: Principal**, **NotPrincipal**, iam.md §3.3):
   principal of that account; it delegates to the account's IAM policies.
 - A role ARN matches the role's sessions (compared by account and role name:
   a session ARN carries no role path). A session ARN matches only that session.
+- A user ARN matches the federated-user sessions that user created with
+  ``GetFederationToken`` (``federated-user/<name>``, same account), for Allow
+  and Deny alike; the session policy still limits such a grant.
 - ``"*"`` / ``{"AWS": "*"}`` match everyone, anonymous included. Partial
   wildcards in principals are literal text (they match nothing).
 - ``Deny`` + ``NotPrincipal`` excepts a principal only when each of its
@@ -100,7 +103,8 @@ class PrincipalInfo:
         role_name: For roles and role sessions, the role's name.
         principal_arn: The ``aws:PrincipalArn`` value (the role ARN for a session).
         is_service_linked: True for service-linked roles and their sessions.
-        name: The user name (``aws:username``) for IAM users.
+        name: The user name (``aws:username``) for IAM users; for federated-user
+            sessions, the name of the IAM user that created them.
     """
 
     kind: PrincipalKind
@@ -227,8 +231,15 @@ def _parse_arn(value: str) -> PrincipalInfo:
             is_service_linked=role_name.startswith(_SLR_NAME_PREFIX),
         )
     if service == "sts" and rtype == "federated-user" and rest:
+        # GetFederationToken sessions belong to the IAM user that created them;
+        # the session ARN carries the user's name (no path).
         return PrincipalInfo(
-            PrincipalKind.FEDERATED_USER, value, account, partition, principal_arn=value
+            PrincipalKind.FEDERATED_USER,
+            value,
+            account,
+            partition,
+            principal_arn=value,
+            name=rest,
         )
     raise _bad(f"{value!r} is not a user, role, session, root or identity-provider ARN")
 
@@ -259,6 +270,21 @@ def _names_role(entry: str, p: PrincipalInfo) -> bool:
     )
 
 
+def _names_session_user(entry: str, p: PrincipalInfo) -> bool:
+    """Whether ``entry`` is the IAM user behind a federated-user session."""
+    if p.kind is not PrincipalKind.FEDERATED_USER or p.name is None:
+        return False
+    parts = entry.split(":", 5)
+    return (
+        len(parts) == 6
+        and parts[0] == "arn"
+        and parts[1] == p.partition
+        and parts[2] == "iam"
+        and parts[4] == p.account
+        and parts[5] == f"user/{p.name}"
+    )
+
+
 def grant_for(spec: PrincipalSpec, p: PrincipalInfo) -> Grant | None:
     """How a Principal element names the request principal.
 
@@ -286,6 +312,10 @@ def grant_for(spec: PrincipalSpec, p: PrincipalInfo) -> Grant | None:
         if entry == p.arn and kind is not PrincipalKind.ROLE:
             return Grant.DIRECT
         if p.role_name is not None and _names_role(entry, p):
+            best = Grant.ROLE
+        elif _names_session_user(entry, p):
+            # The user that called GetFederationToken: like a role for its
+            # sessions, the session policy still limits (Session policies).
             best = Grant.ROLE
         elif best is None and p.account is not None and _account_of(entry) == p.account:
             best = Grant.ACCOUNT

@@ -101,6 +101,9 @@ def _org_levels(
         return []
     if not isinstance(value, list):
         raise _bad(where, "must be a list of policies or of {orgIdentifier, policies}")
+    if not value:
+        # An empty list: no SCPs (RCPs) apply, not one level with nothing attached.
+        return []
     if value and all(isinstance(v, Mapping) and "policies" in v for v in value):
         levels: list[Level] = []
         for i, level in enumerate(value):

@@ -5,7 +5,10 @@ Rules (IAM User Guide, **IAM policy elements: Variables and tags**):
 - Variables are substituted only in policies with ``"Version": "2012-10-17"``;
   under ``2008-10-17`` or without a Version, ``${...}`` is literal text.
 - Key names are case-insensitive. Only a single-valued key can be a variable:
-  a key given a set of several values does not resolve.
+  a key given a set of several values does not resolve, and neither does a
+  documented multivalued key (``aws:TagKeys``) given one value.
+- In ``Resource``/``NotResource`` variables resolve only in the resource part
+  of the ARN (after the fifth colon); before it ``${...}`` is literal text.
 - ``${key, 'default'}`` uses the quoted literal when the key is absent.
 - ``${*}``, ``${?}``, ``${$}`` stand for the literal characters; after
   substitution they never act as wildcards, and neither does any substituted value.
@@ -30,6 +33,8 @@ _VARIABLE = re.compile(r"\$\{([^}]*)\}")
 _WITH_DEFAULT = re.compile(r"^\s*([^,'\s][^,']*?)\s*,\s*'([^']*)'\s*$")
 _KEY = re.compile(r"^\s*([^,'\s{}$][^,'{}$]*?)\s*$")
 _SPECIAL = frozenset("*?$")
+# ``arn:partition:service:region:account:resource``: variables only after the fifth.
+_ARN_SEPARATORS = 5
 
 Lookup = Callable[[str], str | None]
 
@@ -93,13 +98,19 @@ class Template:
         return tuple(out)
 
 
-def parse_template(text: str, *, substitute: bool) -> Template:
+def parse_template(text: str, *, substitute: bool, arn: bool = False) -> Template:
     """Split a policy string into a template.
 
     Args:
         text: The string as written in the policy.
         substitute: False for 2008-10-17 or version-less policies, where
             ``${...}`` is literal text.
+        arn: The string is a ``Resource``/``NotResource`` ARN: variables are
+            resolved only in the resource part, after the fifth colon; a
+            ``${...}`` in the partition, service, region or account segment
+            stays literal text (IAM User Guide, **IAM policy elements:
+            Variables and tags**, "Where you can use policy variables":
+            "only in the resource part of the ARN").
 
     Returns:
         The template; text that does not parse as a variable stays literal text.
@@ -112,7 +123,10 @@ def parse_template(text: str, *, substitute: bool) -> Template:
         if match.start() > pos:
             parts.append(text[pos : match.start()])
         body = match.group(1)
-        if body in _SPECIAL:
+        if arn and text.count(":", 0, match.start()) < _ARN_SEPARATORS:
+            # Before the fifth colon: literal text (its colons count as written).
+            parts.append(match.group(0))
+        elif body in _SPECIAL:
             parts.append(("lit", body))
         elif m := _WITH_DEFAULT.match(body):
             parts.append(Variable(key=m.group(1), default=m.group(2)))
