@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers
+.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers differential
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update && apt-get install -y python3 python3-venv; }
@@ -42,6 +42,12 @@ lint: $(STAMP)
 
 bench: $(STAMP) deps-system
 	$(PY) -m bench
+
+# The differential against aws-iam-authenticator at full size (make test runs a bounded,
+# fixed-seed part of it); needs root for the STS namespace (see docs/testing.md).
+DIFFERENTIAL_COUNT ?= 10000
+differential: $(STAMP) peers
+	KUBEIAM_DIFFERENTIAL_COUNT=$(DIFFERENTIAL_COUNT) $(PY) -m pytest -p no:cacheprovider -s -q tests/differential
 
 soak: $(STAMP)
 	$(PY) -m pytest -m slow -p no:cacheprovider tests

@@ -30,6 +30,7 @@ import collections
 import json
 import re
 import socket
+import ssl
 import sys
 import threading
 import uuid
@@ -248,6 +249,8 @@ class STSEmulator:
         port: The TCP port; 0 picks a free one.
         clock: Returns the current time (aware UTC); the real clock by default.
         verbose: Log one line per request (without query strings) to stderr.
+        ssl_context: Serve HTTPS with this context (its certificate names the
+            STS hosts a test maps to the listening address); plain HTTP if None.
 
     Example::
 
@@ -263,8 +266,10 @@ class STSEmulator:
         *,
         clock: Callable[[], datetime] | None = None,
         verbose: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self._ssl_context = ssl_context
         self._requested_port = port
         self._front = _Front(clock or _utcnow)
         self._verbose = verbose
@@ -293,6 +298,7 @@ class STSEmulator:
                 threaded=True,
                 request_handler=_RequestHandler,
                 fd=sock.fileno(),
+                ssl_context=self._ssl_context,
             )
         server.kubeiam_verbose = self._verbose  # type: ignore[attr-defined]  # read by _RequestHandler
         self._server = server
@@ -337,9 +343,10 @@ class STSEmulator:
 
     @property
     def url(self) -> str:
-        """The endpoint, ``http://HOST:PORT`` (use it as the STS endpoint URL)."""
+        """The endpoint, ``http[s]://HOST:PORT`` (use it as the STS endpoint URL)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def requests_total(self) -> int:
