@@ -162,7 +162,9 @@ def start_go_server(
     state.mkdir(parents=True, exist_ok=True)
     config = directory / "go-config.yaml"
     config.write_text(
-        json.dumps(go_config(mappings, state_dir=state, port=port, cluster_id=cluster_id))
+        json.dumps(
+            go_config(mappings, state_dir=state, port=port, cluster_id=cluster_id)
+        )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["AWS_EC2_METADATA_DISABLED"] = "true"

@@ -166,16 +166,19 @@ def classify(outcomes: Sequence[Outcome], rules: dict[str, str]) -> Report:
 def _comparable(user: dict[str, object] | None) -> tuple[object, ...] | None:
     if user is None:
         return None
-    groups = user.get("groups") or []
-    return (user.get("username"), user.get("uid"), tuple(sorted(groups)))  # type: ignore[arg-type]
+    groups = user.get("groups")
+    names = sorted(str(g) for g in groups) if isinstance(groups, list) else []
+    return (user.get("username"), user.get("uid"), tuple(names))
 
 
 def describe(report: Report) -> str:
     """A human table of the report."""
     lines = [
-        f"variants: {report.total}; both accept {report.agree_accept}, both reject "
-        f"{report.agree_reject}, kubeiam stricter (listed) {sum(report.stricter.values())}, "
-        f"unlisted {len(report.unlisted)}, identity mismatches {len(report.identity_mismatch)}",
+        f"variants: {report.total}; both accept {report.agree_accept}, "
+        f"both reject {report.agree_reject}, "
+        f"kubeiam stricter (listed) {sum(report.stricter.values())}, "
+        f"unlisted {len(report.unlisted)}, "
+        f"identity mismatches {len(report.identity_mismatch)}",
         "",
         "| category | outcome | count |",
         "| --- | --- | --- |",

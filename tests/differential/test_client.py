@@ -56,16 +56,21 @@ CLIENTS: dict[str, list[str]] = {
     "aws-iam-authenticator": ["{peer}", "token", "-i", CLUSTER_ID],
     "kubeiam": [str(_VENV_BIN / "kubeiam"), "token", "-i", CLUSTER_ID],
     "aws eks get-token": [
-        str(_VENV_BIN / "aws"), "eks", "get-token", "--cluster-name", CLUSTER_ID
+        str(_VENV_BIN / "aws"),
+        "eks",
+        "get-token",
+        "--cluster-name",
+        CLUSTER_ID,
     ],
 }
 
 
-def mint(
-    namespace: STSNamespace, client: str, creds: Credentials, tmp: Path
-) -> str:
+def mint(namespace: STSNamespace, client: str, creds: Credentials, tmp: Path) -> str:
     """A token from ``client`` run inside the namespace."""
-    argv = [a.replace("{peer}", str(peer_bin() / "aws-iam-authenticator")) for a in CLIENTS[client]]
+    argv = [
+        a.replace("{peer}", str(peer_bin() / "aws-iam-authenticator"))
+        for a in CLIENTS[client]
+    ]
     out = namespace.run(argv, env=client_env(creds, tmp))
     assert out.returncode == 0, (client, out.stderr.decode(errors="replace"))
     token: str = json.loads(out.stdout)["status"]["token"]
@@ -111,7 +116,9 @@ def test_same_signing_time_gives_the_same_url_field_by_field(
     for i, creds in enumerate(identities):
         go_url = url_of(tokens[("aws-iam-authenticator", i)])
         go_parts = urlsplit(go_url)
-        go_query = parse_qsl(go_parts.query, keep_blank_values=True, strict_parsing=True)
+        go_query = parse_qsl(
+            go_parts.query, keep_blank_values=True, strict_parsing=True
+        )
         fields = dict(go_query)
         signed_at = datetime.strptime(fields["X-Amz-Date"], "%Y%m%dT%H%M%SZ").replace(
             tzinfo=UTC
@@ -125,11 +132,15 @@ def test_same_signing_time_gives_the_same_url_field_by_field(
             now=signed_at,
         )
         our_parts = urlsplit(ours.url)
-        our_query = parse_qsl(our_parts.query, keep_blank_values=True, strict_parsing=True)
+        our_query = parse_qsl(
+            our_parts.query, keep_blank_values=True, strict_parsing=True
+        )
         # Same scheme, host and path; same parameters with the same values,
         # the signature included.
         assert (go_parts.scheme, go_parts.netloc, go_parts.path) == (
-            our_parts.scheme, our_parts.netloc, our_parts.path
+            our_parts.scheme,
+            our_parts.netloc,
+            our_parts.path,
         )
         assert dict(go_query) == dict(our_query)
         assert len(go_query) == len(our_query)
@@ -142,11 +153,19 @@ def test_the_remaining_differences_are_the_listed_ones(
     awscli signs for the global host; nothing else does."""
     for i in (0, 1):
         orders = {
-            client: [k for k, _ in parse_qsl(urlsplit(url_of(tokens[(client, i)])).query)]
+            client: [
+                k for k, _ in parse_qsl(urlsplit(url_of(tokens[(client, i)])).query)
+            ]
             for client in CLIENTS
         }
-        hosts = {client: urlsplit(url_of(tokens[(client, i)])).netloc for client in CLIENTS}
+        hosts = {
+            client: urlsplit(url_of(tokens[(client, i)])).netloc for client in CLIENTS
+        }
         assert set(map(frozenset, orders.values())) == {frozenset(orders["kubeiam"])}
         print(orders, hosts)
         assert orders["kubeiam"] == orders["aws eks get-token"]
-        assert hosts["kubeiam"] == hosts["aws-iam-authenticator"] == f"sts.{REGION}.amazonaws.com"
+        assert (
+            hosts["kubeiam"]
+            == hosts["aws-iam-authenticator"]
+            == f"sts.{REGION}.amazonaws.com"
+        )

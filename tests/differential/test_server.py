@@ -141,7 +141,9 @@ def corpus(sts_emulator: STSEmulator) -> Corpus:
         Case("role with a path", e.assume_role(admin, path_role, "carol")),
         Case("SessionNameRaw", e.assume_role(admin, raw_role, "dave@example.com")),
         Case("SSO permission set", e.assume_role(admin, sso_role, "erin@example.com")),
-        Case("unmapped role (account mapping)", e.assume_role(admin, unmapped_role, "x")),
+        Case(
+            "unmapped role (account mapping)", e.assume_role(admin, unmapped_role, "x")
+        ),
     ]
     return Corpus(cases=cases, mappings=mappings)
 
@@ -152,7 +154,9 @@ def servers(
     tmp_path_factory: pytest.TempPathFactory,
     corpus: Corpus,
 ) -> Iterator[tuple[Server, Server]]:
-    go = start_go_server(sts_namespace, Path(tmp_path_factory.mktemp("go-srv")), corpus.mappings)
+    go = start_go_server(
+        sts_namespace, Path(tmp_path_factory.mktemp("go-srv")), corpus.mappings
+    )
     try:
         ours = start_kubeiam_server(
             sts_namespace, Path(tmp_path_factory.mktemp("kubeiam-srv")), corpus.mappings
@@ -173,7 +177,11 @@ def test_same_identity_for_every_case(
     for case in corpus.cases:
         token = token_for(case.creds)
         g, k = user_of(go.review(token)), user_of(ours.review(token))
-        assert g is not None, (case.name, "refused by aws-iam-authenticator", go.output()[-2000:])
+        assert g is not None, (
+            case.name,
+            "refused by aws-iam-authenticator",
+            go.output()[-2000:],
+        )
         assert k is not None, (case.name, "refused by kubeiam", ours.output()[-2000:])
         for key in ("username", "uid", "groups", "extra"):
             gv, kv = g.get(key), k.get(key)
@@ -193,7 +201,8 @@ def test_bad_tokens_are_refused_by_both(
     bad = {
         "another cluster": token_for(creds, cluster_id="other-cluster"),
         "expired": token_for(creds, when=datetime.now(UTC) - timedelta(minutes=20)),
-        "tampered signature": good[:-3] + ("AAA" if not good.endswith("AAA") else "BBB"),
+        "tampered signature": good[:-3]
+        + ("AAA" if not good.endswith("AAA") else "BBB"),
         "not a token": "k8s-aws-v1.bm90IGEgdG9rZW4",
         "empty": "",
     }

@@ -15,8 +15,12 @@ import os
 from authenticator.emulator import Credentials
 from authenticator.verify import REASONS
 from tests.differential.harness import Server
-from tests.differential.runner import classify, describe, run_verifier_differential
-from tests.differential.runner import stricter_rules
+from tests.differential.runner import (
+    classify,
+    describe,
+    run_verifier_differential,
+    stricter_rules,
+)
 from tests.differential.variants import MUTATIONS
 
 SEED = 20261203

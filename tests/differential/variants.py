@@ -227,11 +227,20 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "host-eu-west-1": ("host", _host("sts.eu-west-1.amazonaws.com", "eu-west-1")),
     "host-fips": ("host", _host("sts-fips.us-east-1.amazonaws.com", "us-east-1")),
     "host-dualstack": ("host", _host("sts.us-east-1.api.aws", "us-east-1")),
-    "host-evil": ("host", _host("sts.us-east-1.amazonaws.com.evil.example", "us-east-1")),
+    "host-evil": (
+        "host",
+        _host("sts.us-east-1.amazonaws.com.evil.example", "us-east-1"),
+    ),
     "host-ip": ("host", _host("127.0.0.1", "us-east-1")),
     "host-upper": ("host", _url(_replace_once("sts.", "STS."))),
-    "host-trailing-dot": ("host", _url(_replace_once("amazonaws.com/", "amazonaws.com./"))),
-    "host-port-443": ("host", _url(_replace_once("amazonaws.com/", "amazonaws.com:443/"))),
+    "host-trailing-dot": (
+        "host",
+        _url(_replace_once("amazonaws.com/", "amazonaws.com./")),
+    ),
+    "host-port-443": (
+        "host",
+        _url(_replace_once("amazonaws.com/", "amazonaws.com:443/")),
+    ),
     "host-userinfo": ("host", _url(_replace_once("https://", "https://user@"))),
     "host-region-mismatch": (
         "host",
@@ -271,7 +280,10 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "version-missing": ("parameter", _set("Version", None)),
     "unknown-param": ("parameter", _extra("Foo", "bar")),
     "unknown-param-amz": ("parameter", _extra("X-Amz-Foo", "bar")),
-    "signedheaders-host-only": ("parameter", lambda s: replace(s, signed_headers="host")),
+    "signedheaders-host-only": (
+        "parameter",
+        lambda s: replace(s, signed_headers="host"),
+    ),
     "signedheaders-upper": (
         "parameter",
         lambda s: replace(s, signed_headers="host;X-K8S-AWS-ID"),
@@ -286,7 +298,10 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "signature-short": ("parameter", _url(lambda u: u[:-2])),
     "signature-zero": ("parameter", _url(lambda u: u[:-64] + "0" * 64)),
     # credential scope and algorithm
-    "scope-region-other": ("scope", _url(_replace_once("%2Fus-east-1%2F", "%2Fus-west-2%2F"))),
+    "scope-region-other": (
+        "scope",
+        _url(_replace_once("%2Fus-east-1%2F", "%2Fus-west-2%2F")),
+    ),
     "scope-service-other": ("scope", _url(_replace_once("%2Fsts%2F", "%2Fiam%2F"))),
     "scope-date-other": ("scope", _url(_replace_once("%2F20", "%2F19"))),
     "scope-missing": ("scope", _set("X-Amz-Credential", None)),
@@ -297,12 +312,24 @@ MUTATIONS: dict[str, tuple[str, Mutation]] = {
     "escape-name": ("encoding", _url(_replace_once("X-Amz-Date=", "X-Amz-%44ate="))),
     "semicolon": ("encoding", _url(_replace_once("&Version=", ";Version="))),
     "empty-pair": ("encoding", _url(_replace_once("&Version=", "&&Version="))),
-    "bad-escape": ("encoding", _url(lambda u: u.replace("&Version=", "&Version=%zz", 1))),
+    "bad-escape": (
+        "encoding",
+        _url(lambda u: u.replace("&Version=", "&Version=%zz", 1)),
+    ),
     "plus-for-space": ("encoding", _url(_replace_once("%2F", "+"))),
     "slash-unescaped": ("encoding", _url(_replace_once("%2F", "/"))),
-    "non-ascii": ("encoding", _url(lambda u: u.replace("&Version=", "&Version=\u00e9", 1))),
-    "control-char": ("encoding", _url(lambda u: u.replace("&Version=", "&Version=\t", 1))),
-    "space-in-url": ("encoding", _url(lambda u: u.replace("&Version=", "& Version=", 1))),
+    "non-ascii": (
+        "encoding",
+        _url(lambda u: u.replace("&Version=", "&Version=\u00e9", 1)),
+    ),
+    "control-char": (
+        "encoding",
+        _url(lambda u: u.replace("&Version=", "&Version=\t", 1)),
+    ),
+    "space-in-url": (
+        "encoding",
+        _url(lambda u: u.replace("&Version=", "& Version=", 1)),
+    ),
     # token forms
     "b64-padded": ("base64", _tok(_reb64(pad=True))),
     "b64-standard": ("base64", _tok(_reb64(std=True))),
