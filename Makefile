@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml
 deps-system:
 	@if ls /usr/lib/google-cloud-sdk/bin/kubectl.1.* >/dev/null 2>&1 || command -v kubectl >/dev/null; then :; \
 	else apt-get update && apt-get install -y kubernetes-client; fi
+	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 
 # The Go peers (kube-apiserver, kube-controller-manager, etcd, aws-iam-authenticator), built once
 # per machine from the Go module proxy into ~/.cache/kubeiam/peers/<versions-hash>/.

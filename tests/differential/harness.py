@@ -196,8 +196,9 @@ def start_kubeiam_server(
     workers: int = 1,
     threads: int = 8,
     cache: Mapping[str, Any] | None = None,
+    mtls: bool = True,
 ) -> Server:
-    """Start ``kubeiam server`` (gunicorn, TLS, mTLS) inside the namespace."""
+    """Start ``kubeiam server`` (gunicorn, TLS, mTLS unless told) in the namespace."""
     import sys
 
     pki = make_pki(directory)
@@ -212,6 +213,7 @@ def start_kubeiam_server(
         cluster_id=cluster_id,
         workers=workers,
         threads=threads,
+        mtls=mtls,
         cache=cache or {"ttlSeconds": 60, "maxEntries": 10000},
         config={"sts": {"region": "us-east-1", "timeoutSeconds": 10}},
     )
@@ -228,7 +230,7 @@ def start_kubeiam_server(
         name="kubeiam server",
         url=f"https://127.0.0.1:{port}",
         verify=str(pki.ca_file),
-        cert=pki.client,
+        cert=pki.client if mtls else None,
         process=process,
         log=log,
         namespace=namespace,

@@ -65,6 +65,10 @@ def token_for(
 class Corpus:
     cases: list[Case]
     mappings: dict[str, Any]
+    # kubeiam's file: the same, except the ``sso:`` entry, which this branch's
+    # mapping model does not read yet (docs/migrating.md): it names the SSO
+    # role's IAM ARN instead, which matches the same sessions.
+    kubeiam_mappings: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +132,13 @@ def corpus(sts_emulator: STSEmulator) -> Corpus:
         ],
         "mapAccounts": [account],
     }
+    kubeiam_roles = [
+        dict(entry, rolearn=strip_path(sso_role)) if "sso" in entry else entry
+        for entry in mappings["mapRoles"]
+    ]
+    for entry in kubeiam_roles:
+        entry.pop("sso", None)
+    kubeiam_mappings = {**mappings, "mapRoles": kubeiam_roles}
     cases = [
         Case("iam user", admin),
         Case("iam user with a path", pathed_user),
@@ -145,7 +156,7 @@ def corpus(sts_emulator: STSEmulator) -> Corpus:
             "unmapped role (account mapping)", e.assume_role(admin, unmapped_role, "x")
         ),
     ]
-    return Corpus(cases=cases, mappings=mappings)
+    return Corpus(cases=cases, mappings=mappings, kubeiam_mappings=kubeiam_mappings)
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +170,9 @@ def servers(
     )
     try:
         ours = start_kubeiam_server(
-            sts_namespace, Path(tmp_path_factory.mktemp("kubeiam-srv")), corpus.mappings
+            sts_namespace,
+            Path(tmp_path_factory.mktemp("kubeiam-srv")),
+            corpus.kubeiam_mappings,
         )
     except BaseException:
         go.stop()
