@@ -28,7 +28,7 @@ WARMUP = 2
 def peer_binary() -> str:
     """aws-iam-authenticator from the peers cache (built once per machine)."""
     out = subprocess.run(
-        ["bash", str(ROOT / "tests" / "peers" / "build.sh")],
+        ["bash", str(ROOT / "tests" / "peers" / "build.sh"), "aws-iam-authenticator"],
         capture_output=True,
         text=True,
         check=True,
