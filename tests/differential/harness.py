@@ -174,10 +174,18 @@ def start_go_server(
         env=env,
         log=log,
     )
+    # It writes a self-signed certificate (localhost, 127.0.0.1) into its state
+    # directory at start-up: that certificate is the CA the client trusts.
+    cert = state / "cert.pem"
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while not cert.exists() and time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
     server = Server(
         name="aws-iam-authenticator server",
         url=f"https://127.0.0.1:{port}",
-        verify=False,
+        verify=str(cert),
         cert=None,
         process=process,
         log=log,
