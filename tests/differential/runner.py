@@ -106,7 +106,9 @@ def stricter_rules(doc: Path = DOC) -> dict[str, str]:
     end = text.find("\n## ", start + 1)
     section = text[start : end if end >= 0 else len(text)]
     rules: dict[str, str] = {}
-    for match in re.finditer(r"^\| `([a-z_]+)` \| (.+?) \| (.+?) \|$", section, re.M):
+    for match in re.finditer(
+        r"^\| `([a-z0-9_]+)` \| (.+?) \| (.+?) \|$", section, re.M
+    ):
         rules[match[1]] = match[3].strip()
     return rules
 
