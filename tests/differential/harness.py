@@ -170,7 +170,16 @@ def start_go_server(
     env["AWS_EC2_METADATA_DISABLED"] = "true"
     log = directory / "go-server.log"
     process = namespace.popen(
-        [str(binary), "server", "--config", str(config), "--log-verbosity", "warn"],
+        [
+            str(binary),
+            "server",
+            "--config",
+            str(config),
+            "--log-verbosity",
+            "warn",
+            # `sso:` mapRoles entries match only behind this (alpha) gate.
+            "--feature-gates=SSORoleMatch=true",
+        ],
         env=env,
         log=log,
     )
