@@ -258,8 +258,8 @@ def start_kubeiam_server(
 
 def user_of(review: Mapping[str, Any]) -> dict[str, Any] | None:
     """``status.user`` of an authenticated review, else None."""
-    status = review.get("status") or {}
-    if not status.get("authenticated"):
+    status = review.get("status")
+    if not isinstance(status, dict) or not status.get("authenticated"):
         return None
     user: dict[str, Any] = status.get("user") or {}
     return user

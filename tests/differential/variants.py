@@ -187,7 +187,10 @@ def _lower_names(spec: Spec) -> Spec:
 def _reb64(std: bool = False, pad: bool = False) -> Callable[[str], str]:
     def edit(token: str) -> str:
         body = token[len(PREFIX) :]
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        try:
+            raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        except ValueError:  # an earlier edit broke it already: leave it broken
+            return token
         enc = base64.b64encode(raw) if std else base64.urlsafe_b64encode(raw)
         text = enc.decode()
         return PREFIX + (text if pad else text.rstrip("="))
