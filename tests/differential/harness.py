@@ -15,6 +15,8 @@ import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,8 +46,6 @@ class Server:
     sessions: dict[int, requests.Session] = field(default_factory=dict)
 
     def _session(self) -> requests.Session:
-        import threading
-
         key = threading.get_ident()
         session = self.sessions.get(key)
         if session is None:
@@ -216,8 +216,6 @@ def start_kubeiam_server(
     mtls: bool = True,
 ) -> Server:
     """Start ``kubeiam server`` (gunicorn, TLS, mTLS unless told) in the namespace."""
-    import sys
-
     pki = make_pki(directory)
     port = _free_port_in(namespace)
     mapping_path = directory / "mapping.yaml"
