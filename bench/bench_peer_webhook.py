@@ -9,12 +9,16 @@ load tool (``wrk``, run inside the namespace) and the same connections.
 - warm: the same token on every review (kubeiam answers from its verification
   cache; aws-iam-authenticator has none and calls STS every time);
 - cold: a new token on every review (distinct signing times and identities),
-  so both call STS for each one.
+  so both call STS for each one;
+- crowded: warm again while 2,500 idle TCP connections and 100 connections
+  stalled in the middle of a TLS ClientHello are held open against the server
+  (reviews/s kept, as a share of its own warm figure).
 """
 
 from __future__ import annotations
 
 import re
+import socket
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,6 +30,10 @@ CONNECTIONS = 16
 THREADS = 2
 USERS = 12
 COLD_TOKENS_PER_USER = 500
+IDLE = 2500
+SLOW_HANDSHAKES = 100
+# The first bytes of a TLS ClientHello: a handshake that never finishes.
+_PARTIAL_HELLO = bytes.fromhex("160301020001000001fc0303")
 
 _LUA = """
 local tokens = {}
@@ -78,6 +86,25 @@ def _wrk(
     return result
 
 
+def _crowd(namespace: object, port: int) -> list[socket.socket]:
+    """Open the idle and stalled connections from inside the namespace."""
+    from tests.fixtures.stsnamespace import STSNamespace
+
+    assert isinstance(namespace, STSNamespace)
+
+    def open_one(i: int) -> socket.socket | None:
+        try:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        except OSError:
+            return None  # the server stopped accepting: counted as not held
+        if i < SLOW_HANDSHAKES:
+            sock.sendall(_PARTIAL_HELLO)
+        return sock
+
+    opened = namespace.map(open_one, list(range(IDLE + SLOW_HANDSHAKES)))
+    return [s for s in opened if s is not None]
+
+
 def run() -> list[Row]:
     """Warm and cold reviews/s and p50/p99, kubeiam vs the Go server."""
     from authenticator.emulator import STSEmulator
@@ -119,13 +146,13 @@ def run() -> list[Row]:
             cold = []
             for user in users:
                 creds = StaticCredentials(user.access_key_id, user.secret_access_key)
-                for k in range(COLD_TOKENS_PER_USER):
+                for age in range(COLD_TOKENS_PER_USER):
                     cold.append(
                         presign_get_caller_identity(
                             credentials=creds,
                             region="us-east-1",
                             cluster_id="diff-cluster",
-                            now=now - timedelta(seconds=k),
+                            now=now - timedelta(seconds=age),
                         ).token
                     )
             warm = cold[:1]
@@ -141,6 +168,17 @@ def run() -> list[Row]:
                 ("cold-kubeiam", ours, "cold-kubeiam.txt"),
             ):
                 results[label] = _wrk(namespace, server.url, base / tokens, base)
+            for label, server in (("crowded-go", go), ("crowded-kubeiam", ours)):
+                port = int(server.url.rsplit(":", 1)[1])
+                held = _crowd(namespace, port)
+                try:
+                    results[label] = _wrk(
+                        namespace, server.url, base / "warm.txt", base
+                    )
+                    results[label]["held"] = float(len(held))
+                finally:
+                    for sock in held:
+                        sock.close()
         finally:
             for server in servers:
                 server.stop()
@@ -172,6 +210,21 @@ def run() -> list[Row]:
                         peer_name=peer,
                     )
                 )
+    g, k = results["crowded-go"], results["crowded-kubeiam"]
+    rows.append(
+        paired_row(
+            f"webhook TokenReview/s vs Go server, warm, with {IDLE} idle + "
+            f"{SLOW_HANDSHAKES} stalled-handshake connections held "
+            f"(held {int(k['held'])}/{int(g['held'])}; share of own warm rate "
+            f"{k['rps'] / results['warm-kubeiam']['rps']:.0%}/"
+            f"{g['rps'] / results['warm-go']['rps']:.0%})",
+            "reviews/s",
+            ours=[k["rps"]],
+            peer=[g["rps"]],
+            peer_name=peer,
+            higher_is_better=True,
+        )
+    )
     return rows
 
 
