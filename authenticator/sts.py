@@ -360,16 +360,14 @@ def _parse_json(body: bytes) -> dict[str, str]:
         {"ResponseMetadata"},
     )
     if "ResponseMetadata" in inner:
-        meta = _only_object(
-            inner["ResponseMetadata"], "ResponseMetadata", set(), {"RequestId"}
-        )
+        meta = _object_with(inner["ResponseMetadata"], "ResponseMetadata", set())
         if not isinstance(meta.get("RequestId", ""), str):
             _bad_body("RequestId is not a string")
-    result = _only_object(
-        inner["GetCallerIdentityResult"],
-        "GetCallerIdentityResult",
-        set(_RESULT_FIELDS),
-        set(),
+    # Fields STS may add to the result or metadata later are ignored (as AWS's own
+    # SDKs and aws-iam-authenticator do): refusing them would turn an additive API
+    # change into an outage, and the three fields read here are checked strictly.
+    result = _object_with(
+        inner["GetCallerIdentityResult"], "GetCallerIdentityResult", set(_RESULT_FIELDS)
     )
     fields: dict[str, str] = {}
     for name in _RESULT_FIELDS:
@@ -378,6 +376,15 @@ def _parse_json(body: bytes) -> dict[str, str]:
             _bad_body(f"{name} is not a non-empty string")
         fields[name] = value
     return fields
+
+
+def _object_with(value: object, where: str, required: set[str]) -> dict[str, object]:
+    """``value`` is an object with (at least) the required keys."""
+    if not isinstance(value, dict):
+        _bad_body(f"{where} is not an object")
+    if not required <= set(value):
+        _bad_body(f"{where} lacks {sorted(required - set(value))!r}")
+    return value
 
 
 def _only_object(
@@ -422,10 +429,12 @@ def _parse_xml(body: bytes) -> dict[str, str]:
     fields: dict[str, str] = {}
     for child in result.children:
         name = child.name.removeprefix(ns)
-        if child.name == name or name not in _RESULT_FIELDS or name in fields:
-            _bad_body(
-                f"GetCallerIdentityResult has an unexpected or repeated {name[:40]!r}"
-            )
+        if child.name == name:
+            _bad_body(f"GetCallerIdentityResult has a foreign element {name[:40]!r}")
+        if name not in _RESULT_FIELDS:
+            continue  # a field STS added later: ignored, like the JSON form
+        if name in fields:
+            _bad_body(f"GetCallerIdentityResult repeats {name!r}")
         if child.children or not child.text:
             _bad_body(f"{name} is not a non-empty text element")
         fields[name] = child.text
@@ -433,13 +442,11 @@ def _parse_xml(body: bytes) -> dict[str, str]:
         _bad_body("GetCallerIdentityResult lacks Arn, UserId or Account")
     if len(root.children) == 2:
         meta = root.children[1]
-        if meta.text.strip() or [c.name for c in meta.children] not in (
-            [],
-            [ns + "RequestId"],
-        ):
-            _bad_body("ResponseMetadata has unexpected content")
-        if meta.children and meta.children[0].children:
-            _bad_body("RequestId is not a text element")
+        if meta.text.strip():
+            _bad_body("ResponseMetadata has stray text")
+        request_ids = [c for c in meta.children if c.name == ns + "RequestId"]
+        if len(request_ids) > 1 or any(c.children for c in request_ids):
+            _bad_body("RequestId is not one text element")
     return fields
 
 
