@@ -65,9 +65,7 @@ def token_for(
 class Corpus:
     cases: list[Case]
     mappings: dict[str, Any]
-    # kubeiam's file: the same, except the ``sso:`` entry, which this branch's
-    # mapping model does not read yet (docs/migrating.md): it names the SSO
-    # role's IAM ARN instead, which matches the same sessions.
+    # kubeiam's file: byte-for-byte the same document (``sso:`` included).
     kubeiam_mappings: dict[str, Any]
 
 
@@ -132,13 +130,7 @@ def corpus(sts_emulator: STSEmulator) -> Corpus:
         ],
         "mapAccounts": [account],
     }
-    kubeiam_roles = [
-        dict(entry, rolearn=strip_path(sso_role)) if "sso" in entry else entry
-        for entry in mappings["mapRoles"]
-    ]
-    for entry in kubeiam_roles:
-        entry.pop("sso", None)
-    kubeiam_mappings = {**mappings, "mapRoles": kubeiam_roles}
+    kubeiam_mappings = mappings
     cases = [
         Case("iam user", admin),
         Case("iam user with a path", pathed_user),
