@@ -42,7 +42,7 @@ peer-npm: $(PEER_NPM)
 
 # kubeiam's IAM engine against iam-simulate: 20,000 generated cases (make test runs 2,000).
 differential: $(STAMP) $(PEER_NPM)
-	$(PY) -m tests.policy.iam_differential --seed 1 --count 20000
+	$(PY) -m tests.policy.iam.iam_differential --seed 1 --count 20000
 
 demo: $(STAMP)
 	$(VENV)/bin/kubeiam demo
