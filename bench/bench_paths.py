@@ -11,7 +11,8 @@ from typing import Any
 
 from bench.common import Row
 from policy.iam.accounts import parse_account_authorization_details
-from policy.paths.query import AccessGraph, PathInputs, find_findings
+from policy.paths.graph import AccessGraph, PathInputs
+from policy.paths.query import find_findings
 from policy.rbac.load import parse_rbac_documents
 
 ACCOUNT = "111122223333"

@@ -114,9 +114,10 @@ data:
 def step_paths(ctx: DemoContext) -> None:
     """Find the developer role's path to AWS administrator and draw it."""
     from policy.iam.accounts import parse_account_authorization_details
-    from policy.paths.query import AccessGraph, resolve_source, shortest_path
     from policy.paths.cli import build_inputs, build_mapper
+    from policy.paths.graph import AccessGraph
     from policy.paths.model import parse_target
+    from policy.paths.query import resolve_source, shortest_path
     from policy.paths.render import render_dot, render_paths
 
     inputs = build_inputs(

@@ -193,8 +193,8 @@ def step_tiers(ctx: DemoContext) -> None:
 def step_can_i(ctx: DemoContext) -> None:
     """Walk from the verified IAM role session through the mapping to RBAC decisions."""
     from policy.rbac.authz import decide
-    from policy.rbac.evaluator import ResourceAttributes, UserInfo
     from policy.rbac.load import parse_rbac_documents
+    from policy.rbac.model import ResourceAttributes, UserInfo
 
     identity = ctx.identities.get("role")
     if identity is None:

@@ -40,8 +40,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
 
-from policy.rbac.authz import DenyRule, decide, parse_deny_rules
 from policy.errors import InvalidPolicyError
+from policy.rbac.authz import DenyRule, decide, parse_deny_rules
 from policy.rbac.evaluator import RBACPolicy
 from policy.rbac.load import load_rbac_paths
 from policy.rbac.sar import build_sar_response, parse_subject_access_review

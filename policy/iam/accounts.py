@@ -27,7 +27,9 @@ from dataclasses import dataclass, field
 from authenticator.arn import parse_arn
 from authenticator.errors import InvalidARNError
 from policy.errors import InvalidPolicyError
-from policy.iam.evaluator import CompiledPolicy, PolicySet, compile_policy
+from policy.iam.model import compile_policy
+from policy.iam.request import PolicySet
+from policy.iam.statement import CompiledPolicy
 
 __all__ = [
     "BUILTIN_MANAGED_POLICIES",

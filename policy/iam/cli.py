@@ -10,9 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from policy.errors import InvalidPolicyError, describe_parse_error
-from policy.iam.evaluator import EvaluationResult
-from policy.iam.model import Finding, PolicyKind, compile_policy, load_policy_json
-from policy.iam.suite import Outcome, Suite, format_error, junit_xml, load_suite, run_cases
+from policy.iam.model import compile_policy, load_policy_json
+from policy.iam.statement import Finding, PolicyKind
+from policy.iam.suite import (
+    Outcome,
+    Suite,
+    format_error,
+    junit_xml,
+    load_suite,
+    run_cases,
+)
+from policy.iam.trace import EvaluationResult
 from policy.iam.webidentity import load_web_identity_token, web_identity_context
 
 _EPILOG = {

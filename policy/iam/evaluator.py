@@ -57,7 +57,6 @@ from typing import cast
 from policy.iam.arnmatch import arn_regex, split_arn
 from policy.iam.conditions import ClauseResult, evaluate_clause
 from policy.iam.keys import is_multi_valued
-from policy.iam.model import CompiledPolicy, Effect, PolicyKind, Statement, compile_policy
 from policy.iam.principals import (
     Grant,
     PrincipalInfo,
@@ -65,22 +64,12 @@ from policy.iam.principals import (
     grant_for,
     not_principal_excepts,
 )
-from policy.iam.request import NOT_APPLICABLE, Decision, Level, PolicySet, Request
+from policy.iam.request import NOT_APPLICABLE, Decision, PolicySet, Request
+from policy.iam.statement import CompiledPolicy, PolicyKind, Statement
 from policy.iam.trace import EvaluationResult, StatementResult, Trace
 from policy.iam.variables import resolve_template
 
 __all__ = [
-    "CompiledPolicy",
-    "Decision",
-    "Effect",
-    "EvaluationResult",
-    "Level",
-    "PolicyKind",
-    "PolicySet",
-    "Request",
-    "StatementResult",
-    "Trace",
-    "compile_policy",
     "evaluate",
 ]
 

@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
+from policy.errors import InvalidPolicyError
 from policy.iam.arnmatch import Chunks, arn_regex, count_arn_separators, flat_regex
 from policy.iam.conditions import (
     ConditionClause,
@@ -31,7 +32,6 @@ from policy.iam.conditions import (
     compile_clause,
     parse_operator,
 )
-from policy.errors import InvalidPolicyError
 from policy.iam.keys import is_multi_valued, is_single_valued
 from policy.iam.statement import (
     ActionMatcher,
@@ -46,14 +46,6 @@ from policy.iam.statement import (
 from policy.iam.variables import parse_template
 
 __all__ = [
-    "ActionMatcher",
-    "CompiledPolicy",
-    "Effect",
-    "Finding",
-    "PolicyKind",
-    "PrincipalSpec",
-    "ResourcePattern",
-    "Statement",
     "compile_policy",
     "load_policy_json",
 ]

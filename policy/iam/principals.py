@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from policy.errors import InvalidPolicyError
-from policy.iam.model import PrincipalSpec
+from policy.iam.statement import PrincipalSpec
 
 __all__ = [
     "Grant",

@@ -15,8 +15,8 @@ from typing import cast
 
 from policy.errors import InvalidPolicyError
 from policy.iam.keys import is_single_valued
-from policy.iam.model import CompiledPolicy
 from policy.iam.principals import PrincipalInfo, parse_principal
+from policy.iam.statement import CompiledPolicy
 
 __all__ = ["NOT_APPLICABLE", "Decision", "Level", "PolicySet", "Request"]
 

@@ -29,8 +29,11 @@ from xml.etree import ElementTree
 import yaml
 
 from policy.errors import InvalidPolicyError, describe_parse_error
-from policy.iam.evaluator import Decision, EvaluationResult, Level, PolicySet, Request, evaluate
-from policy.iam.model import CompiledPolicy, PolicyKind, compile_policy, load_policy_json
+from policy.iam.evaluator import evaluate
+from policy.iam.model import compile_policy, load_policy_json
+from policy.iam.request import Decision, Level, PolicySet, Request
+from policy.iam.statement import CompiledPolicy, PolicyKind
+from policy.iam.trace import EvaluationResult
 from policy.iam.webidentity import parse_web_identity_token, web_identity_context
 
 __all__ = [

@@ -27,19 +27,18 @@ from authenticator.mapping import (
     evaluate_mapping,
     parse_mapping_text,
 )
-from policy.iam.accounts import Account, parse_account_authorization_details, parse_scps
 from policy.errors import InvalidPolicyError, describe_parse_error
+from policy.iam.accounts import Account, parse_account_authorization_details, parse_scps
+from policy.paths.graph import AccessGraph, PathInputs
+from policy.paths.model import Path as AccessPath
+from policy.paths.model import parse_target
 from policy.paths.query import (
-    AccessGraph,
-    PathInputs,
     find_findings,
     reachable,
     resolve_source,
     shortest_path,
     who_can_reach,
 )
-from policy.paths.model import Path as AccessPath
-from policy.paths.model import parse_target
 from policy.paths.render import render_dot, render_findings, render_paths
 from policy.rbac.load import parse_rbac_documents
 from policy.tiers.model import KubeMapper

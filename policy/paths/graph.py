@@ -1,13 +1,13 @@
 """The access graph across IAM and Kubernetes (pure).
 
-Built from the inputs kubeiam already reads: accounts
-(:mod:`policy.iam.accounts`), RBAC objects (:mod:`policy.rbac.evaluator`), the IAM -> Kubernetes
-mapping (a :data:`policy.tiers.model.KubeMapper` the shell builds from aws-auth,
-mapping files or the CRD), EKS access entries, ServiceAccounts with IRSA
-annotations, Pod Identity associations and ECS task definitions. Edges are
-computed on first use and kept: :mod:`policy.paths.iam` decides IAM edges,
-:mod:`policy.paths.k8s` RBAC edges; this module adds the bridges (mapping,
-access entries, IRSA, Pod Identity) and the query targets.
+Built from the inputs kubeiam already reads: accounts (:mod:`policy.iam.accounts`), RBAC
+objects (:mod:`policy.rbac.evaluator`), the IAM -> Kubernetes mapping (a
+:data:`policy.tiers.model.KubeMapper` the shell builds from aws-auth, mapping files or
+the CRD), EKS access entries, ServiceAccounts with IRSA annotations, Pod Identity
+associations and ECS task definitions. Edges are computed on first use and kept:
+:mod:`policy.paths.iam` decides IAM edges, :mod:`policy.paths.k8s` RBAC edges; this
+module adds the bridges (mapping, access entries, IRSA, Pod Identity) and the query
+targets.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from policy.iam.accounts import Account, Principal
-from policy.iam.evaluator import PolicySet, Request, evaluate
+from policy.iam.evaluator import evaluate
+from policy.iam.request import PolicySet, Request
 from policy.paths.iam import ESCALATED_SUFFIX, IAMSide, decisive_statements
 from policy.paths.k8s import K8sSide, sa_node_id, with_access_policies
 from policy.paths.model import (
@@ -30,7 +31,8 @@ from policy.paths.model import (
     Target,
     TargetKind,
 )
-from policy.rbac.evaluator import RBACPolicy, ResourceAttributes
+from policy.rbac.evaluator import RBACPolicy
+from policy.rbac.model import ResourceAttributes
 from policy.tiers.model import KubeMapper
 from policy.tiers.workloads import (
     AccessEntry,

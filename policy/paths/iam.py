@@ -20,15 +20,11 @@ from dataclasses import dataclass, field
 
 from authenticator.arn import strip_role_path
 from policy.iam.accounts import Account, Principal
-from policy.iam.evaluator import (
-    CompiledPolicy,
-    Effect,
-    EvaluationResult,
-    PolicySet,
-    Request,
-    compile_policy,
-    evaluate,
-)
+from policy.iam.evaluator import evaluate
+from policy.iam.model import compile_policy
+from policy.iam.request import PolicySet, Request
+from policy.iam.statement import CompiledPolicy, Effect
+from policy.iam.trace import EvaluationResult
 from policy.paths.model import (
     AWS_ADMIN_PREFIX,
     CLUSTER_ADMIN,

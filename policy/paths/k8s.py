@@ -15,16 +15,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from policy.paths.model import CLUSTER_ADMIN, Edge, EdgeKind, Node, NodeKind
-from policy.rbac.evaluator import (
+from policy.rbac.evaluator import RBACPolicy, evaluate_rbac
+from policy.rbac.model import (
     Binding,
     ClusterRole,
     PolicyRule,
-    RBACPolicy,
     ResourceAttributes,
     RoleRef,
     Subject,
     UserInfo,
-    evaluate_rbac,
     service_account_groups,
     service_account_username,
 )

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from policy.errors import InvalidPolicyError
-from policy.paths.graph import AccessGraph, PathInputs
+from policy.paths.graph import AccessGraph
 from policy.paths.model import (
     AWS_ADMIN_PREFIX,
     CLUSTER_ADMIN,
@@ -28,11 +28,8 @@ from policy.paths.model import (
 )
 
 __all__ = [
-    "AccessGraph",
     "PathFinding",
-    "PathInputs",
     "find_findings",
-    "parse_target",
     "reachable",
     "resolve_source",
     "shortest_path",

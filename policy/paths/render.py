@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from policy.paths.query import PathFinding
 from policy.paths.graph import AccessGraph
 from policy.paths.model import Node, NodeKind, Path
+from policy.paths.query import PathFinding
 
 __all__ = ["render_dot", "render_findings", "render_paths"]
 

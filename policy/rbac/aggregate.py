@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from policy.rbac.evaluator import Binding, ClusterRole, PolicyRule, RBACPolicy, Role
+from policy.rbac.evaluator import RBACPolicy
+from policy.rbac.model import Binding, ClusterRole, PolicyRule, Role
 
 __all__ = ["aggregate_cluster_roles", "build_rbac_policy"]
 

@@ -30,19 +30,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from policy.errors import InvalidPolicyError
-from policy.rbac.evaluator import (
+from policy.rbac.evaluator import RBACPolicy, applies_to, evaluate_rbac, rule_allows
+from policy.rbac.load import parse_rule
+from policy.rbac.model import (
     Attributes,
     AuthzDecision,
     PolicyRule,
-    RBACPolicy,
     ResourceAttributes,
     Subject,
     UserInfo,
-    applies_to,
-    evaluate_rbac,
-    rule_allows,
 )
-from policy.rbac.load import parse_rule
 
 __all__ = ["PRIVILEGED_GROUP", "AuthzResult", "DenyRule", "decide", "parse_deny_rules"]
 

@@ -20,23 +20,21 @@ from authenticator.arn import canonicalize_arn, parse_arn
 from authenticator.errors import ConfigError, InvalidARNError, KubeIAMError
 from authenticator.identity import Identity
 from authenticator.mapping import evaluate_mapping, parse_mapping_text
-from policy.rbac.authz import decide
 from policy.errors import InvalidPolicyError, describe_parse_error
-from policy.rbac.evaluator import (
+from policy.rbac.authz import decide
+from policy.rbac.covers import compact_rules, covers
+from policy.rbac.evaluator import RBACPolicy, rules_for, who_can
+from policy.rbac.load import load_rbac_paths
+from policy.rbac.model import (
     SERVICE_ACCOUNT_PREFIX,
     Attributes,
     NonResourceAttributes,
     PolicyRule,
-    RBACPolicy,
     ResourceAttributes,
     Subject,
     UserInfo,
-    rules_for,
     service_account_groups,
-    who_can,
 )
-from policy.rbac.covers import compact_rules, covers
-from policy.rbac.load import load_rbac_paths
 from policy.rbac.sar import parse_sar_spec
 
 # Well-known resources -> (plural, API group), standing in for kubectl's discovery.

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from policy.rbac.evaluator import PolicyRule, RBACPolicy, UserInfo, rules_for
+from policy.rbac.evaluator import RBACPolicy, rules_for
+from policy.rbac.model import PolicyRule, UserInfo
 
 __all__ = [
     "breakdown_rule",

@@ -21,19 +21,19 @@ from pathlib import Path
 import yaml
 
 from policy.errors import InvalidPolicyError, describe_parse_error
-from policy.rbac.evaluator import (
+from policy.rbac.aggregate import build_rbac_policy
+from policy.rbac.evaluator import RBACPolicy
+from policy.rbac.model import (
     RBAC_GROUP,
     Binding,
     ClusterRole,
     LabelSelector,
     LabelSelectorRequirement,
     PolicyRule,
-    RBACPolicy,
     Role,
     RoleRef,
     Subject,
 )
-from policy.rbac.aggregate import build_rbac_policy
 
 __all__ = ["RBACObjects", "load_rbac_paths", "parse_rbac_documents", "parse_rule"]
 

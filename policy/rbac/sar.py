@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from policy.errors import InvalidPolicyError
-from policy.rbac.evaluator import (
+from policy.rbac.model import (
     Attributes,
     AuthzDecision,
     NonResourceAttributes,

@@ -12,7 +12,8 @@ import json
 from collections.abc import Mapping
 
 from policy.errors import InvalidPolicyError, describe_parse_error
-from policy.iam.evaluator import CompiledPolicy, compile_policy
+from policy.iam.model import compile_policy
+from policy.iam.statement import CompiledPolicy
 from policy.tiers.model import TierReport
 
 __all__ = [

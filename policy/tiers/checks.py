@@ -12,14 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from policy.iam.accounts import Account, Principal
-from policy.iam.evaluator import (
-    CompiledPolicy,
-    Decision,
-    PolicySet,
-    Request,
-    StatementResult,
-    evaluate,
-)
+from policy.iam.evaluator import evaluate
+from policy.iam.request import Decision, PolicySet, Request
+from policy.iam.statement import CompiledPolicy
+from policy.iam.trace import StatementResult
 from policy.tiers.model import (
     DEPENDS,
     Check,

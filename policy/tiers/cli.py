@@ -33,23 +33,18 @@ from authenticator.mapping import (
     evaluate_mapping,
     parse_mapping_text,
 )
-from policy.iam.accounts import parse_account_authorization_details, parse_scps
 from policy.errors import InvalidPolicyError, describe_parse_error
-from policy.iam.evaluator import CompiledPolicy
+from policy.iam.accounts import parse_account_authorization_details, parse_scps
+from policy.iam.statement import CompiledPolicy
 from policy.rbac.load import load_rbac_paths
-from policy.tiers.report import (
-    KubeMapper,
-    Severity,
-    TierReport,
-    evaluate_ecs_tiers,
-    evaluate_eks_tiers,
-)
 from policy.tiers.baseline import (
     apply_baseline,
     baseline_document,
     parse_baseline,
     resource_policy_document,
 )
+from policy.tiers.model import KubeMapper, Severity, TierReport
+from policy.tiers.report import evaluate_ecs_tiers, evaluate_eks_tiers
 from policy.tiers.workloads import (
     parse_access_entries,
     parse_pod_identity_association,

@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from policy.iam.accounts import Account, Principal
-from policy.iam.evaluator import PolicySet, Request, evaluate
+from policy.iam.evaluator import evaluate
+from policy.iam.request import PolicySet, Request
 from policy.tiers.checks import Answer, ask
 from policy.tiers.model import Finding, Severity, TierReport
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from policy.iam.accounts import Account, Principal
-from policy.iam.evaluator import PolicySet, Request, evaluate
+from policy.iam.evaluator import evaluate
+from policy.iam.request import PolicySet, Request
 from policy.tiers.checks import ask, find_role
 from policy.tiers.model import Check, Finding, Severity, TierReport
 

@@ -9,7 +9,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from policy.iam.evaluator import Decision
+from policy.iam.request import Decision
 
 __all__ = [
     "DEPENDS",

@@ -40,9 +40,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
-from policy.iam.accounts import Account, Principal
 from policy.errors import InvalidPolicyError
-from policy.iam.evaluator import CompiledPolicy, PolicySet
+from policy.iam.accounts import Account, Principal
+from policy.iam.request import PolicySet
+from policy.iam.statement import CompiledPolicy
 from policy.rbac.evaluator import RBACPolicy
 from policy.tiers.app import application_tier
 from policy.tiers.checks import (
@@ -63,11 +64,9 @@ from policy.tiers.escalation import escalations
 from policy.tiers.housekeeping import eks_housekeeping
 from policy.tiers.model import (
     DEPENDS,
-    AppGrant,
     Check,
     Finding,
     KubeMapper,
-    PrincipalAccess,
     Severity,
     TierReport,
 )
@@ -80,14 +79,6 @@ from policy.tiers.workloads import (
 )
 
 __all__ = [
-    "DEPENDS",
-    "AppGrant",
-    "Check",
-    "Finding",
-    "KubeMapper",
-    "PrincipalAccess",
-    "Severity",
-    "TierReport",
     "evaluate_ecs_tiers",
     "evaluate_eks_tiers",
 ]

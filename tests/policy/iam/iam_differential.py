@@ -1,14 +1,14 @@
 """Differential fuzzing of the IAM engine against @cloud-copilot/iam-simulate.
 
-A seeded generator builds simulation cases (the ``kubeiam policy simulate`` case
-format) biased towards near misses: a third Allowed, a third ImplicitlyDenied and a
-third ExplicitlyDenied by kubeiam's decision. Each case goes through kubeiam
-(``policy.iam.evaluator.evaluate``) and through the peer (``tests/peers/npm/simulate.cjs``,
-one node process for the whole batch). A disagreement is *listed* when the case
-uses a construct named in ``tests/data/iam_differential/known_divergences.json``
-(each entry quotes the AWS documentation that decides it); an unlisted one is
-delta-minimised while both decisions stay the same, so the report shows a small
-reproduction.
+A seeded generator builds simulation cases (the ``kubeiam policy simulate`` case format)
+biased towards near misses: a third Allowed, a third ImplicitlyDenied and a third
+ExplicitlyDenied by kubeiam's decision. Each case goes through kubeiam
+(``policy.iam.evaluator.evaluate``) and through the peer
+(``tests/peers/npm/simulate.cjs``, one node process for the whole batch). A disagreement
+is *listed* when the case uses a construct named in
+``tests/data/iam_differential/known_divergences.json`` (each entry quotes the AWS
+documentation that decides it); an unlisted one is delta-minimised while both decisions
+stay the same, so the report shows a small reproduction.
 
 Run ``python -m tests.policy.iam.iam_differential --count 20000 --seed 1`` (``make
 differential``); the suite runs a fixed-seed sample of 2,000

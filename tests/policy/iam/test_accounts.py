@@ -9,9 +9,10 @@ from typing import ClassVar
 
 import pytest
 
-from policy.iam.accounts import parse_account_authorization_details, parse_scps
 from policy.errors import InvalidPolicyError
-from policy.iam.evaluator import Request, evaluate
+from policy.iam.accounts import parse_account_authorization_details, parse_scps
+from policy.iam.evaluator import evaluate
+from policy.iam.request import Request
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "tiers"
 A = "111122223333"

@@ -9,16 +9,8 @@ from typing import Any
 import pytest
 
 from policy.errors import InvalidPolicyError
-from policy.iam.evaluator import (
-    Decision,
-    Level,
-    PolicyKind,
-    PolicySet,
-    Request,
-    compile_policy,
-    evaluate,
-)
-from policy.iam.model import CompiledPolicy, PrincipalSpec
+from policy.iam.evaluator import evaluate
+from policy.iam.model import compile_policy
 from policy.iam.principals import (
     Grant,
     PrincipalKind,
@@ -26,6 +18,8 @@ from policy.iam.principals import (
     not_principal_excepts,
     parse_principal,
 )
+from policy.iam.request import Decision, Level, PolicySet, Request
+from policy.iam.statement import CompiledPolicy, PolicyKind, PrincipalSpec
 
 A = "111122223333"
 ALICE = f"arn:aws:iam::{A}:user/alice"

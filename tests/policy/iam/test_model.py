@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from policy.errors import InvalidPolicyError
-from policy.iam.model import PolicyKind, compile_policy, load_policy_json
+from policy.iam.model import compile_policy, load_policy_json
+from policy.iam.statement import PolicyKind
 from policy.iam.suite import format_error
 
 V = "2012-10-17"

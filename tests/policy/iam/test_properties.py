@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from policy.errors import InvalidPolicyError
-from policy.iam.evaluator import Decision, PolicySet, Request, evaluate
-from policy.iam.model import PolicyKind, compile_policy, load_policy_json
+from policy.iam.evaluator import evaluate
+from policy.iam.model import compile_policy, load_policy_json
+from policy.iam.request import Decision, PolicySet, Request
+from policy.iam.statement import PolicyKind
 
 A = "111122223333"
 B = "444455556666"

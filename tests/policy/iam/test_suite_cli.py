@@ -8,8 +8,8 @@ from xml.etree import ElementTree
 
 import pytest
 
-from policy.iam import cli as iam_cli
 from policy.errors import InvalidPolicyError
+from policy.iam import cli as iam_cli
 from policy.iam.suite import expand_suite, load_suite
 
 SUITE = """

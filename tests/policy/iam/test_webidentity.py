@@ -11,9 +11,11 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from policy.iam import cli as iam_cli
 from policy.errors import InvalidPolicyError
-from policy.iam.evaluator import Decision, PolicySet, Request, compile_policy, evaluate
+from policy.iam import cli as iam_cli
+from policy.iam.evaluator import evaluate
+from policy.iam.model import compile_policy
+from policy.iam.request import Decision, PolicySet, Request
 from policy.iam.webidentity import (
     load_web_identity_token,
     parse_web_identity_token,

@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from policy.paths.cli import main
+from policy.paths.model import parse_target
 from policy.paths.query import (
     find_findings,
     reachable,
@@ -17,8 +19,6 @@ from policy.paths.query import (
     shortest_path,
     who_can_reach,
 )
-from policy.paths.cli import main
-from policy.paths.model import parse_target
 from tests.policy.paths.paths_corpus import (
     ACCOUNT,
     account_details,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from policy.rbac.evaluator import NonResourceAttributes, ResourceAttributes
 from policy.rbac.cli import main, parse_resource_arg
+from policy.rbac.model import NonResourceAttributes, ResourceAttributes
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "rbac"
 RBAC = ["--rbac", str(DATA / "cluster")]

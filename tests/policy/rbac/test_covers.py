@@ -6,9 +6,16 @@ from collections.abc import Sequence
 
 import pytest
 
-from policy.rbac.evaluator import Binding, ClusterRole, PolicyRule, RoleRef, Subject, UserInfo
 from policy.rbac.aggregate import build_rbac_policy
 from policy.rbac.covers import confirm_no_escalation, covers, non_resource_url_covers
+from policy.rbac.model import (
+    Binding,
+    ClusterRole,
+    PolicyRule,
+    RoleRef,
+    Subject,
+    UserInfo,
+)
 
 
 def R(  # noqa: N802 - reads like upstream's rbacv1.PolicyRule literals

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 import pytest
 
+from policy.rbac.aggregate import aggregate_cluster_roles, build_rbac_policy
 from policy.rbac.evaluator import (
+    RBACPolicy,
+    applies_to,
+    evaluate_rbac,
+    rule_allows,
+    rules_for,
+    who_can,
+)
+from policy.rbac.model import (
     Attributes,
     AuthzDecision,
     Binding,
@@ -19,21 +28,14 @@ from policy.rbac.evaluator import (
     LabelSelectorRequirement,
     NonResourceAttributes,
     PolicyRule,
-    RBACPolicy,
     ResourceAttributes,
     Role,
     RoleRef,
     Subject,
     UserInfo,
-    applies_to,
-    evaluate_rbac,
-    rule_allows,
-    rules_for,
     service_account_groups,
     service_account_username,
-    who_can,
 )
-from policy.rbac.aggregate import aggregate_cluster_roles, build_rbac_policy
 
 
 def _rule(verbs: str, groups: str, resources: str, urls: str) -> PolicyRule:

@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from policy.errors import InvalidPolicyError
-from policy.rbac.evaluator import (
+from policy.rbac.evaluator import evaluate_rbac
+from policy.rbac.load import load_rbac_paths, parse_rbac_documents
+from policy.rbac.model import (
     NonResourceAttributes,
     PolicyRule,
     ResourceAttributes,
     UserInfo,
-    evaluate_rbac,
 )
-from policy.rbac.load import load_rbac_paths, parse_rbac_documents
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "rbac"
 AUTH = ("system:authenticated",)

@@ -5,22 +5,20 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policy.rbac.evaluator import (
+from policy.rbac.aggregate import build_rbac_policy
+from policy.rbac.covers import covers
+from policy.rbac.evaluator import RBACPolicy, evaluate_rbac, rule_allows
+from policy.rbac.model import (
     Binding,
     ClusterRole,
     NonResourceAttributes,
     PolicyRule,
-    RBACPolicy,
     ResourceAttributes,
     Role,
     RoleRef,
     Subject,
     UserInfo,
-    evaluate_rbac,
-    rule_allows,
 )
-from policy.rbac.aggregate import build_rbac_policy
-from policy.rbac.covers import covers
 
 VERBS = st.sampled_from(["get", "list", "update", "*"])
 GROUPS = st.sampled_from(["", "apps", "*"])

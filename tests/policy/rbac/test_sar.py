@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from policy.rbac.authz import decide, parse_deny_rules
 from policy.errors import InvalidPolicyError
-from policy.rbac.evaluator import (
+from policy.rbac.aggregate import build_rbac_policy
+from policy.rbac.authz import decide, parse_deny_rules
+from policy.rbac.model import (
     AuthzDecision,
     Binding,
     ClusterRole,
@@ -17,8 +18,11 @@ from policy.rbac.evaluator import (
     Subject,
     UserInfo,
 )
-from policy.rbac.aggregate import build_rbac_policy
-from policy.rbac.sar import build_sar_response, parse_sar_spec, parse_subject_access_review
+from policy.rbac.sar import (
+    build_sar_response,
+    parse_sar_spec,
+    parse_subject_access_review,
+)
 
 SPEC = {
     "resourceAttributes": {

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 import yaml
 
-from policy.iam.accounts import parse_account_authorization_details
 from policy.errors import InvalidPolicyError
-from policy.tiers.report import evaluate_ecs_tiers, evaluate_eks_tiers
+from policy.iam.accounts import parse_account_authorization_details
 from policy.tiers.baseline import parse_baseline, resource_policy_document
 from policy.tiers.checks import requested_region
 from policy.tiers.cli import main
+from policy.tiers.report import evaluate_ecs_tiers, evaluate_eks_tiers
 from policy.tiers.workloads import (
     EKSWorkload,
     parse_pod_identity_association,

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
-from policy.iam.accounts import Account, parse_account_authorization_details, parse_scps
 from policy.errors import InvalidPolicyError
-from policy.tiers.report import Severity, TierReport, evaluate_ecs_tiers, evaluate_eks_tiers
+from policy.iam.accounts import Account, parse_account_authorization_details, parse_scps
 from policy.tiers.cli import main
+from policy.tiers.model import Severity, TierReport
+from policy.tiers.report import evaluate_ecs_tiers, evaluate_eks_tiers
 from policy.tiers.workloads import (
     ecr_repository,
     parse_access_entries,
