@@ -318,7 +318,7 @@ def _compile_value(op: Operator, value: object, *, substitute: bool) -> _Value:
     template = None
     parsed: object = None
     if family in _VARIABLE_FAMILIES:
-        template = parse_template(raw, substitute=substitute)
+        template = parse_template(raw, substitute=substitute, arn=family is Family.ARN)
         if template.has_variables:
             return _Value(raw=raw, template=template, parsed=None)
     if family is Family.STRING:

@@ -405,7 +405,6 @@ class Gen:
             "arn:aws:s3:::bucket-*",
         ]
         if self.corners and self.rng.random() < 0.1:
-            self.features.add("arn-condition-variable-prefix")
             choices.append("arn:aws:sqs:*:${aws:PrincipalAccount}:q*")
         return {self._suffix(op): {"aws:SourceArn": self._values(choices)}}
 

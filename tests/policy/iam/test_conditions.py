@@ -156,8 +156,20 @@ class TestSemantics:
         )
         assert _run(
             "ArnLike",
+            ["arn:aws:iam::1:role/${aws:username}"],
+            {"k": ("arn:aws:iam::1:role/r",), "aws:username": ("r",)},
+        )
+        # The fifth-colon rule holds for Arn* values as for Resource: before the
+        # resource part ${...} is literal text, so it matches nothing real.
+        assert not _run(
+            "ArnLike",
             ["arn:aws:iam::${aws:PrincipalAccount}:role/*"],
             {"k": ("arn:aws:iam::1:role/r",), "aws:PrincipalAccount": ("1",)},
+        )
+        assert _run(
+            "ArnLike",
+            ["arn:aws:iam::${aws:PrincipalAccount}:role/*"],
+            {"k": ("arn:aws:iam::${aws:PrincipalAccount}:role/r",)},
         )
         assert _run(
             "Bool",
