@@ -62,7 +62,7 @@ bench: $(STAMP) deps-system
 # against aws-iam-authenticator (needs root for the STS namespace; see docs/testing.md).
 DIFFERENTIAL_COUNT ?= 10000
 differential: $(STAMP) $(PEER_NPM) peers
-	$(PY) -m tests.policy.iam_differential --seed 1 --count 20000
+	$(PY) -m tests.policy.iam.iam_differential --seed 1 --count 20000
 	KUBEIAM_DIFFERENTIAL_COUNT=$(DIFFERENTIAL_COUNT) $(PY) -m pytest -p no:cacheprovider -s -q tests/differential
 
 soak: $(STAMP)

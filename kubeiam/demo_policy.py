@@ -164,9 +164,9 @@ DEMO_RBAC: list[dict[str, object]] = [
 
 def step_tiers(ctx: DemoContext) -> None:
     """Report the three permission tiers of a demo ECS task, with findings."""
-    from policy.accounts import parse_account_authorization_details
-    from policy.tiers import evaluate_ecs_tiers
-    from policy.workloads import parse_task_definition
+    from policy.iam.accounts import parse_account_authorization_details
+    from policy.tiers.report import evaluate_ecs_tiers
+    from policy.tiers.workloads import parse_task_definition
 
     account = parse_account_authorization_details(DEMO_ACCOUNT)
     task = parse_task_definition(DEMO_TASK)
@@ -192,9 +192,9 @@ def step_tiers(ctx: DemoContext) -> None:
 
 def step_can_i(ctx: DemoContext) -> None:
     """Walk from the verified IAM role session through the mapping to RBAC decisions."""
-    from policy.authz import decide
-    from policy.rbac import ResourceAttributes, UserInfo
-    from policy.rbac_load import parse_rbac_documents
+    from policy.rbac.authz import decide
+    from policy.rbac.load import parse_rbac_documents
+    from policy.rbac.model import ResourceAttributes, UserInfo
 
     identity = ctx.identities.get("role")
     if identity is None:
