@@ -85,6 +85,31 @@ _ERROR_CODE_RE = re.compile(
     rb"<Code>([A-Za-z0-9.]{1,64})</Code>|\"Code\"\s*:\s*\"([A-Za-z0-9.]{1,64})\""
 )
 _CHUNK = 16 * 1024
+# What each STS error code on a presigned GetCallerIdentity usually means.
+_STS_ERROR_HINTS: dict[str, str] = {
+    "SignatureDoesNotMatch": (
+        "the signature does not cover this cluster ID: the token was most likely "
+        "minted for another cluster ID (kubeiam token -i <cluster-id>)"
+    ),
+    "InvalidClientTokenId": (
+        "STS does not know the access key: the credentials are wrong or deleted, "
+        "or they belong to another partition or a region not enabled for the account"
+    ),
+    "ExpiredToken": (
+        "the session credentials that signed the token have expired; refresh them "
+        "(aws sso login, a new AssumeRole) and mint a new token"
+    ),
+    "IncompleteSignature": "the token's signature is incomplete; mint a new token",
+    "AccessDenied": (
+        "the identity may not call sts:GetCallerIdentity here (an SCP or a VPC "
+        "endpoint policy)"
+    ),
+    "RequestExpired": (
+        "the token is older than STS accepts; check the client's clock and mint "
+        "a new token"
+    ),
+}
+_DEFAULT_HINT = "the token is not valid for this STS endpoint; mint a new one"
 
 
 class _NoRedirectSession(requests.Session):
@@ -264,10 +289,9 @@ class STSClient:
                     "sts_server_error", f"STS answered {status}{code}"
                 )
             if 400 <= status < 500:
+                hint = _STS_ERROR_HINTS.get(code.strip(), _DEFAULT_HINT)
                 raise STSRejectedError(
-                    "sts_rejected",
-                    f"STS refused the token ({status}{code}); a SignatureDoesNotMatch "
-                    "usually means the token was minted for another cluster ID",
+                    "sts_rejected", f"STS refused the token ({status}{code}): {hint}"
                 )
             raise STSRejectedError(
                 "sts_bad_status", f"STS answered an unexpected {status}"

@@ -2,19 +2,23 @@
 
 Signed-header names compare ignoring case as in the reference; an STS answer
 whose ARN type and UserId shape disagree is refused; config errors name the
-whole key path of the bad value.
+whole key path of the bad value; STS's error codes each get their own hint
+(issue 14, item 7).
 """
 
 from __future__ import annotations
 
 import pytest
 
+from authenticator.emulator import Credentials, STSEmulator
 from authenticator.errors import MalformedTokenError, STSRejectedError
 from authenticator.hosts import build_allowed_hosts
 from authenticator.sts import parse_get_caller_identity
 from authenticator.verify import verify_token
+from authenticator.verify_cli import main as verify_main
 from tests.authenticator.test_sts import ACCT, json_body
-from tests.authenticator.test_verify import CLUSTER, NOW, build_url, tok
+from tests.authenticator.test_verify import CLUSTER, NOW, build_url, presign, tok
+from tests.fixtures.sts import presign_url
 from webhook.errors import ConfigError
 from webhook.settings import parse_settings
 
@@ -135,3 +139,35 @@ class TestConfigKeyPaths:
         message = str(info.value)
         assert message.startswith(f"cfg.yaml: {path}: "), message
         assert words in message
+
+
+class TestSTSErrorHints:
+    """kubeiam verify explains each STS error code (the real emulator answers)."""
+
+    def test_unknown_key_is_not_a_cluster_mismatch(
+        self, sts_emulator: STSEmulator, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """InvalidClientTokenId talks about the credentials, not the cluster ID."""
+        token = tok(presign(sts_emulator.url, "us-east-1", cluster_id="hints"))
+        code = verify_main(["-t", token, "-i", "hints", *_flags(sts_emulator)])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "InvalidClientTokenId" in err and "access key" in err
+        assert "cluster" not in err.split("InvalidClientTokenId", 1)[1]
+
+    def test_wrong_cluster_says_so(
+        self,
+        sts_emulator: STSEmulator,
+        iam_user: Credentials,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """SignatureDoesNotMatch for a token minted for another cluster ID."""
+        url = presign_url(iam_user, endpoint=sts_emulator.url, cluster_id="other")
+        code = verify_main(["-t", tok(url), "-i", "hints", *_flags(sts_emulator)])
+        err = capsys.readouterr().err
+        assert code == 1
+        assert "SignatureDoesNotMatch" in err and "another cluster ID" in err
+
+
+def _flags(sts_emulator: STSEmulator) -> list[str]:
+    return ["--sts-endpoint", sts_emulator.url, "--region", "us-east-1"]
