@@ -40,6 +40,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from webhook import check_settings, create_app
 from webhook.errors import ConfigError
+from webhook.portcheck import check_port_free
 from webhook.settings import WebhookSettings, load_settings
 
 __all__ = ["JSONFormatter", "build_gunicorn_options", "main", "run_gunicorn"]
@@ -380,6 +381,7 @@ def main(argv: list[str]) -> int:
         settings = _apply_flags(load_settings(args.config), args)
         _check_tls(settings)
         check_settings(settings)
+        check_port_free(settings.server.address, settings.server.port)
     except ConfigError as exc:
         print(f"kubeiam server: {exc}", file=sys.stderr)
         return 1
