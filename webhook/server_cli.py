@@ -40,6 +40,7 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from webhook import check_settings, create_app
 from webhook.errors import ConfigError
+from webhook.imds import with_region
 from webhook.portcheck import check_port_free
 from webhook.settings import WebhookSettings, load_settings
 
@@ -382,6 +383,7 @@ def main(argv: list[str]) -> int:
         _check_tls(settings)
         check_settings(settings)
         check_port_free(settings.server.address, settings.server.port)
+        settings, region_from = with_region(settings)  # IMDS when sts.region unset
     except ConfigError as exc:
         print(f"kubeiam server: {exc}", file=sys.stderr)
         return 1
@@ -401,6 +403,8 @@ def main(argv: list[str]) -> int:
                 "threads": settings.server.threads,
                 "mtls": settings.server.client_ca_file is not None,
                 "clusterID": settings.cluster_id,
+                "stsRegion": settings.sts.region or "(partition default)",
+                "stsRegionFrom": region_from,
             }
         },
     )
