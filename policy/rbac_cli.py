@@ -35,6 +35,7 @@ from policy.rbac import (
     service_account_groups,
     who_can,
 )
+from policy.rbac_builtin import KUBERNETES_VERSION, with_builtin
 from policy.rbac_covers import compact_rules, covers
 from policy.rbac_load import load_rbac_paths
 from policy.sar import parse_sar_spec
@@ -124,6 +125,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="RBAC YAML/JSON file or directory (repeatable)",
+    )
+    p.add_argument(
+        "--no-builtin-roles",
+        action="store_true",
+        help="use only the given files, without the roles and bindings every "
+        f"cluster has (view, edit, admin, cluster-admin, system:*; Kubernetes "
+        f"{KUBERNETES_VERSION})",
     )
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return p
@@ -233,7 +241,10 @@ def _user(args: argparse.Namespace) -> tuple[UserInfo | None, str]:
 
 
 def _load(args: argparse.Namespace) -> RBACPolicy:
-    return load_rbac_paths(list(args.rbac)).policy()
+    objects = load_rbac_paths(list(args.rbac))
+    if not args.no_builtin_roles:
+        objects = with_builtin(objects)
+    return objects.policy()
 
 
 def _can_i(argv: Sequence[str]) -> int:
