@@ -195,12 +195,21 @@ def _with_context(case: object, extra: Mapping[str, object]) -> object:
 
 def _test(args: argparse.Namespace) -> int:
     results: list[tuple[Suite, list[Outcome]]] = []
+    # Suites that do not parse: reported, and in the JUnit file as an error,
+    # while the others still run (a CI job then shows every problem at once).
+    broken: list[tuple[str, str]] = []
     for path in args.files:
         try:
             suite = load_suite(path)
-        except InvalidPolicyError as exc:
-            sys.stderr.write(f"kubeiam policy test: {format_error(exc)}\n")
-            return 1
+        except (InvalidPolicyError, OSError) as exc:
+            message = (
+                format_error(exc)
+                if isinstance(exc, InvalidPolicyError)
+                else f"{path}: cannot read: {exc.strerror or exc}"
+            )
+            sys.stderr.write(f"kubeiam policy test: {message}\n")
+            broken.append((path, message))
+            continue
         results.append((suite, run_cases(list(suite.cases))))
     total = sum(len(o) for _, o in results)
     failed = [(s, o) for s, outs in results for o in outs if not o.passed]
@@ -233,8 +242,10 @@ def _test(args: argparse.Namespace) -> int:
             f"{total - len(failed)} passed, {len(failed)} failed, {total} total\n"
         )
     if args.junit_xml:
-        Path(args.junit_xml).write_text(junit_xml(results), encoding="utf-8")
-    return 1 if failed else 0
+        Path(args.junit_xml).write_text(
+            junit_xml(results, broken=broken), encoding="utf-8"
+        )
+    return 1 if failed or broken else 0
 
 
 def _lint_documents(path: str, kind: str) -> list[tuple[str, object, str]]:

@@ -365,6 +365,25 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
                 'Allow + NotAction on "*" grants almost everything',
             )
         )
+    if (
+        st.effect is Effect.ALLOW
+        and not st.not_action
+        and any(p in ("*", "*:*") for p in st.actions.patterns)
+        and all_resources
+        and not st.not_resource
+        # FullAWSAccess (Allow * on *) is how SCPs and boundaries say "no limit".
+        and kind not in (PolicyKind.SCP, PolicyKind.RCP, PolicyKind.BOUNDARY)
+    ):
+        out.append(
+            Finding(
+                "warning",
+                f"{ptr}/Action",
+                'Allow "*" on "*" grants every action on every resource '
+                "(administrator access)"
+                + (" under a Condition" if st.conditions else "")
+                + "; name the actions and resources needed",
+            )
+        )
     for clause in st.conditions:
         where = f"{ptr}/Condition/{clause.operator.name}/{clause.key}"
         if clause.operator.qualifier and is_single_valued(clause.key):

@@ -470,11 +470,17 @@ def load_suite(path: str | Path) -> Suite:
     return expand_suite(doc, name=str(p), base_dir=p.parent)
 
 
-def junit_xml(results: Sequence[tuple[Suite, Sequence[Outcome]]]) -> str:
+def junit_xml(
+    results: Sequence[tuple[Suite, Sequence[Outcome]]],
+    *,
+    broken: Sequence[tuple[str, str]] = (),
+) -> str:
     """Render suite outcomes as JUnit XML.
 
     Args:
         results: Each suite with its outcomes.
+        broken: (path, message) of suites that failed to load: each becomes a
+            suite with one errored test case, so CI shows it.
 
     Returns:
         The XML document.
@@ -501,4 +507,10 @@ def junit_xml(results: Sequence[tuple[Suite, Sequence[Outcome]]]) -> str:
                 msg = f"expected {expect}, got {got}: {o.result.trace.reason}"
                 fail = ElementTree.SubElement(tc, "failure", message=msg)
                 fail.text = json.dumps(o.result.trace.to_json(), indent=2)
+    for path, message in broken:
+        el = ElementTree.SubElement(
+            root, "testsuite", name=path, tests="1", failures="0", errors="1"
+        )
+        tc = ElementTree.SubElement(el, "testcase", classname=path, name="load")
+        ElementTree.SubElement(tc, "error", message=message).text = message
     return ElementTree.tostring(root, encoding="unicode", xml_declaration=True)

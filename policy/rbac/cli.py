@@ -17,11 +17,12 @@ from pathlib import Path
 import yaml
 
 from authenticator.arn import canonicalize_arn, parse_arn
-from authenticator.errors import ConfigError, InvalidARNError, KubeIAMError
+from authenticator.errors import ConfigError, KubeIAMError
 from authenticator.identity import Identity
 from authenticator.mapping import evaluate_mapping, parse_mapping_text
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.rbac.authz import decide
+from policy.rbac.builtin import KUBERNETES_VERSION, with_builtin
 from policy.rbac.covers import compact_rules, covers
 from policy.rbac.evaluator import RBACPolicy, rules_for, who_can
 from policy.rbac.load import load_rbac_paths
@@ -84,6 +85,8 @@ _CLUSTER_SCOPED = frozenset(
         "selfsubjectreviews",
     }
 )
+# can-i's exit code for an error (1 is "no", 2 a usage error, as argparse's).
+CAN_I_ERROR = 3
 _MASTERS = Subject("Group", "system:masters", "", "rbac.authorization.k8s.io")
 _EPILOG = """examples:
   kubeiam policy can-i --rbac rbac/ --as alice get pods -n dev
@@ -105,7 +108,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
         description={
-            "can-i": "Answer `kubectl auth can-i` from RBAC files: yes/no, exit 0/1.",
+            "can-i": "Answer `kubectl auth can-i` from RBAC files: yes/no and why; "
+            "exit 0 yes, 1 no, 2 usage error, 3 error (unreadable or bad input).",
             "rbac": "Decide SubjectAccessReview specs (user, groups, "
             "resourceAttributes | nonResourceAttributes) in batch.",
             "who-can": "List the subjects whose bindings allow VERB on RESOURCE.",
@@ -119,6 +123,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
         type=Path,
         metavar="PATH",
         help="RBAC YAML/JSON file or directory (repeatable)",
+    )
+    p.add_argument(
+        "--no-builtin-roles",
+        action="store_true",
+        help="use only the given files, without the roles and bindings every "
+        f"cluster has (view, edit, admin, cluster-admin, system:*; Kubernetes "
+        f"{KUBERNETES_VERSION})",
     )
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     return p
@@ -199,6 +210,18 @@ def _user(args: argparse.Namespace) -> tuple[UserInfo | None, str]:
                 f"{result.detail} (the API server would answer 401 Unauthorized)",
             )
         u = result.user
+        identity = _identity_from_arn(args.as_arn)
+        entry = result.entry
+        templates = " ".join((entry.username, *entry.groups)) if entry else ""
+        if not identity.session_name and "{{SessionName" in templates:
+            # kubeiam token always has a session; an ARN typed here may not.
+            sys.stderr.write(
+                f"warning: {entry.where if entry else 'the mapping'} uses "
+                "{{SessionName}} but "
+                f"{args.as_arn} has no session name, so it renders empty (give "
+                "the session's ARN: arn:aws:sts::<account>:assumed-role/<role>/"
+                "<session>)\n"
+            )
         return UserInfo(u.username, (*u.groups, "system:authenticated"), u.uid), (
             f"{args.as_arn} -> user {u.username!r} groups {list(u.groups)}"
         )
@@ -216,7 +239,10 @@ def _user(args: argparse.Namespace) -> tuple[UserInfo | None, str]:
 
 
 def _load(args: argparse.Namespace) -> RBACPolicy:
-    return load_rbac_paths(list(args.rbac)).policy()
+    objects = load_rbac_paths(list(args.rbac))
+    if not args.no_builtin_roles:
+        objects = with_builtin(objects)
+    return objects.policy()
 
 
 def _can_i(argv: Sequence[str]) -> int:
@@ -275,7 +301,20 @@ def _can_i(argv: Sequence[str]) -> int:
     else:
         if note and user is not None:
             sys.stderr.write(note + "\n")
-        print("yes" if allowed else ("no - " + reason if user is None else "no"))
+        # kubectl's shape: "yes" alone (the reason on stderr, so scripts that
+        # compare stdout with "yes" keep working), "no - <reason> - <error>".
+        if allowed:
+            print("yes")
+            if reason:
+                sys.stderr.write(f"reason: {reason}\n")
+        else:
+            if not reason and user is not None:
+                # RBAC has no opinion on a denial; say what was looked for.
+                reason = (
+                    f"no RoleBinding or ClusterRoleBinding of user {user.name!r} or "
+                    f"groups {list(user.groups)} grants it"
+                )
+            print(" - ".join(part for part in ("no", reason, err) if part))
     return 0 if allowed else 1
 
 
@@ -464,19 +503,15 @@ def main(argv: list[str]) -> int:
         argv: ``[command, *args]`` with command in can-i, rbac, who-can, covers.
 
     Returns:
-        0 ok / yes / covered, 1 no / not covered / error, 2 usage.
+        0 ok / yes / covered, 1 no / not covered / error, 2 usage; can-i
+        returns 3 for an error so that it differs from "no".
     """
     if not argv or argv[0] not in _COMMANDS:
         sys.stderr.write(f"kubeiam policy: expected one of {', '.join(_COMMANDS)}\n")
         return 2
+    error_code = CAN_I_ERROR if argv[0] == "can-i" else 1
     try:
         return _COMMANDS[argv[0]](argv[1:])
-    except (InvalidPolicyError, ConfigError, InvalidARNError) as exc:
+    except (KubeIAMError, OSError) as exc:  # InvalidPolicyError, ConfigError, ...
         sys.stderr.write(f"kubeiam policy {argv[0]}: {exc}\n")
-        return 1
-    except KubeIAMError as exc:
-        sys.stderr.write(f"kubeiam policy {argv[0]}: {exc}\n")
-        return 1
-    except OSError as exc:
-        sys.stderr.write(f"kubeiam policy {argv[0]}: {exc}\n")
-        return 1
+        return error_code
