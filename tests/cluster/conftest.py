@@ -1,4 +1,6 @@
-"""The cluster tier: tests against a real kube-apiserver (tests/fixtures/controlplane.py).
+"""The cluster tier: tests against a real kube-apiserver.
+
+The fixture is ``control_plane`` (tests/fixtures/controlplane.py).
 
 A failing test here gets the tails of the control plane's logs in its report; the
 full logs stay in the fixture's directory (pytest keeps the last three runs).
@@ -9,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 import pytest
+
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(

@@ -1,4 +1,6 @@
-"""Authentication judged by a real kube-apiserver: kubectl -> kubeiam token -> API server -> webhook.
+"""Authentication judged by a real kube-apiserver.
+
+The path: kubectl -> kubeiam token -> API server -> kubeiam server.
 
 Each test makes its own IAM identities in the STS emulator and maps them in the
 webhook's file source; the kubeconfig is the one ``kubeiam kubeconfig`` writes.
@@ -40,7 +42,9 @@ def _mint(cp: ControlPlane, creds: Credentials, cluster_id: str) -> str:
     return out.stdout.strip()
 
 
-def _whoami_with_token(cp: ControlPlane, token: str) -> subprocess.CompletedProcess[str]:
+def _whoami_with_token(
+    cp: ControlPlane, token: str
+) -> subprocess.CompletedProcess[str]:
     return cp.with_token(token, "auth", "whoami", "-o", "json")
 
 

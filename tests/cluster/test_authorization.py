@@ -73,7 +73,7 @@ class TestChain:
         namespaces: tuple[str, str],
         tmp_path: Path,
     ) -> None:
-        """RBAC lets ``contractors`` read secrets and configmaps; kubeiam denies secrets."""
+        """Contractors: RBAC allows secrets and configmaps; kubeiam denies secrets."""
         mine, _ = namespaces
         control_plane.admin(
             "-n", mine, "create", "role", "contractor-reader", "--verb=get,list",

@@ -1,4 +1,6 @@
-"""``manifests/`` against the real API server: server-side dry run, real creation, can-i.
+"""``manifests/`` against the real API server.
+
+Server-side dry run, real creation, and ``kubectl auth can-i`` for the webhook.
 
 The fixture already applied ``rbac.yaml`` and ``crd-iamidentitymapping.yaml`` for
 real (and the webhook reads aws-auth and the CRD with that ServiceAccount).
@@ -25,7 +27,7 @@ API_MANIFESTS = sorted(
 
 
 def test_every_api_manifest_is_listed() -> None:
-    """Every YAML file in manifests/ is either dry-run below or known not to be an object."""
+    """Every manifest is dry-run below or known not to be an API object."""
     assert {"rbac.yaml", "daemonset.yaml", "crd-iamidentitymapping.yaml"} <= set(
         API_MANIFESTS
     )
@@ -49,7 +51,9 @@ def test_create_for_real(control_plane: ControlPlane) -> None:
     for name in ("server-configmap.yaml", "daemonset.yaml"):
         control_plane.admin("apply", "-f", str(MANIFESTS / name))
     ds = json.loads(
-        control_plane.admin("-n", "kube-system", "get", "daemonset", "kubeiam", "-o", "json")
+        control_plane.admin(
+            "-n", "kube-system", "get", "daemonset", "kubeiam", "-o", "json"
+        )
     )
     spec = ds["spec"]["template"]["spec"]
     assert spec["serviceAccountName"] == "kubeiam"
@@ -78,7 +82,14 @@ def test_create_for_real(control_plane: ControlPlane) -> None:
         (["watch", "configmaps/aws-auth", "-n", "kube-system"], "yes"),
         (["get", "iamidentitymappings.iamauthenticator.k8s.aws"], "yes"),
         (["watch", "iamidentitymappings.iamauthenticator.k8s.aws"], "yes"),
-        (["patch", "iamidentitymappings.iamauthenticator.k8s.aws", "--subresource=status"], "yes"),
+        (
+            [
+                "patch",
+                "iamidentitymappings.iamauthenticator.k8s.aws",
+                "--subresource=status",
+            ],
+            "yes",
+        ),
         (["create", "events", "-n", "kube-system"], "yes"),
         # ... and nothing more.
         (["get", "configmaps/kubeiam-config", "-n", "kube-system"], "no"),
@@ -100,7 +111,7 @@ def test_create_for_real(control_plane: ControlPlane) -> None:
 def test_webhook_serviceaccount_rights(
     control_plane: ControlPlane, question: list[str], answer: str
 ) -> None:
-    """``kubectl auth can-i --as`` the webhook's ServiceAccount: exactly what it needs."""
+    """``kubectl auth can-i --as`` its ServiceAccount: exactly what it needs."""
     out = control_plane.kubectl("auth", "can-i", *question, "--as", SA)
     assert out.stdout.strip() == answer, (question, out.stdout, out.stderr)
 
@@ -115,6 +126,8 @@ def test_webhook_serviceaccount_reads_with_its_token(
         "-n", "kube-system", "get", "configmap", "aws-auth", kubeconfig=kubeconfig
     )
     assert ok.returncode == 0, ok.stderr
-    no = control_plane.kubectl("-n", "kube-system", "get", "secrets", kubeconfig=kubeconfig)
+    no = control_plane.kubectl(
+        "-n", "kube-system", "get", "secrets", kubeconfig=kubeconfig
+    )
     assert no.returncode != 0
     assert "Forbidden" in no.stderr

@@ -1,4 +1,4 @@
-"""Differential RBAC: ``kubeiam policy rbac`` against the API server's SubjectAccessReview.
+"""Differential RBAC: ``kubeiam policy rbac`` vs the API server's SubjectAccessReview.
 
 A seeded generator writes Roles, ClusterRoles (some aggregated), RoleBindings and
 ClusterRoleBindings into the real cluster and draws requests over them:
@@ -197,7 +197,9 @@ class _World:
         return spec
 
 
-def _sar(session: requests.Session, cp: ControlPlane, spec: Mapping[str, object]) -> bool:
+def _sar(
+    session: requests.Session, cp: ControlPlane, spec: Mapping[str, object]
+) -> bool:
     body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
             "spec": dict(spec)}  # fmt: skip
     resp = session.post(cp.url + SAR_PATH, json=body, timeout=30)
@@ -244,7 +246,10 @@ def _dump(cp: ControlPlane, world: _World, path: Path) -> Path:
     )  # fmt: skip
     for item in listed["items"]:
         item["metadata"].pop("managedFields", None)
-        if item["kind"] == "ClusterRole" and item["metadata"]["name"] in world.aggregated:
+        if (
+            item["kind"] == "ClusterRole"
+            and item["metadata"]["name"] in world.aggregated
+        ):
             item["rules"] = []
     path.write_text(json.dumps(listed))
     return path

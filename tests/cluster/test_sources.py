@@ -127,7 +127,7 @@ class TestAwsAuthConfigMap:
         users: tuple[Credentials, Credentials],
         tmp_path: Path,
     ) -> None:
-        """API server restarted with etcd compacted meanwhile: new edits still arrive."""
+        """API server restarted, etcd compacted meanwhile: new edits still arrive."""
         first, second = users
         kubeconfig = control_plane.user_kubeconfig(tmp_path / "kubeconfig")
         # Writes after the watch's last event, then compact past them: the
@@ -182,12 +182,22 @@ class TestCRD:
             ({"username": "x"}, "spec.arn: Required value"),
             ({"arn": "arn:aws:iam::123456789012:role/r"}, "spec.username"),
             ({"arn": "not-an-arn", "username": "x"}, "spec.arn"),
-            ({"arn": "arn:aws:iam::123456789012:role/r", "username": ""}, "spec.username"),
             (
-                {"arn": "arn:aws:iam::123456789012:role/r", "username": "x", "groups": [""]},
+                {"arn": "arn:aws:iam::123456789012:role/r", "username": ""},
+                "spec.username",
+            ),
+            (
+                {
+                    "arn": "arn:aws:iam::123456789012:role/r",
+                    "username": "x",
+                    "groups": [""],
+                },
                 "spec.groups[0]",
             ),
-            ({"arn": "arn:aws:iam::123456789012:role/r", "username": 7}, "spec.username"),
+            (
+                {"arn": "arn:aws:iam::123456789012:role/r", "username": 7},
+                "spec.username",
+            ),
         ],
     )
     def test_schema_refuses(
