@@ -4,7 +4,8 @@ A seeded generator writes Roles, ClusterRoles (some aggregated), RoleBindings an
 ClusterRoleBindings into the real cluster and draws requests over them:
 wildcards in verbs/groups/resources, subresources (``pods/log``, ``*/scale``,
 ``pods/*``), resourceNames, non-resource URLs (exact and ``/prefix/*``), Users,
-Groups, ServiceAccounts (with and without a subject namespace), and ClusterRole
+Groups, ServiceAccounts (with and without a subject namespace), bindings to roles
+that do not exist, the ``escalate``/``bind`` verbs, and ClusterRole
 aggregation (materialised by the real kube-controller-manager). Every request is
 answered by the API server (``POST .../subjectaccessreviews`` as the admin) and
 by the engine from a dump of *all* RBAC objects in the cluster (bootstrap policy
@@ -37,7 +38,7 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 SAR_PATH = "/apis/authorization.k8s.io/v1/subjectaccessreviews"
 
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete",
-         "deletecollection"]  # fmt: skip
+         "deletecollection", "escalate", "bind"]  # fmt: skip
 API_GROUPS = ["", "apps", "example.com"]
 # (group, resource, subresources a request may carry)
 RESOURCES = [
@@ -140,7 +141,9 @@ class _World:
                 )  # fmt: skip
                 roles[ns].append(name)
         for i in range(5):
-            role = rng.choice(cluster_roles)
+            # Now and then a binding to a role that does not exist (legal; grants
+            # nothing).
+            role = rng.choice(cluster_roles) if rng.random() > 0.1 else f"{p}-missing"
             self.objects.append(
                 {"apiVersion": f"{RBAC_GROUP}/v1", "kind": "ClusterRoleBinding",
                  "metadata": {"name": f"{p}-crb{i}"},
@@ -150,7 +153,10 @@ class _World:
             )  # fmt: skip
         for ns in self.namespaces:
             for i in range(5):
-                if rng.random() < 0.5:
+                if rng.random() < 0.05:
+                    ref = {"apiGroup": RBAC_GROUP, "kind": "Role",
+                           "name": f"{p}-missing"}  # fmt: skip
+                elif rng.random() < 0.5:
                     ref = {"apiGroup": RBAC_GROUP, "kind": "Role",
                            "name": rng.choice(roles[ns])}  # fmt: skip
                 else:
@@ -213,7 +219,6 @@ def _sar(
     )
     resp.raise_for_status()
     status = resp.json()["status"]
-    assert not status.get("evaluationError"), status
     return bool(status.get("allowed", False))
 
 
@@ -305,5 +310,5 @@ def test_engine_agrees_with_apiserver(
         f"{len(mismatches)} mismatches"
     )
     # Both answers must be exercised, or agreement proves little.
-    assert 0.1 * len(real) < allowed < 0.9 * len(real)
+    assert 0.05 * len(real) < allowed < 0.95 * len(real)
     assert not mismatches, json.dumps(mismatches[:10], indent=1)
