@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from authenticator.emulator import Credentials, STSEmulator
 from authenticator.mapping_model import MappingSet
@@ -250,10 +252,8 @@ class TestCRD:
 class TestCompactedResourceVersion:
     """A watch re-opened from a compacted resourceVersion: a real 410, then a relist."""
 
-    def test_410_relists_and_keeps_following(
-        self, control_plane: ControlPlane, caplog: pytest.LogCaptureFixture
-    ) -> None:
-        """The source (2 s watches) sees 410 Gone from the API server, lists, goes on.
+    def test_410_relists_and_keeps_following(self, control_plane: ControlPlane) -> None:
+        """The source (2 s watches) gets 410 Gone from the API server, lists, goes on.
 
         ``kubeiam server`` re-opens its watch every 300 s, too slow for a test, so
         this drives :class:`webhook.sources.ConfigMapSource` in-process with 2 s
@@ -290,19 +290,46 @@ class TestCompactedResourceVersion:
             watch_timeout=2,
             backoff=(0.2, 1.0),
         )
-        caplog.set_level(logging.INFO, logger="webhook.sources")
+        # A handler on the source's own logger: whatever propagation is set to.
+        seen: list[str] = []
+        handler = logging.Handler(logging.INFO)
+        handler.emit = lambda record: seen.append(record.getMessage())  # type: ignore[method-assign]
+        logger = logging.getLogger("webhook.sources")
+        old_level = logger.level
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        # On cue, hold the next re-watch (its resourceVersion already chosen)
+        # until etcd is compacted past it; the request itself goes out unchanged.
+        gate, waiting = threading.Event(), threading.Event()
+        gate.set()
+        real_call = source._call
+
+        def gated_call(**kwargs: object) -> urllib3.HTTPResponse:
+            if kwargs.get("watch") and not gate.is_set():
+                waiting.set()
+                gate.wait(30)
+            return real_call(**kwargs)
+
+        source._call = gated_call  # type: ignore[method-assign]
         source.start(update, errors.append)
         try:
             wait_for("111111111111")
-            # Newer revisions elsewhere, then compact past the watch's version.
-            control_plane.admin("-n", ns, "create", "configmap", "bump")
+            gate.clear()
+            assert waiting.wait(10), "the source never re-opened its watch"
+            # Two newer revisions elsewhere, then compact at the newest: the
+            # watch would resume after its version, which is now compacted.
+            for bump in ("bump-1", "bump-2"):
+                control_plane.admin("-n", ns, "create", "configmap", bump)
             control_plane.compact_etcd()
+            gate.set()
             deadline = time.monotonic() + 10
-            while "410 Gone" not in caplog.text:
-                assert time.monotonic() < deadline, caplog.text
+            while not any("410 Gone" in m for m in seen):
+                assert time.monotonic() < deadline, seen
                 time.sleep(0.1)
             control_plane.apply(configmap("222222222222"))
             wait_for("222222222222")
         finally:
             source.stop()
+            logger.removeHandler(handler)
+            logger.setLevel(old_level)
         assert not errors
