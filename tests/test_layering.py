@@ -14,7 +14,12 @@ PACKAGES = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig")
 # package -> first-party packages its non-cli modules may import (STYLE.md).
 ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "authenticator": {"authenticator"},
-    "policy": {"policy", "authenticator.arn", "authenticator.errors"},
+    "policy": {
+        "policy",
+        "authenticator.arn",
+        "authenticator.errors",
+        "authenticator.findings",
+    },
     "kubeconfig": {"kubeconfig", "authenticator"},
     "webhook": {"webhook", "authenticator", "policy"},
     "kubeiam": {"kubeiam", "authenticator", "policy", "webhook", "kubeconfig"},

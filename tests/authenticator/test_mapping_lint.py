@@ -13,9 +13,9 @@ from authenticator.mapping import (
     MappingSet,
     parse_mapping_text,
 )
+from authenticator.findings import Severity
 from authenticator.mapping_lint import (
     NEVER_MATCHES,
-    Severity,
     TrustSummary,
     build_effective_table,
     lint_mappings,
