@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from authenticator.errors import ConfigError
+from authenticator.findings import Severity
 from authenticator.mapping import (
     MappingProblem,
     MappingSet,
     inspect_mapping_text,
     parse_yaml_text,
 )
-from authenticator.findings import Severity
 from authenticator.mapping_lint import (
     TrustSummary,
     build_effective_table,

@@ -373,7 +373,13 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
     for clause in st.conditions:
         where = f"{ptr}/Condition/{clause.operator.name}/{clause.key}"
         if clause.operator.qualifier and is_single_valued(clause.key):
-            out.append(_warning("set-operator-single-valued", where, "set operator on a single-valued key"))
+            out.append(
+                _warning(
+                    "set-operator-single-valued",
+                    where,
+                    "set operator on a single-valued key",
+                )
+            )
         if (
             not clause.operator.qualifier
             and clause.operator.base != "Null"

@@ -7,13 +7,13 @@ import urllib.parse
 
 import pytest
 
+from authenticator.findings import Severity
 from authenticator.mapping import (
     MappingEntry,
     MappingProblem,
     MappingSet,
     parse_mapping_text,
 )
-from authenticator.findings import Severity
 from authenticator.mapping_lint import (
     NEVER_MATCHES,
     TrustSummary,
