@@ -411,7 +411,7 @@ def main(argv: list[str]) -> int:
     else:
         sys.stdout.write(render_report(report))
     if args.fail_on:
-        threshold = Severity(args.fail_on).rank
-        if any(f.severity.rank <= threshold for f in report.findings):
+        threshold = Severity(args.fail_on)
+        if any(f.severity.at_least(threshold) for f in report.findings):
             return FINDINGS_EXIT
     return 0
