@@ -201,7 +201,7 @@ def step_tiers(ctx: DemoContext) -> None:
     worst = report.sorted_findings()[0] if report.sorted_findings() else None
     ctx.conclude(
         f"account {_A}'s ECS task shop:3: {len(report.sorted_findings())} findings"
-        + (f", worst {worst.severity.value} {worst.id}" if worst else "")
+        + (f", worst {worst.severity.value} {worst.code}" if worst else "")
     )
 
 

@@ -380,8 +380,8 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
         and kind not in (PolicyKind.SCP, PolicyKind.RCP, PolicyKind.BOUNDARY)
     ):
         out.append(
-            Finding(
-                "warning",
+            _warning(
+                "allow-all",
                 f"{ptr}/Action",
                 'Allow "*" on "*" grants every action on every resource '
                 "(administrator access)"
