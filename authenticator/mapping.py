@@ -54,7 +54,7 @@ from authenticator.mapping_model import (
     entry_match_key,
     identity_match_key,
 )
-from authenticator.yamltext import NumericText, parse_yaml_text
+from authenticator.yamlio import NumericText
 
 __all__ = [
     "KubernetesUser",
@@ -76,7 +76,6 @@ __all__ = [
     "parse_identity_mappings",
     "parse_mapping_text",
     "parse_mappings",
-    "parse_yaml_text",
     "render_template",
     "validate_aws_auth",
     "validate_mappings",

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import yaml
-
+from authenticator import yamlio
 from authenticator.errors import (
     ConfigError,
     MalformedTokenError,
@@ -176,18 +175,13 @@ def _settings(args: argparse.Namespace) -> VerifySettings:
 
 def _load_config(path: Path) -> Mapping[str, object]:
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = yamlio.load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path}: not UTF-8 text") from exc
-    except RecursionError as exc:  # PyYAML composes and constructs recursively
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from exc
+    except yamlio.YAMLError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
     if doc is None:
         return {}
     if not isinstance(doc, Mapping):

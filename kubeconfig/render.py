@@ -29,8 +29,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
+from authenticator import yamlio
 from kubeconfig.errors import KubeconfigError
 
 __all__ = [
@@ -44,36 +43,7 @@ __all__ = [
 ]
 
 
-class _Dumper(yaml.SafeDumper):
-    """Safe dumper that indents list items under their key, as kubectl writes them."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def dump_yaml(doc: object, *, header: str | None = None) -> str:
-    """Render a document as block-style YAML, keys in insertion order.
-
-    Args:
-        doc: Plain data (dicts, lists, strings, numbers, booleans).
-        header: Comment lines to put first (``# `` is added to each).
-
-    Returns:
-        The YAML text.
-    """
-    text = yaml.dump(
-        doc,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1_000_000,
-    )
-    if header:
-        text = (
-            "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines()) + text
-        )
-    return text
+dump_yaml = yamlio.dump_yaml
 
 
 def load_yaml_file(path: Path) -> tuple[object, bytes] | None:
@@ -100,14 +70,9 @@ def load_yaml_file(path: Path) -> tuple[object, bytes] | None:
     except UnicodeDecodeError as exc:
         raise KubeconfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        return yaml.safe_load(text), raw
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise KubeconfigError(f"{path}: not valid YAML{where}: {problem}") from exc
-    except RecursionError as exc:  # PyYAML composes and constructs recursively
-        raise KubeconfigError(f"{path}: not valid YAML: nested too deeply") from exc
+        return yamlio.load_yaml(text), raw
+    except yamlio.YAMLError as exc:
+        raise KubeconfigError(f"{path}: {exc}") from exc
 
 
 def ensure_private_dir(path: Path) -> None:

@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-import yaml
-
+from authenticator.yamlio import YAMLError, load_yaml
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam import Decision, EvaluationResult, Level, PolicySet, Request, evaluate
 from policy.model import CompiledPolicy, PolicyKind, compile_policy, load_policy_json
@@ -457,8 +456,12 @@ def load_suite(path: str | Path) -> Suite:
     """
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        doc = load_yaml(p.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        raise InvalidPolicyError(
+            f"not a valid YAML suite: {exc}", policy=str(p)
+        ) from exc
+    except (OSError, ValueError) as exc:
         # ValueError: UnicodeDecodeError, or a NUL byte PyYAML refuses
         why = describe_parse_error(exc)
         if not isinstance(exc, OSError):

@@ -14,7 +14,12 @@ PACKAGES = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig")
 # package -> first-party packages its non-cli modules may import (STYLE.md).
 ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "authenticator": {"authenticator"},
-    "policy": {"policy", "authenticator.arn", "authenticator.errors"},
+    "policy": {
+        "policy",
+        "authenticator.arn",
+        "authenticator.errors",
+        "authenticator.yamlio",
+    },
     "kubeconfig": {"kubeconfig", "authenticator"},
     "webhook": {"webhook", "authenticator", "policy"},
     "kubeiam": {"kubeiam", "authenticator", "policy", "webhook", "kubeconfig"},
@@ -35,6 +40,9 @@ DOORS: dict[str, set[str]] = {
     "kubernetes": {"webhook.sources"},
     "cryptography": {"kubeconfig.certs"},
     "moto": {"authenticator.emulator", "demo"},
+    # One strict YAML door for every read and write (duplicate keys, aliases,
+    # depth, account IDs as text): docs/development.md.
+    "yaml": {"authenticator.yamlio"},
 }
 
 

@@ -22,7 +22,6 @@ from authenticator.mapping import (
     MappingProblem,
     MappingSet,
     inspect_mapping_text,
-    parse_yaml_text,
 )
 from authenticator.mapping_lint import (
     SEVERITY_ORDER,
@@ -36,6 +35,7 @@ from authenticator.mapping_model import (
     DEFAULT_RESERVED_GROUP_PREFIXES,
     with_group_prefixes,
 )
+from authenticator.yamlio import load_yaml_documents
 from webhook.settings_compat import (
     is_authenticator_config,
     translate_authenticator_config,
@@ -115,7 +115,7 @@ def _load(files: Sequence[str], extra_reserved: Sequence[str]) -> _Loaded:
         path = Path(name)
         text = _read(path)
         try:
-            docs = parse_yaml_text(text)
+            docs = load_yaml_documents(text, scalars="text")
         except ConfigError as exc:
             loaded.problems.append(MappingProblem(f"{name}: (file)", str(exc)))
             continue

@@ -16,8 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
+from authenticator import yamlio
 from authenticator.partitions import PARTITIONS
 from webhook.errors import ConfigError
 from webhook.settings_compat import (
@@ -439,31 +438,8 @@ def parse_settings(
     )
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a mapping key given twice (PyYAML keeps the last)."""
-
-
-def _construct_mapping(
-    loader: _StrictLoader, node: yaml.MappingNode
-) -> dict[object, object]:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-
 def load_yaml(text: str, *, where: str) -> object:
-    """Parse YAML safely, refusing duplicate keys.
+    """Parse the config's YAML through the strict door, :mod:`authenticator.yamlio`.
 
     Args:
         text: The document.
@@ -476,14 +452,9 @@ def load_yaml(text: str, *, where: str) -> object:
         ConfigError: The text is not valid YAML.
     """
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}" if mark is not None else "(top)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: {at}: invalid YAML: {problem}") from exc
-    except RecursionError as exc:  # PyYAML composes and constructs recursively
-        raise ConfigError(f"{where}: invalid YAML: nested too deeply") from exc
+        return yamlio.load_yaml(text)
+    except yamlio.YAMLError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_settings(path: Path) -> WebhookSettings:

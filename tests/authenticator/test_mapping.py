@@ -25,11 +25,11 @@ from authenticator.mapping import (
     parse_identity_mappings,
     parse_mapping_text,
     parse_mappings,
-    parse_yaml_text,
     render_template,
     validate_aws_auth,
     validate_mappings,
 )
+from authenticator.yamlio import load_yaml_documents
 
 ACCT = "111122223333"
 
@@ -591,7 +591,9 @@ class TestYAMLText:
 
     def test_numeric_scalars_are_marked(self) -> None:
         """Plain scalars YAML 1.1 reads as numbers are NumericText; quoted ones not."""
-        (doc,) = parse_yaml_text("a: 0123\nb: '0123'\nc: ~\nd: true\n")
+        (doc,) = load_yaml_documents(
+            "a: 0123\nb: '0123'\nc: ~\nd: true\n", scalars="text"
+        )
         assert isinstance(doc, dict)
         assert isinstance(doc["a"], NumericText) and not isinstance(
             doc["b"], NumericText
@@ -601,7 +603,7 @@ class TestYAMLText:
     def test_duplicate_keys_are_an_error(self) -> None:
         """PyYAML keeps the last of two equal keys silently; we refuse."""
         with pytest.raises(ConfigError, match="duplicate key 'mapRoles'"):
-            parse_yaml_text("mapRoles: []\nmapRoles: []\n")
+            load_yaml_documents("mapRoles: []\nmapRoles: []\n", scalars="text")
 
     def test_report_lists_numeric_accounts(self) -> None:
         """inspect_mapping_text reports where account IDs were unquoted numbers."""

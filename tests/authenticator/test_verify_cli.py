@@ -204,7 +204,10 @@ class TestConfig:
         ("content", "needle"),
         [
             (b"\xff\xfe\x00bad", "not UTF-8 text"),
-            (b"[" * 1001 + b"]" * 1001, "not valid YAML: nested too deeply"),
+            (
+                b"[" * 1001 + b"]" * 1001,
+                "not valid YAML: nested deeper than 100 levels",
+            ),
         ],
         ids=["binary", "deep"],
     )
