@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from authenticator import yamlio
 from authenticator.errors import (
     ConfigError,
     MalformedTokenError,
@@ -64,11 +63,18 @@ class VerifySettings:
     extra_endpoints: tuple[str, ...] = ()
 
 
-def main(argv: list[str]) -> int:
+# Reads the server config file into what verify needs (raises ConfigError).
+ConfigReader = Callable[[Path], VerifySettings]
+
+
+def main(argv: list[str], *, read_config: ConfigReader | None = None) -> int:
     """Run ``kubeiam verify``.
 
     Args:
         argv: Arguments after ``verify``.
+        read_config: Reads ``--config`` into settings; ``kubeiam verify`` passes
+            the server's own parser (:mod:`kubeiam.verify_cli`), so the command
+            accepts exactly the files ``kubeiam server`` accepts.
 
     Returns:
         0 when the token verifies, 1 when it is rejected or the config is bad,
@@ -79,7 +85,7 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        settings = _settings(args)
+        settings = _settings(args, read_config)
         token = _read_token(args.token)
         allowed = build_allowed_hosts(
             settings.partition, settings.extra_endpoints, region=settings.region
@@ -136,64 +142,32 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> VerifySettings:
-    """Config file first, then flags on top."""
-    config = _load_config(args.config) if args.config else {}
-    sts = config.get("sts") or {}
-    where = str(args.config)
-    if not isinstance(sts, Mapping):
-        raise ConfigError(f"{where}: sts must be a mapping")
-    cluster_id = args.cluster_id or _text(config, "clusterID", where, "")
+def _settings(
+    args: argparse.Namespace, read_config: ConfigReader | None
+) -> VerifySettings:
+    """The server config (read by the server's own parser) first, then flags on top."""
+    if args.config is not None and read_config is None:
+        raise ConfigError("--config is not available here (use `kubeiam verify`)")
+    base = (
+        read_config(args.config)
+        if args.config is not None and read_config is not None
+        else None
+    )
+    cluster_id = args.cluster_id or (base.cluster_id if base else "")
     if not cluster_id:
         raise ConfigError(
             "a cluster ID is required: -i/--cluster-id or clusterID in --config"
         )
-    extra = sts.get("extraEndpoints") or []
-    if not isinstance(extra, list) or not all(isinstance(u, str) for u in extra):
-        raise ConfigError(f"{where}: sts.extraEndpoints must be a list of URLs")
-    timeout = (
-        args.timeout if args.timeout is not None else sts.get("timeoutSeconds", 5.0)
-    )
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or timeout <= 0
-    ):
-        key = (
-            "--timeout" if args.timeout is not None else f"{where}: sts.timeoutSeconds"
-        )
-        raise ConfigError(f"{key} must be a positive number")
+    timeout = args.timeout if args.timeout is not None else None
+    if timeout is not None and (timeout <= 0 or timeout != timeout):
+        raise ConfigError("--timeout must be a positive number")
     return VerifySettings(
         cluster_id=cluster_id,
-        partition=args.partition
-        or _text(config, "partition", where, DEFAULT_PARTITION),
-        region=args.region or _text(sts, "region", where + " sts", DEFAULT_REGION),
-        timeout_s=float(timeout),
-        extra_endpoints=(*extra, *args.sts_endpoint),
+        partition=args.partition or (base.partition if base else DEFAULT_PARTITION),
+        region=args.region or (base.region if base else DEFAULT_REGION),
+        timeout_s=timeout or (base.timeout_s if base else DEFAULT_TIMEOUT_S),
+        extra_endpoints=(*(base.extra_endpoints if base else ()), *args.sts_endpoint),
     )
-
-
-def _load_config(path: Path) -> Mapping[str, object]:
-    try:
-        doc = yamlio.load_yaml(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text") from exc
-    except yamlio.YAMLError as exc:
-        raise ConfigError(f"{path}: {exc}") from exc
-    if doc is None:
-        return {}
-    if not isinstance(doc, Mapping):
-        raise ConfigError(f"{path}: the config must be a mapping")
-    return doc
-
-
-def _text(config: Mapping[str, object], key: str, where: str, default: str) -> str:
-    value = config.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a string")
-    return value
 
 
 def _read_token(value: str) -> str:
