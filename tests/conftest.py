@@ -14,6 +14,8 @@ pytest_plugins = [
     "tests.fixtures.webhook",
     "tests.fixtures.faultsts",
     "tests.fixtures.kubeapi",
+    "tests.fixtures.executables",
+    "tests.fixtures.verifier",
 ]
 
 

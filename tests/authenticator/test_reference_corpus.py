@@ -43,7 +43,7 @@ from authenticator.identity import Identity
 from authenticator.partitions import PARTITIONS
 from authenticator.sts import STSClient, parse_get_caller_identity
 from authenticator.verify import verify_token
-from tests.authenticator.test_verify import (
+from tests.fixtures.verifier import (
     AKID,
     CLUSTER,
     DATE,

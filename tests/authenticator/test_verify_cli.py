@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 
 from kubeiam.verify_cli import main
-from tests.authenticator.test_sts import USER, json_body
-from tests.authenticator.test_verify import (
+from tests.fixtures.verifier import (
     CLUSTER,
     SERVER_REGION,
+    USER,
     LocalServer,
     build_url,
+    json_body,
     presign,
     reply,
     tok,

@@ -7,15 +7,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from kubeiam.demo import STEPS, DemoContext, Step, main, run_steps
-
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+from tests.fixtures.executables import KUBEIAM
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:

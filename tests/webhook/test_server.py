@@ -24,6 +24,7 @@ import requests
 
 from authenticator.emulator import Credentials, STSEmulator
 from authenticator.presign import StaticCredentials, presign_get_caller_identity
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.faultsts import FaultSTS, fault_key
 from tests.fixtures.sts import assume_role, aws_env, unique_name
 from tests.fixtures.webhook import (
@@ -38,7 +39,6 @@ from tests.fixtures.webhook import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-KUBEIAM = str(REPO / ".venv" / "bin" / "kubeiam")
 AWS = str(REPO / ".venv" / "bin" / "aws")
 REGION = "us-east-1"
 
