@@ -37,6 +37,7 @@ import os
 import stat
 import time
 
+from authenticator.atomicfile import write_atomic
 from authenticator.errors import KubeIAMError
 from authenticator.exec_credential import (
     TOKEN_LIFETIME,
@@ -459,22 +460,8 @@ class TokenCache:
         """
         self.check_directory(create=True)
         final = self._path(key, ".json")
-        tmp = self._path(key, f".{os.getpid()}.{time.monotonic_ns()}.tmp")
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            _FILE_MODE,
-        )
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(build_entry(key, entry))
-            os.replace(tmp, final)
-        except BaseException:
-            import contextlib  # a failed write only
-
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # not durable: a lost entry costs one re-mint; the token path stays fast
+        write_atomic(final, build_entry(key, entry), mode=_FILE_MODE, durable=False)
 
     def lock(self, key: CacheKey) -> AbstractContextManager[bool]:
         """Hold the per-key exclusive lock while minting.

@@ -22,14 +22,12 @@ A path without links only has to be, if it exists, a regular file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from authenticator import yamlio
+from authenticator import atomicfile, yamlio
 from kubeconfig.errors import KubeconfigError
 
 __all__ = [
@@ -110,7 +108,7 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    """Replace ``path`` atomically: temp file in the same directory, fsync, rename.
+    """Replace ``path`` atomically and durably (:mod:`authenticator.atomicfile`).
 
     The temporary file has ``mode`` from its creation, so the content is never
     readable by others, and readers see either the old or the new file.
@@ -123,31 +121,10 @@ def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     Raises:
         KubeconfigError: The file cannot be written.
     """
-    directory = path.parent
     try:
-        fd, tmp = tempfile.mkstemp(
-            dir=directory, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        atomicfile.write_atomic(path, data, mode=mode, durable=True)
     except OSError as exc:
         raise KubeconfigError(f"{path}: cannot write: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise KubeconfigError(f"{path}: cannot write: {exc.strerror}") from exc
-    # The rename is durable only once the directory entry is on disk.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def kubeconfig_paths(
