@@ -1,4 +1,4 @@
-"""The on-disk token cache of ``kubeiam token`` (SPEC section 2).
+"""The on-disk token cache of ``kubeiam token`` (docs/token-format.md).
 
 kubectl runs the exec plugin at least once per command and keeps nothing
 between processes, so this cache is what makes repeated kubectl calls cheap
@@ -64,7 +64,7 @@ try:
 except ImportError:  # pragma: no cover - CPython always has it
     from hashlib import blake2b
 
-# SPEC section 2: reuse a cached token while at least 60 s of its life remain.
+# docs/token-format.md: reuse a cached token while at least 60 s of its life remain.
 MIN_REMAINING = timedelta(seconds=60)
 # STS accepts X-Amz-Date up to 5 minutes in the future (authentication.md 2); an
 # entry "signed" later than that means the clock jumped back: do not trust it.
@@ -92,7 +92,7 @@ CREDENTIAL_ENV = (
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
     "AWS_EC2_METADATA_DISABLED",
 )
-# Permission bits: private directory and files (SPEC section 2).
+# Permission bits: private directory and files (docs/token-format.md).
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 _GROUP_OTHER = 0o077

@@ -30,7 +30,7 @@ from authenticator.yamlio import NumericText, load_yaml_documents
 
 # aws-auth: a value that is blank, "", '' or two backticks counts as empty (section 8).
 EMPTY_AWS_AUTH_VALUES = frozenset({"", '""', "''", "``"})
-# AWS account IDs are exactly 12 digits, kept as text (SPEC section 6).
+# AWS account IDs are exactly 12 digits, kept as text (docs/configuration.md).
 ACCOUNT_ID_RE = re.compile(r"[0-9]{12}")
 # Entry fields (lower-cased: entry keys are matched case-insensitively).
 _ENTRY_KEYS = {

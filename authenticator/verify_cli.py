@@ -1,4 +1,4 @@
-"""``kubeiam verify``: check a token with STS and print the identity (SPEC section 3).
+"""``kubeiam verify``: check a token with STS (docs/token-format.md).
 
 The shell around :func:`authenticator.verify.verify_token` (offline checks) and
 :class:`authenticator.sts.STSClient` (the STS call).
@@ -28,7 +28,7 @@ from authenticator.partitions import PARTITIONS
 from authenticator.sts import STSClient
 from authenticator.verify import verify_token
 
-# Defaults of the server config (SPEC section 5).
+# Defaults of the server config (docs/configuration.md).
 DEFAULT_PARTITION = "aws"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT_S = 5.0

@@ -45,7 +45,7 @@ DEFAULT_CLUSTER_ID = "demo"
 DEFAULT_REGION = "us-east-1"
 # The cluster a stolen token is replayed against in the rejection step.
 OTHER_CLUSTER_ID = "another-cluster"
-# Query parameters whose values are secrets: shown elided (STYLE: never echo them).
+# Query parameters whose values are secrets: shown elided (never echo them).
 _SECRET_PARAMS = frozenset({"X-Amz-Signature", "X-Amz-Security-Token"})
 _T = TypeVar("_T")
 # What to do when moto (the embedded STS) is not installed.

@@ -1,4 +1,4 @@
-"""Simulation cases (SPEC §8) and YAML policy test suites.
+"""Simulation cases (docs/policy-semantics.md) and YAML policy test suites.
 
 A *case* is the JSON object ``kubeiam policy simulate`` reads::
 
@@ -141,7 +141,7 @@ def _resource_kind(case: Mapping[str, object], action: object) -> PolicyKind:
 
 
 def parse_case(case: object, *, index: int = 0, strict_expect: bool = True) -> Case:
-    """Parse one SPEC §8 case.
+    """Parse one docs/policy-semantics.md case.
 
     Args:
         case: The decoded case object.
@@ -310,7 +310,7 @@ class Suite:
     Attributes:
         name: The suite's name.
         path: Where it was read from.
-        cases: SPEC §8 case objects with ``id`` = test name and ``expect``.
+        cases: Simulation cases with ``id`` = test name and ``expect``.
     """
 
     name: str
@@ -367,7 +367,7 @@ def _resolve_field(
 def expand_suite(
     doc: object, *, name: str = "suite", base_dir: Path | None = None
 ) -> Suite:
-    """Expand a decoded suite into SPEC §8 cases (pure but for ``file:`` policies).
+    """Expand a decoded suite into simulation cases (pure but for ``file:`` policies).
 
     Args:
         doc: The decoded YAML.

@@ -1,4 +1,4 @@
-"""STYLE.md's import rules: who may import whom, each library behind one door."""
+"""The import rules of docs/development.md: who imports whom, one door per library."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig")
 
-# package -> first-party packages its non-cli modules may import (STYLE.md).
+# package -> first-party packages its non-cli modules may import (docs/development.md).
 ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "authenticator": {"authenticator"},
     "policy": {
@@ -25,7 +25,7 @@ ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "kubeiam": {"kubeiam", "authenticator", "policy", "webhook", "kubeconfig"},
 }
 
-# third-party library -> modules allowed to import it (STYLE "library door" table).
+# third-party library -> modules allowed to import it (docs/development.md).
 # "cli" means any cli module (cli.py or *_cli.py); "demo" the kubeiam demo.
 DOORS: dict[str, set[str]] = {
     "botocore": {
@@ -99,13 +99,13 @@ MODULES = _modules()
 
 
 class TestLayering:
-    """STYLE.md's import table, checked on every module."""
+    """docs/development.md's import table, checked on every module."""
 
     @pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
     def test_first_party_imports_follow_the_table(
         self, module: str, path: Path
     ) -> None:
-        """A module imports only the first-party packages STYLE.md allows it."""
+        """A module imports only the first-party packages the layering table allows."""
         bad = sorted(i for i in _imports(path) if not _allowed(module, i))
         assert not bad, f"{module} imports {bad}"
 

@@ -42,7 +42,7 @@ from webhook.settings_compat import (
     translate_authenticator_config,
 )
 
-# Top-level keys that only a server config has (SPEC section 5).
+# Top-level keys that only a server config has (docs/configuration.md).
 _SERVER_KEYS = frozenset(
     {
         "clusterID",

@@ -1,4 +1,4 @@
-"""The server config file (SPEC section 5) as frozen dataclasses.
+"""The server config file (docs/configuration.md) as frozen dataclasses.
 
 ``parse_settings`` is pure: a parsed YAML document in, :class:`WebhookSettings`
 out, or a :class:`~webhook.errors.ConfigError` naming the file, the key path
@@ -45,7 +45,7 @@ DEFAULT_PORT = 21362
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 16
 
-# SPEC section 5 example values; the reference's STS timeout is 10 s
+# docs/configuration.md example values; the reference's STS timeout is 10 s
 # (authentication.md section 4.1), well under the API server's 30 s attempt.
 DEFAULT_STS_TIMEOUT_S = 5.0
 DEFAULT_CACHE_TTL_S = 60.0
@@ -58,7 +58,7 @@ DEFAULT_STS_MAX_BODY_BYTES = 64 * 1024
 # a longer cache TTL would never be used.
 MAX_CACHE_TTL_S = 15 * 60
 
-# The mapping source kinds of SPEC section 5, in the config's spelling.
+# The mapping source kinds of docs/configuration.md, in the config's spelling.
 SOURCE_KINDS = ("file", "configMap", "crd")
 
 # Keys of reservedPrefixes: each source kind, plus the file's own inline mappings.

@@ -1,4 +1,4 @@
-"""authenticator.mapping: the three formats and mapping identities (SPEC section 6)."""
+"""authenticator.mapping: the three formats and mapping identities."""
 
 from __future__ import annotations
 
@@ -136,7 +136,7 @@ class TestMatching:
     def test_entry_matches_caller(
         self, entry_arn: str, caller: Identity, matches: bool
     ) -> None:
-        """An entry matches exactly the callers the SPEC says it does."""
+        """An entry matches exactly the callers the documented says it does."""
         user = map_identity(caller, [mset(roles=[(entry_arn, "u", ())])])
         assert (user is not None) is matches
 
@@ -416,7 +416,7 @@ class TestReservedPrefixes:
 
 
 class TestKubernetesUser:
-    """uid and extra of SPEC section 4."""
+    """uid and extra of docs/operations.md."""
 
     def test_uid_and_extra(self) -> None:
         """uid = aws-iam-authenticator:<account>:<userId>; six one-element extras."""

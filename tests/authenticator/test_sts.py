@@ -411,7 +411,7 @@ class TestIdentities:
         expected: tuple[str, ...],
         server: LocalServer,
     ) -> None:
-        """Each identity kind comes out with the SPEC fields."""
+        """Each identity kind comes out with the documented fields."""
         if fmt == "json":
             server.respond = reply(200, json_body(*answer), "application/json")
         else:

@@ -69,7 +69,7 @@ class TestJSONOutput:
     """``-o json`` is a machine summary."""
 
     def test_identities(self, summary: dict[str, object]) -> None:
-        """Both principals verify to identities with the SPEC field names."""
+        """Both principals verify to identities with the documented field names."""
         identities = summary["identities"]
         assert isinstance(identities, list)
         by_principal = {i["principal"]: i for i in identities}

@@ -20,7 +20,7 @@ from policy.rbac import (
 from policy.rbac_aggregate import build_rbac_policy
 from policy.sar import build_sar_response, parse_sar_spec, parse_subject_access_review
 
-SPEC = {
+SAR_SPEC = {
     "resourceAttributes": {
         "namespace": "dev",
         "verb": "get",
@@ -44,7 +44,7 @@ class TestParse:
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
-            "spec": SPEC | {"groups": ["dev-team", "system:authenticated"]},
+            "spec": SAR_SPEC | {"groups": ["dev-team", "system:authenticated"]},
             "status": {"allowed": False},
         }
         review = parse_subject_access_review(body)
@@ -64,7 +64,7 @@ class TestParse:
         body = {
             "apiVersion": "authorization.k8s.io/v1beta1",
             "kind": "SubjectAccessReview",
-            "spec": SPEC | {"group": ["dev-team"], "groups": ["ignored"]},
+            "spec": SAR_SPEC | {"group": ["dev-team"], "groups": ["ignored"]},
         }
         assert parse_subject_access_review(body).user.groups == ("dev-team",)
 
@@ -73,7 +73,7 @@ class TestParse:
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
-            "spec": SPEC | {"group": ["dev-team"]},
+            "spec": SAR_SPEC | {"group": ["dev-team"]},
         }
         assert parse_subject_access_review(body).user.groups == ()
 

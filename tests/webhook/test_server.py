@@ -339,7 +339,7 @@ class TestHTTP:
         assert refused.status_code == 413
 
     def test_health_endpoints(self, world: World) -> None:
-        """/healthz and /readyz answer 200; /metrics has the SPEC families."""
+        """/healthz and /readyz answer 200; /metrics has the documented families."""
         assert world.server.get("/healthz").status_code == 200
         assert world.server.get("/readyz").status_code == 200
         text = world.server.metrics()

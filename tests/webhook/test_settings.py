@@ -41,7 +41,7 @@ class TestParse:
     """Valid documents become the expected settings."""
 
     def test_full_example(self, tmp_path: Path) -> None:
-        """SPEC 5 keys land in their fields; relative paths use the file's dir."""
+        """Documented keys land in their fields; relative paths use the file's dir."""
         path = tmp_path / "config.yaml"
         path.write_text(FULL)
         s = load_settings(path)
