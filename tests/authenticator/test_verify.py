@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -494,9 +494,12 @@ class TestBoundaries:
     def test_expires_accepted(self, expires: str, canary: LocalServer) -> None:
         """X-Amz-Expires 0..900 passes (Go clients sent 0 for years)."""
         url = build_url(X_Amz_Expires=expires)
-        verify_token(
+        call = verify_token(
             tok(url), cluster_id=CLUSTER, now=NOW, allowed_hosts=allowed_for(canary)
         )
+        assert call.url == url
+        assert dict(parse_qsl(urlsplit(call.url).query))["X-Amz-Expires"] == expires
+        assert canary.requests == []
 
     @pytest.mark.parametrize(
         ("delta", "reason"),
