@@ -10,7 +10,6 @@ Stdlib only, so the token path can import it at no cost.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import time
 
@@ -49,13 +48,29 @@ def write_atomic(
                 os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _unlink_quietly(tmp)
         raise
     if durable:  # the rename is durable only once the directory entry is on disk
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(directory or ".", os.O_RDONLY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
+        _fsync_directory(directory or ".")
+
+
+# No contextlib here: the token cache imports this module on kubectl's hot path,
+# where every extra stdlib module shows in the start-up time (a test pins the list).
+def _unlink_quietly(path: str) -> None:
+    try:  # noqa: SIM105 - contextlib stays off the token hot path
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _fsync_directory(directory: str) -> None:
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass  # some filesystems refuse fsync on a directory; the rename stands
+    finally:
+        os.close(dir_fd)

@@ -494,12 +494,13 @@ class TestBoundaries:
     def test_expires_accepted(self, expires: str, canary: LocalServer) -> None:
         """X-Amz-Expires 0..900 passes (Go clients sent 0 for years)."""
         url = build_url(X_Amz_Expires=expires)
+        before = len(canary.requests)
         call = verify_token(
             tok(url), cluster_id=CLUSTER, now=NOW, allowed_hosts=allowed_for(canary)
         )
         assert call.url == url
         assert dict(parse_qsl(urlsplit(call.url).query))["X-Amz-Expires"] == expires
-        assert canary.requests == []
+        assert len(canary.requests) == before  # offline: nothing sent
 
     @pytest.mark.parametrize(
         ("delta", "reason"),
