@@ -80,3 +80,15 @@ def test_nothing_points_outside_the_repository() -> None:
             if pattern.search(line)
         ]
     assert not bad, bad[:20]
+
+
+def test_demo_steps_do_not_import_the_demo() -> None:
+    """The step modules import demo_context, never kubeiam.demo (no cycle)."""
+    for path in sorted((ROOT / "kubeiam").glob("demo_*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        }
+        assert "kubeiam.demo" not in imported, path.name

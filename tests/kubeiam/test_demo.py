@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kubeiam.demo import STEPS, DemoContext, Step, main, run_steps
+from kubeiam.demo import STEPS, main, run_steps
+from kubeiam.demo_context import DemoContext, Step
 from tests.fixtures.executables import KUBEIAM
 
 
