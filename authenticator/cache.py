@@ -1,4 +1,4 @@
-"""The on-disk token cache of ``kubeiam token`` (SPEC section 2).
+"""The on-disk token cache of ``kubeiam token`` (docs/token-format.md).
 
 kubectl runs the exec plugin at least once per command and keeps nothing
 between processes, so this cache is what makes repeated kubectl calls cheap
@@ -37,6 +37,7 @@ import os
 import stat
 import time
 
+from authenticator.atomicfile import write_atomic
 from authenticator.errors import KubeIAMError
 from authenticator.exec_credential import (
     TOKEN_LIFETIME,
@@ -63,7 +64,7 @@ try:
 except ImportError:  # pragma: no cover - CPython always has it
     from hashlib import blake2b
 
-# SPEC section 2: reuse a cached token while at least 60 s of its life remain.
+# docs/token-format.md: reuse a cached token while at least 60 s of its life remain.
 MIN_REMAINING = timedelta(seconds=60)
 # STS accepts X-Amz-Date up to 5 minutes in the future (authentication.md 2); an
 # entry "signed" later than that means the clock jumped back: do not trust it.
@@ -91,7 +92,7 @@ CREDENTIAL_ENV = (
     "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
     "AWS_EC2_METADATA_DISABLED",
 )
-# Permission bits: private directory and files (SPEC section 2).
+# Permission bits: private directory and files (docs/token-format.md).
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
 _GROUP_OTHER = 0o077
@@ -459,22 +460,8 @@ class TokenCache:
         """
         self.check_directory(create=True)
         final = self._path(key, ".json")
-        tmp = self._path(key, f".{os.getpid()}.{time.monotonic_ns()}.tmp")
-        fd = os.open(
-            tmp,
-            os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-            _FILE_MODE,
-        )
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(build_entry(key, entry))
-            os.replace(tmp, final)
-        except BaseException:
-            import contextlib  # a failed write only
-
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        # not durable: a lost entry costs one re-mint; the token path stays fast
+        write_atomic(final, build_entry(key, entry), mode=_FILE_MODE, durable=False)
 
     def lock(self, key: CacheKey) -> AbstractContextManager[bool]:
         """Hold the per-key exclusive lock while minting.

@@ -1,4 +1,6 @@
-"""Shell entry points of the identity core: ``token``, ``verify``, ``sts-emulator``.
+"""Shell entry points of the identity core: ``token`` and ``sts-emulator``.
+
+``kubeiam verify`` is wired in :mod:`kubeiam.verify_cli` (it reads the server config).
 
 Each delegates lazily to its own module so that ``kubeiam token`` loads only
 what a token needs.
@@ -10,13 +12,6 @@ from __future__ import annotations
 def token_main(argv: list[str]) -> int:
     """``kubeiam token``: see :mod:`authenticator.token_cli`."""
     from authenticator.token_cli import main
-
-    return main(argv)
-
-
-def verify_main(argv: list[str]) -> int:
-    """``kubeiam verify``: see :mod:`authenticator.verify_cli`."""
-    from authenticator.verify_cli import main
 
     return main(argv)
 

@@ -46,14 +46,14 @@ except ImportError:  # pragma: no cover - CPython always has _json
 EXEC_API_V1 = "client.authentication.k8s.io/v1"
 EXEC_API_V1BETA1 = "client.authentication.k8s.io/v1beta1"
 SUPPORTED_API_VERSIONS = (EXEC_API_V1, EXEC_API_V1BETA1)
-# SPEC section 2: default when KUBERNETES_EXEC_INFO is absent or unparsable.
+# docs/token-format.md: default when KUBERNETES_EXEC_INFO is absent or unparsable.
 DEFAULT_API_VERSION = EXEC_API_V1BETA1
 # The reserved cluster-extension name whose object arrives as spec.cluster.config.
 EXEC_EXTENSION_NAME = "client.authentication.k8s.io/exec"
 # STS honours a presigned URL for 15 minutes; the reference and aws-cli advertise
 # 14 (a one-minute cushion). authentication.md section 1.2.
 TOKEN_LIFETIME = timedelta(minutes=14)
-# RFC 3339, UTC, second precision, "Z" (client-go parses this; SPEC section 2).
+# RFC 3339, UTC, second precision, "Z" (client-go parses this; docs/token-format.md).
 _TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
@@ -221,7 +221,7 @@ class FrozenRecord:
 
 
 class ClusterConfig(FrozenRecord):
-    """kubeiam's keys in the exec cluster extension (SPEC section 2).
+    """kubeiam's keys in the exec cluster extension (docs/token-format.md).
 
     Attributes:
         cluster_id: ``clusterID``, the value signed as ``x-k8s-aws-id``.

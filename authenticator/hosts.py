@@ -1,4 +1,4 @@
-"""The STS host allow-list (authentication.md sections 3.3 and 3.4, SPEC section 3).
+"""The STS host allow-list (docs/token-format.md section 3).
 
 Pure: ``build_allowed_hosts`` validates operator settings once (in a shell) and
 ``region_for_host`` / ``find_extra_endpoint`` answer for each token.

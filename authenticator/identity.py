@@ -26,7 +26,7 @@ class Identity:
     access_key_id: str
 
     def to_json(self) -> dict[str, str]:
-        """Return the SPEC field names (``kubeiam verify -o json``).
+        """Return the documented field names (``kubeiam verify -o json``).
 
         Returns:
             A dict with ``arn``, ``canonicalArn``, ``accountId``, ``userId``,

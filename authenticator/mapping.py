@@ -1,4 +1,4 @@
-"""Map a verified IAM identity to a Kubernetes user (SPEC section 6), purely.
+"""Map a verified IAM identity to a Kubernetes user (docs/configuration.md), purely.
 
 Parsing turns the three accepted formats (``mapRoles``/``mapUsers``/
 ``mapAccounts`` documents, the ``aws-auth`` ConfigMap's ``data`` and
@@ -10,7 +10,7 @@ the EC2 private-DNS lookup is injected as a callable. The values live in
 :mod:`authenticator.mapping_formats`; both are re-exported here, the one place
 to import them from.
 
-Rules (authentication.md section 7, SPEC section 6):
+Rules (authentication.md section 7, docs/configuration.md):
 
 * Matching is on the canonical ARN, case-insensitive, with role paths ignored
   on both sides. An entry written as an STS assumed-role ARN is not canonical
@@ -54,7 +54,7 @@ from authenticator.mapping_model import (
     entry_match_key,
     identity_match_key,
 )
-from authenticator.yamltext import NumericText, parse_yaml_text
+from authenticator.yamlio import NumericText
 
 __all__ = [
     "KubernetesUser",
@@ -76,7 +76,6 @@ __all__ = [
     "parse_identity_mappings",
     "parse_mapping_text",
     "parse_mappings",
-    "parse_yaml_text",
     "render_template",
     "validate_aws_auth",
     "validate_mappings",
@@ -128,7 +127,7 @@ def evaluate_mapping(
     *,
     ec2_private_dns: Callable[[str], str] | None = None,
 ) -> MappingResult:
-    """Decide which Kubernetes user an identity is, and why (SPEC section 6).
+    """Decide which Kubernetes user an identity is, and why (docs/configuration.md).
 
     Args:
         identity: The verified identity.
@@ -259,7 +258,7 @@ def _finish(
 def build_kubernetes_user(
     identity: Identity, username: str, groups: Sequence[str]
 ) -> KubernetesUser:
-    """Build the user with the uid and extra of SPEC section 4.
+    """Build the user with the uid and extra of docs/operations.md.
 
     Args:
         identity: The verified identity.

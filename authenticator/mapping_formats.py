@@ -26,11 +26,11 @@ from authenticator.mapping_model import (
     SSOMatch,
 )
 from authenticator.partitions import PARTITIONS
-from authenticator.yamltext import NumericText, parse_yaml_text
+from authenticator.yamlio import NumericText, load_yaml_documents
 
 # aws-auth: a value that is blank, "", '' or two backticks counts as empty (section 8).
 EMPTY_AWS_AUTH_VALUES = frozenset({"", '""', "''", "``"})
-# AWS account IDs are exactly 12 digits, kept as text (SPEC section 6).
+# AWS account IDs are exactly 12 digits, kept as text (docs/configuration.md).
 ACCOUNT_ID_RE = re.compile(r"[0-9]{12}")
 # Entry fields (lower-cased: entry keys are matched case-insensitively).
 _ENTRY_KEYS = {
@@ -279,7 +279,7 @@ def _aws_auth_into(parser: _Parser, data: object) -> None:
         if raw.strip() in EMPTY_AWS_AUTH_VALUES:
             continue
         try:
-            docs = parse_yaml_text(raw)
+            docs = load_yaml_documents(raw, scalars="text")
         except ConfigError as exc:
             parser.problem(path, str(exc))
             continue
@@ -470,7 +470,7 @@ def inspect_mapping_text(
     """
     parser = _Parser(where)
     try:
-        docs = parse_yaml_text(text)
+        docs = load_yaml_documents(text, scalars="text")
     except ConfigError as exc:
         parser.problem("(file)", str(exc))
         docs = []

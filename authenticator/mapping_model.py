@@ -136,7 +136,7 @@ class MappingSet:
 
 @dataclass(frozen=True, slots=True)
 class KubernetesUser:
-    """The user a TokenReview answers with (SPEC section 4).
+    """The user a TokenReview answers with (docs/operations.md).
 
     Attributes:
         username: The rendered username.

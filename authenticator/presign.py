@@ -1,6 +1,6 @@
 """Presigning GetCallerIdentity with botocore, and finding the credentials to sign with.
 
-This module is botocore's door on the client side (docs/architecture.md): it
+This module is botocore's door on the client side (docs/development.md): it
 is imported only after a token-cache miss, never on a cache hit.
 
 The signing core (:func:`presign_get_caller_identity`) is pure: credentials,
@@ -43,7 +43,7 @@ from authenticator.token import encode_token
 K8S_AWS_ID_HEADER = "x-k8s-aws-id"
 # Legacy presign lifetime every client emits; STS ignores it (authentication.md 1.2).
 URL_EXPIRES_S = 60
-# The signed operation (SPEC section 2).
+# The signed operation (docs/token-format.md).
 _OPERATION = "GetCallerIdentity"
 _OPERATION_PARAMS = {"Action": "GetCallerIdentity", "Version": "2011-06-15"}
 # SigV4 query signing ("v4" + botocore's "-query" suffix for presign-url).

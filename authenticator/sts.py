@@ -1,4 +1,4 @@
-"""The STS call: GET a validated presigned GetCallerIdentity URL (SPEC section 3).
+"""The STS call: GET a validated presigned GetCallerIdentity URL (docs/token-format.md).
 
 ``STSClient`` is the I/O shell (one pooled ``requests.Session``, no redirects, a
 timeout, a capped body); ``parse_get_caller_identity`` is the pure, strict

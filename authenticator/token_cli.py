@@ -1,4 +1,4 @@
-"""``kubeiam token``: the kubectl exec plugin (SPEC section 2).
+"""``kubeiam token``: the kubectl exec plugin (docs/token-format.md).
 
 kubectl starts this on every command, so the cache-hit path imports only the
 standard library, :mod:`authenticator.cache` and

@@ -1,4 +1,4 @@
-"""The offline verifier: every local check on a token, in order (SPEC section 3).
+"""The offline verifier: every local check on a token, in order (docs/token-format.md).
 
 Pure: no network, no clock (``now`` is an argument), no environment. A token
 that fails any check raises :class:`MalformedTokenError` with a stable reason
@@ -68,7 +68,7 @@ REASONS: tuple[str, ...] = tuple(RULES)
 # STS honours a presigned GetCallerIdentity URL for 15 minutes after X-Amz-Date,
 # whatever X-Amz-Expires says (authentication.md section 1.2).
 TOKEN_LIFETIME = timedelta(minutes=15)
-# kubeiam rejects dates more than 5 minutes ahead (SPEC section 3; the
+# kubeiam rejects dates more than 5 minutes ahead (docs/token-format.md; the
 # reference has no lower bound).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 # Current reference verifiers accept X-Amz-Expires 0..900; Go clients emitted 0
@@ -92,7 +92,7 @@ ALLOWED_PARAMETERS: dict[str, str] = {
 }
 # The cluster-binding header (aws-iam-authenticator clusterIDHeader).
 CLUSTER_ID_HEADER = "x-k8s-aws-id"
-# What a conforming client signs (SPEC section 2).
+# What a conforming client signs (docs/token-format.md).
 EXPECTED_SIGNED_HEADERS = "host;x-k8s-aws-id"
 ACTION = "GetCallerIdentity"
 # The STS API version (query protocol).

@@ -1,4 +1,4 @@
-"""``kubeiam verify``: check a token with STS and print the identity (SPEC section 3).
+"""``kubeiam verify``: check a token with STS (docs/token-format.md).
 
 The shell around :func:`authenticator.verify.verify_token` (offline checks) and
 :class:`authenticator.sts.STSClient` (the STS call).
@@ -10,12 +10,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-
-import yaml
 
 from authenticator.errors import (
     ConfigError,
@@ -32,7 +30,7 @@ from authenticator.sts import STSClient
 from authenticator.token_cli import sts_endpoint_from_env
 from authenticator.verify import verify_token
 
-# Defaults of the server config (SPEC section 5).
+# Defaults of the server config (docs/configuration.md).
 DEFAULT_PARTITION = "aws"
 DEFAULT_REGION = "us-east-1"
 DEFAULT_TIMEOUT_S = 5.0
@@ -71,11 +69,18 @@ class VerifySettings:
     extra_endpoints: tuple[str, ...] = ()
 
 
-def main(argv: list[str]) -> int:
+# Reads the server config file into what verify needs (raises ConfigError).
+ConfigReader = Callable[[Path], VerifySettings]
+
+
+def main(argv: list[str], *, read_config: ConfigReader | None = None) -> int:
     """Run ``kubeiam verify``.
 
     Args:
         argv: Arguments after ``verify``.
+        read_config: Reads ``--config`` into settings; ``kubeiam verify`` passes
+            the server's own parser (:mod:`kubeiam.verify_cli`), so the command
+            accepts exactly the files ``kubeiam server`` accepts.
 
     Returns:
         0 when the token verifies, 1 when it is rejected or the config is bad,
@@ -86,7 +91,7 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        settings = _settings(args, os.environ)
+        settings = _settings(args, read_config, os.environ)
         token = _read_token(args.token)
         allowed = build_allowed_hosts(
             settings.partition, settings.extra_endpoints, region=settings.region
@@ -143,40 +148,38 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> VerifySettings:
-    """Config file first, then flags and the environment's STS endpoint on top."""
-    config = _load_config(args.config) if args.config else {}
-    sts = config.get("sts") or {}
-    where = str(args.config)
-    if not isinstance(sts, Mapping):
-        raise ConfigError(f"{where}: sts must be a mapping")
-    cluster_id = args.cluster_id or _text(config, "clusterID", where, "")
+def _settings(
+    args: argparse.Namespace,
+    read_config: ConfigReader | None,
+    env: Mapping[str, str],
+) -> VerifySettings:
+    """The server config (read by the server's own parser) first, then flags and
+    the environment's STS endpoint on top."""
+    if args.config is not None and read_config is None:
+        raise ConfigError("--config is not available here (use `kubeiam verify`)")
+    base = (
+        read_config(args.config)
+        if args.config is not None and read_config is not None
+        else None
+    )
+    cluster_id = args.cluster_id or (base.cluster_id if base else "")
     if not cluster_id:
         raise ConfigError(
             "a cluster ID is required: -i/--cluster-id or clusterID in --config"
         )
-    extra = sts.get("extraEndpoints") or []
-    if not isinstance(extra, list) or not all(isinstance(u, str) for u in extra):
-        raise ConfigError(f"{where}: sts.extraEndpoints must be a list of URLs")
-    timeout = (
-        args.timeout if args.timeout is not None else sts.get("timeoutSeconds", 5.0)
-    )
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or timeout <= 0
-    ):
-        key = (
-            "--timeout" if args.timeout is not None else f"{where}: sts.timeoutSeconds"
-        )
-        raise ConfigError(f"{key} must be a positive number")
+    timeout = args.timeout if args.timeout is not None else None
+    if timeout is not None and (timeout <= 0 or timeout != timeout):
+        raise ConfigError("--timeout must be a positive number")
     return VerifySettings(
         cluster_id=cluster_id,
-        partition=args.partition
-        or _text(config, "partition", where, DEFAULT_PARTITION),
-        region=args.region or _text(sts, "region", where + " sts", DEFAULT_REGION),
-        timeout_s=float(timeout),
-        extra_endpoints=(*extra, *args.sts_endpoint, *_env_endpoint(env)),
+        partition=args.partition or (base.partition if base else DEFAULT_PARTITION),
+        region=args.region or (base.region if base else DEFAULT_REGION),
+        timeout_s=timeout or (base.timeout_s if base else DEFAULT_TIMEOUT_S),
+        extra_endpoints=(
+            *(base.extra_endpoints if base else ()),
+            *args.sts_endpoint,
+            *_env_endpoint(env),
+        ),
     )
 
 
@@ -190,34 +193,6 @@ def _env_endpoint(env: Mapping[str, str]) -> tuple[str, ...]:
     except ConfigError as exc:
         raise ConfigError(f"{name}: {exc}") from exc
     return (url.rstrip("/"),)
-
-
-def _load_config(path: Path) -> Mapping[str, object]:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text") from exc
-    except RecursionError as exc:  # PyYAML composes and constructs recursively
-        raise ConfigError(f"{path}: not valid YAML: nested too deeply") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or type(exc).__name__
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from exc
-    if doc is None:
-        return {}
-    if not isinstance(doc, Mapping):
-        raise ConfigError(f"{path}: the config must be a mapping")
-    return doc
-
-
-def _text(config: Mapping[str, object], key: str, where: str, default: str) -> str:
-    value = config.get(key, default)
-    if not isinstance(value, str):
-        raise ConfigError(f"{where}: {key} must be a string")
-    return value
 
 
 def _read_token(value: str) -> str:

@@ -481,7 +481,7 @@ def build_server_config(
     client_ca_file: str,
     sources: Sequence[Mapping[str, object]] = (),
 ) -> dict[str, object]:
-    """Build a ``kubeiam server --config`` document (SPEC §5) pointing at the TLS files.
+    """Build a server config document (docs/configuration.md) naming the TLS files.
 
     Args:
         cluster_id: The cluster ID tokens must carry.

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from authenticator.yamlio import with_yaml11_numbers
 from kubeconfig import build, certs, render
 from kubeconfig.errors import KubeconfigError
 
@@ -433,7 +434,10 @@ def kubeconfig_main(argv: Sequence[str]) -> int:
             # -o json: the same merged kubeconfig as JSON (kubectl reads either).
             out = text
             if args.output == "json":
-                out = json.dumps(result.doc, indent=2, default=str) + "\n"
+                out = (
+                    json.dumps(with_yaml11_numbers(result.doc), indent=2, default=str)
+                    + "\n"
+                )
             sys.stdout.write(out)
             return 0
         _refuse_read_only(target, force=args.force)
@@ -463,7 +467,7 @@ def _replace_existing(args: argparse.Namespace) -> int:
         if args.dry_run:
             out = text
             if args.output == "json":
-                out = json.dumps(new, indent=2, default=str) + "\n"
+                out = json.dumps(with_yaml11_numbers(new), indent=2, default=str) + "\n"
             sys.stdout.write(out)
             return 0
         render.write_atomic(target, text.encode("utf-8"), mode=0o600)

@@ -22,15 +22,12 @@ A path without links only has to be, if it exists, a regular file.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
+from authenticator import atomicfile, yamlio
 from kubeconfig.errors import KubeconfigError
 
 __all__ = [
@@ -44,36 +41,7 @@ __all__ = [
 ]
 
 
-class _Dumper(yaml.SafeDumper):
-    """Safe dumper that indents list items under their key, as kubectl writes them."""
-
-    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-        super().increase_indent(flow, False)
-
-
-def dump_yaml(doc: object, *, header: str | None = None) -> str:
-    """Render a document as block-style YAML, keys in insertion order.
-
-    Args:
-        doc: Plain data (dicts, lists, strings, numbers, booleans).
-        header: Comment lines to put first (``# `` is added to each).
-
-    Returns:
-        The YAML text.
-    """
-    text = yaml.dump(
-        doc,
-        Dumper=_Dumper,
-        sort_keys=False,
-        default_flow_style=False,
-        allow_unicode=True,
-        width=1_000_000,
-    )
-    if header:
-        text = (
-            "".join(f"# {line}".rstrip() + "\n" for line in header.splitlines()) + text
-        )
-    return text
+dump_yaml = yamlio.dump_yaml
 
 
 def load_yaml_file(path: Path) -> tuple[object, bytes] | None:
@@ -100,14 +68,9 @@ def load_yaml_file(path: Path) -> tuple[object, bytes] | None:
     except UnicodeDecodeError as exc:
         raise KubeconfigError(f"{path}: not UTF-8 text (byte {exc.start})") from exc
     try:
-        return yaml.safe_load(text), raw
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise KubeconfigError(f"{path}: not valid YAML{where}: {problem}") from exc
-    except RecursionError as exc:  # PyYAML composes and constructs recursively
-        raise KubeconfigError(f"{path}: not valid YAML: nested too deeply") from exc
+        return yamlio.load_yaml(text), raw
+    except yamlio.YAMLError as exc:
+        raise KubeconfigError(f"{path}: {exc}") from exc
 
 
 def ensure_private_dir(path: Path) -> None:
@@ -145,7 +108,7 @@ def ensure_private_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    """Replace ``path`` atomically: temp file in the same directory, fsync, rename.
+    """Replace ``path`` atomically and durably (:mod:`authenticator.atomicfile`).
 
     The temporary file has ``mode`` from its creation, so the content is never
     readable by others, and readers see either the old or the new file.
@@ -158,31 +121,10 @@ def write_atomic(path: Path, data: bytes, *, mode: int) -> None:
     Raises:
         KubeconfigError: The file cannot be written.
     """
-    directory = path.parent
     try:
-        fd, tmp = tempfile.mkstemp(
-            dir=directory, prefix=f".{path.name}.", suffix=".tmp"
-        )
+        atomicfile.write_atomic(path, data, mode=mode, durable=True)
     except OSError as exc:
         raise KubeconfigError(f"{path}: cannot write: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise KubeconfigError(f"{path}: cannot write: {exc.strerror}") from exc
-    # The rename is durable only once the directory entry is on disk.
-    with contextlib.suppress(OSError):
-        dir_fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def kubeconfig_paths(

@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "token_main",
         "mint a token, print an ExecCredential",
     ),
-    "verify": ("authenticator.cli", "verify_main", "verify a token against STS"),
+    "verify": ("kubeiam.verify_cli", "main", "verify a token against STS"),
     "server": (
         "webhook.cli",
         "server_main",

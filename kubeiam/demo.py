@@ -18,29 +18,25 @@ import argparse
 import json
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from authenticator.errors import KubeIAMError, TokenError
-from authenticator.hosts import AllowedHosts, build_allowed_hosts
+from authenticator.hosts import build_allowed_hosts
 from authenticator.identity import Identity
-from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.sts import STSClient
 from authenticator.token import decode_token
 from authenticator.verify import verify_token
+from kubeiam.demo_context import DemoContext, Step, create_unique, mint
 from kubeiam.demo_paths import step_paths
 from kubeiam.demo_policy import step_can_i, step_tiers
 from kubeiam.demo_webhook import step_webhook
 
 if TYPE_CHECKING:
     # moto is the optional extra "local": imported when the first step runs.
-    from authenticator.emulator import Credentials, STSEmulator
+    pass
 
 # The demo's defaults: an EKS-like cluster name and the default AWS region.
 DEFAULT_CLUSTER_ID = "demo"
@@ -61,108 +57,6 @@ examples:
   kubeiam demo -o json | jq .identities
   kubeiam demo --cluster-id prod-eu --region eu-west-1
 """
-
-
-@dataclass
-class DemoContext:
-    """What the steps share.
-
-    Attributes:
-        cluster_id: The cluster the tokens are minted for and verified by.
-        region: The STS region (credential scope of the emulator's tokens).
-        out: Where human output goes (None with ``-o json``).
-        emulator: The embedded STS (started by the first step).
-        allowed_hosts: The verifier's allow-list (the emulator as extra endpoint).
-        sts: The verifier's STS client.
-        credentials: Principal label (``user``, ``role``) -> credentials.
-        tokens: Principal label -> token.
-        identities: Principal label -> verified identity.
-        summary: The ``-o json`` document being built.
-        files_dir: Where steps write the files they tell the reader to run.
-        conclusions: Step name -> its one-line result, for the closing summary.
-        step: The name of the step running now.
-    """
-
-    cluster_id: str
-    region: str
-    out: TextIO | None
-    emulator: STSEmulator | None = None
-    allowed_hosts: AllowedHosts | None = None
-    sts: STSClient | None = None
-    credentials: dict[str, Credentials] = field(default_factory=dict)
-    tokens: dict[str, str] = field(default_factory=dict)
-    identities: dict[str, Identity] = field(default_factory=dict)
-    summary: dict[str, object] = field(default_factory=dict)
-    files_dir: Path | None = None
-    conclusions: dict[str, str] = field(default_factory=dict)
-    step: str = ""
-
-    def conclude(self, text: str) -> None:
-        """Set the current step's line in the closing summary."""
-        self.conclusions[self.step] = text
-
-    def write_file(self, relative: str, text: str) -> Path:
-        """Write a file for the reader under ``files_dir`` and return its path."""
-        if self.files_dir is None:
-            self.files_dir = Path(tempfile.mkdtemp(prefix="kubeiam-demo-"))
-        path = self.files_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    def say(self, text: str = "") -> None:
-        """Print an indented line of explanation (human output only)."""
-        if self.out is not None:
-            self.out.write(f"    {text}\n" if text else "\n")
-
-    def table(self, rows: list[tuple[str, ...]]) -> None:
-        """Print aligned columns (the first row is the header)."""
-        if not rows:
-            return
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            cells = zip(row, widths, strict=True)
-            self.say("  ".join(cell.ljust(w) for cell, w in cells).rstrip())
-
-    def record(self, key: str, value: object) -> None:
-        """Put ``value`` under ``key`` in the ``-o json`` summary."""
-        self.summary[key] = value
-
-    def require_emulator(self) -> STSEmulator:
-        """Return the started emulator (the first step starts it)."""
-        if self.emulator is None:
-            raise RuntimeError("the embedded STS is not started")
-        return self.emulator
-
-    def now(self) -> datetime:
-        """The current time, aware UTC."""
-        return datetime.now(UTC)
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One demo step.
-
-    Attributes:
-        name: A short identifier (``sts``, ``iam``, ``mint``, ...).
-        title: The heading shown to the user.
-        run: Does the work on the context.
-    """
-
-    name: str
-    title: str
-    run: Callable[[DemoContext], None]
-
-
-def _create_unique(make: Callable[[str], _T], base: str) -> _T:
-    """Create an IAM entity named ``base`` (``base-2``, ... if taken: moto's
-    state is process-wide) and return what ``make`` returned."""
-    for n in range(1, 100):
-        try:
-            return make(base if n == 1 else f"{base}-{n}")
-        except ValueError:
-            continue
-    raise RuntimeError(f"no free IAM name for {base}")
 
 
 def step_start_sts(ctx: DemoContext) -> None:
@@ -192,8 +86,8 @@ def step_start_sts(ctx: DemoContext) -> None:
 def step_create_principals(ctx: DemoContext) -> None:
     """Create an IAM user, a role the account trusts, and a session of that role."""
     emulator = ctx.require_emulator()
-    user = _create_unique(lambda n: emulator.create_user(n, path="/demo/"), "alice")
-    role_arn = _create_unique(
+    user = create_unique(lambda n: emulator.create_user(n, path="/demo/"), "alice")
+    role_arn = create_unique(
         lambda n: emulator.create_role(n, path="/kubeiam/"), "deployer"
     )
     session = emulator.assume_role(user, role_arn, "alice-session")
@@ -224,30 +118,13 @@ def step_create_principals(ctx: DemoContext) -> None:
     )
 
 
-def _mint(ctx: DemoContext, creds: Credentials, cluster_id: str) -> str:
-    """Mint a token exactly as ``kubeiam token`` does on a cache miss."""
-    minted = presign_get_caller_identity(
-        credentials=StaticCredentials(
-            access_key_id=creds.access_key_id,
-            secret_access_key=creds.secret_access_key,
-            session_token=creds.session_token,
-            expiration=creds.expiration,
-        ),
-        region=ctx.region,
-        cluster_id=cluster_id,
-        now=ctx.now(),
-        endpoint_url=ctx.require_emulator().url,
-    )
-    return minted.token
-
-
 def step_mint_tokens(ctx: DemoContext) -> None:
     """Mint one token per principal with kubeiam token's presigner."""
     ctx.say("kubeiam token presigns GET /?Action=GetCallerIdentity with botocore,")
     ctx.say(f"signing the header x-k8s-aws-id: {ctx.cluster_id} (its value is NOT in")
     ctx.say("the token: only a verifier that sends the same value gets a match).")
     for label, creds in ctx.credentials.items():
-        token = ctx.tokens[label] = _mint(ctx, creds, ctx.cluster_id)
+        token = ctx.tokens[label] = mint(ctx, creds, ctx.cluster_id)
         ctx.say(f"{label:<5} token: {token[:40]}... ({len(token)} characters)")
     ctx.record("tokens", {label: len(t) for label, t in ctx.tokens.items()})
     ctx.conclude(

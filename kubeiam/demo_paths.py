@@ -13,7 +13,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from kubeiam.demo import DemoContext
+    from kubeiam.demo_context import DemoContext
 
 __all__ = ["step_paths"]
 

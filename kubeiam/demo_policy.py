@@ -18,7 +18,7 @@ import yaml
 from authenticator.mapping import evaluate_mapping, parse_mappings
 
 if TYPE_CHECKING:
-    from kubeiam.demo import DemoContext
+    from kubeiam.demo_context import DemoContext
 
 __all__ = ["DEMO_ACCOUNT", "DEMO_RBAC", "DEMO_TASK", "step_can_i", "step_tiers"]
 

@@ -1,7 +1,7 @@
 """The demo's webhook step: ``kubeiam server`` over mutual TLS, three TokenReviews.
 
 It runs after the core steps (which leave an embedded STS, a user, a role
-session and their tokens in the :class:`~kubeiam.demo.DemoContext`): a PKI is
+session and their tokens in the :class:`~kubeiam.demo_context.DemoContext`): a PKI is
 generated, ``kubeiam server`` starts under gunicorn on a free loopback port with
 a mapping for the role and the user, and the demo sends what kube-apiserver
 would send - a ``authentication.k8s.io/v1`` TokenReview over mTLS with the
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from kubeconfig.certs import generate_ca, generate_client_cert, generate_serving_cert
 
 if TYPE_CHECKING:
-    from kubeiam.demo import DemoContext
+    from kubeiam.demo_context import DemoContext
 
 # The TokenReview version kube-apiserver is told to use (kubernetes.md 1.1: set v1).
 TOKENREVIEW_VERSION = "authentication.k8s.io/v1"
@@ -185,9 +185,9 @@ def step_webhook(ctx: DemoContext) -> None:
     """Run ``kubeiam server`` over mTLS; send TokenReviews as the API server does."""
     emulator = ctx.require_emulator()
     # Import here: the demo module imports this one.
-    from kubeiam.demo import _create_unique, _mint
+    from kubeiam.demo_context import create_unique, mint
 
-    stranger = _create_unique(
+    stranger = create_unique(
         lambda n: emulator.create_user(n, path="/demo/"), "mallory"
     )
     ctx.say(f"A new IAM user joins, in the same account: {stranger.arn},")
@@ -198,7 +198,7 @@ def step_webhook(ctx: DemoContext) -> None:
     tokens = {
         "role": ctx.tokens["role"],
         "user": ctx.tokens["user"],
-        "unmapped": _mint(ctx, stranger, ctx.cluster_id),
+        "unmapped": mint(ctx, stranger, ctx.cluster_id),
     }
     directory = Path(tempfile.mkdtemp(prefix="kubeiam-demo-webhook-"))
     port = _free_port()

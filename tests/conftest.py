@@ -15,6 +15,8 @@ pytest_plugins = [
     "tests.fixtures.faultsts",
     "tests.fixtures.kubeapi",
     "tests.fixtures.controlplane",
+    "tests.fixtures.executables",
+    "tests.fixtures.verifier",
 ]
 
 

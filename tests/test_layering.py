@@ -1,4 +1,4 @@
-"""docs/architecture.md's import rules: who imports whom, one door per library."""
+"""The import rules of docs/development.md: who imports whom, one door per library."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig")
 
-# package -> first-party packages its non-cli modules may import (docs/architecture.md).
+# package -> first-party packages its non-cli modules may import (docs/development.md).
 ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "authenticator": {"authenticator"},
     "policy": {
@@ -19,6 +19,7 @@ ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
         "authenticator.arn",
         "authenticator.errors",
         "authenticator.findings",
+        "authenticator.yamlio",
     },
     "kubeconfig": {"kubeconfig", "authenticator"},
     "webhook": {"webhook", "authenticator", "policy"},
@@ -41,7 +42,7 @@ POLICY_LAYERS: dict[str, set[str]] = {
     },
 }
 
-# third-party library -> modules allowed to import it (the "library door" list).
+# third-party library -> modules allowed to import it (docs/development.md).
 # "cli" means any cli module (cli.py or *_cli.py); "demo" the kubeiam demo.
 DOORS: dict[str, set[str]] = {
     "botocore": {
@@ -56,6 +57,9 @@ DOORS: dict[str, set[str]] = {
     "kubernetes": {"webhook.sources"},
     "cryptography": {"kubeconfig.certs"},
     "moto": {"authenticator.emulator", "demo"},
+    # One strict YAML door for every read and write (duplicate keys, aliases,
+    # depth, account IDs as text): docs/development.md.
+    "yaml": {"authenticator.yamlio"},
 }
 
 
@@ -128,13 +132,14 @@ MODULES = _modules()
 
 
 class TestLayering:
-    """docs/architecture.md's import table, checked on every module."""
+    """docs/development.md's import table, checked on every module."""
 
     @pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
     def test_first_party_imports_follow_the_table(
         self, module: str, path: Path
     ) -> None:
         """A module imports only the first-party packages its table row allows."""
+        """A module imports only the first-party packages the layering table allows."""
         bad = sorted(i for i in _imports(path) if not _allowed(module, i))
         assert not bad, f"{module} imports {bad}"
 

@@ -105,7 +105,7 @@ def build_mapping_registry(
 ) -> MappingRegistry:
     """Build the (not yet started) mapping registry the settings describe.
 
-    The inline mappings come first, then ``sources`` in order (SPEC section 5).
+    The inline mappings come first, then ``sources`` in order (docs/configuration.md).
 
     Args:
         settings: The server settings.

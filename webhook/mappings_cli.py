@@ -23,7 +23,6 @@ from authenticator.mapping import (
     MappingProblem,
     MappingSet,
     inspect_mapping_text,
-    parse_yaml_text,
 )
 from authenticator.mapping_lint import (
     TrustSummary,
@@ -36,14 +35,16 @@ from authenticator.mapping_model import (
     DEFAULT_RESERVED_GROUP_PREFIXES,
     with_group_prefixes,
 )
+from authenticator.yamlio import load_yaml_documents
 from policy.errors import InvalidPolicyError
 from policy.iam.trust import who_can_assume
+from webhook.settings import load_settings
 from webhook.settings_compat import (
     is_authenticator_config,
     translate_authenticator_config,
 )
 
-# Top-level keys that only a server config has (SPEC section 5).
+# Top-level keys that only a server config has (docs/configuration.md).
 _SERVER_KEYS = frozenset(
     {
         "clusterID",
@@ -55,6 +56,7 @@ _SERVER_KEYS = frozenset(
         "reservedGroupPrefixes",
     }
 )
+_MAPPING_KEYS = frozenset({"mapRoles", "mapUsers", "mapAccounts"})
 _MAX_BYTES = 4 * 1024 * 1024
 
 _EPILOG = """examples:
@@ -117,11 +119,24 @@ def _load(files: Sequence[str], extra_reserved: Sequence[str]) -> _Loaded:
         path = Path(name)
         text = _read(path)
         try:
-            docs = parse_yaml_text(text)
+            docs = load_yaml_documents(text, scalars="text")
         except ConfigError as exc:
             loaded.problems.append(MappingProblem(f"{name}: (file)", str(exc)))
             continue
+        if all(d is None for d in docs):
+            loaded.problems.append(
+                MappingProblem(f"{name}: (file)", "empty: no mappings and no config")
+            )
+            continue
         doc = docs[0] if len(docs) == 1 else None
+        if isinstance(doc, Mapping) and _SERVER_KEYS & set(doc):
+            # Exactly what `kubeiam server` would refuse (unknown keys, typos...).
+            try:
+                load_settings(path)
+            except ConfigError as exc:
+                why = str(exc).removeprefix(f"{path}: ")
+                loaded.problems.append(MappingProblem(name, why))
+                continue
         if isinstance(doc, dict) and is_authenticator_config(doc):
             # aws-iam-authenticator's server config: read what the server reads.
             try:
@@ -146,6 +161,7 @@ def _load(files: Sequence[str], extra_reserved: Sequence[str]) -> _Loaded:
                 for d in docs
             )
             kind = "configMap" if is_cm else "crd" if is_crd else "file"
+            loaded.problems.extend(_dropped_keys(name, doc, kind))
             loaded.add(
                 text,
                 source=kind,
@@ -155,6 +171,27 @@ def _load(files: Sequence[str], extra_reserved: Sequence[str]) -> _Loaded:
                 groups=DEFAULT_RESERVED_GROUP_PREFIXES.get(kind, ()),
             )
     return loaded
+
+
+def _dropped_keys(name: str, doc: object, kind: str) -> list[MappingProblem]:
+    """Keys the server skips without a word (a ``mapRole:`` typo drops every role)."""
+    if kind == "crd" or not isinstance(doc, Mapping):
+        return []
+    where, keys = f"{name}: ", doc
+    if kind == "configMap":
+        data = doc.get("data")
+        if not isinstance(data, Mapping):
+            return []
+        where, keys = f"{name}: data.", data
+    return [
+        MappingProblem(
+            f"{where}{key}",
+            "unknown key, ignored by the server (expected mapRoles, mapUsers, "
+            "mapAccounts)",
+        )
+        for key in keys
+        if key not in _MAPPING_KEYS
+    ]
 
 
 def _load_server_config(

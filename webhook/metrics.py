@@ -1,4 +1,4 @@
-"""Prometheus metrics of the webhook (SPEC section 4).
+"""Prometheus metrics of the webhook (docs/operations.md).
 
 Each app owns a dedicated :class:`~prometheus_client.CollectorRegistry`, so
 several apps in one process (tests, the demo) never share or clash over
@@ -42,7 +42,7 @@ LATENCY_BUCKETS = (
 
 
 class Result(enum.StrEnum):
-    """The ``result`` label of ``kubeiam_authenticate_latency_seconds`` (SPEC 4).
+    """The ``result`` label of ``kubeiam_authenticate_latency_seconds``.
 
     The values are the reference's (kubernetes.md section 1.9), with
     ``unknown_user`` spelled correctly.

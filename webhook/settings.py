@@ -1,4 +1,4 @@
-"""The server config file (SPEC section 5) as frozen dataclasses.
+"""The server config file (docs/configuration.md) as frozen dataclasses.
 
 ``parse_settings`` is pure: a parsed YAML document in, :class:`WebhookSettings`
 out, or a :class:`~webhook.errors.ConfigError` naming the file, the key path
@@ -16,8 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import yaml
-
+from authenticator import yamlio
 from authenticator.hosts import parse_endpoint
 from authenticator.partitions import PARTITIONS, REGION_RE
 from webhook.errors import ConfigError
@@ -47,7 +46,7 @@ DEFAULT_PORT = 21362
 DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 16
 
-# SPEC section 5 example values; the reference's STS timeout is 10 s
+# docs/configuration.md example values; the reference's STS timeout is 10 s
 # (authentication.md section 4.1), well under the API server's 30 s attempt.
 DEFAULT_STS_TIMEOUT_S = 5.0
 DEFAULT_CACHE_TTL_S = 60.0
@@ -60,7 +59,7 @@ DEFAULT_STS_MAX_BODY_BYTES = 64 * 1024
 # a longer cache TTL would never be used.
 MAX_CACHE_TTL_S = 15 * 60
 
-# The mapping source kinds of SPEC section 5, in the config's spelling.
+# The mapping source kinds of docs/configuration.md, in the config's spelling.
 SOURCE_KINDS = ("file", "configMap", "crd")
 
 # Keys of reservedPrefixes: each source kind, plus the file's own inline mappings.
@@ -448,31 +447,8 @@ def parse_settings(
     )
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a mapping key given twice (PyYAML keeps the last)."""
-
-
-def _construct_mapping(
-    loader: _StrictLoader, node: yaml.MappingNode
-) -> dict[object, object]:
-    seen: set[object] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node)
-
-
-_StrictLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-
 def load_yaml(text: str, *, where: str) -> object:
-    """Parse YAML safely, refusing duplicate keys.
+    """Parse the config's YAML through the strict door, :mod:`authenticator.yamlio`.
 
     Args:
         text: The document.
@@ -485,14 +461,9 @@ def load_yaml(text: str, *, where: str) -> object:
         ConfigError: The text is not valid YAML.
     """
     try:
-        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}" if mark is not None else "(top)"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{where}: {at}: invalid YAML: {problem}") from exc
-    except RecursionError as exc:  # PyYAML composes and constructs recursively
-        raise ConfigError(f"{where}: invalid YAML: nested too deeply") from exc
+        return yamlio.load_yaml(text)
+    except yamlio.YAMLError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_settings(path: Path) -> WebhookSettings:

@@ -24,7 +24,7 @@ API_VERSIONS = frozenset({"authentication.k8s.io/v1", "authentication.k8s.io/v1b
 # The kind both versions carry (kubernetes.md section 1.3).
 KIND = "TokenReview"
 
-# SPEC section 4: a request body over 64 KiB is refused with 413.
+# docs/operations.md: a request body over 64 KiB is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
 
 __all__ = [

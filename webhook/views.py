@@ -3,7 +3,7 @@
 ``POST /authenticate`` composes the steps of docs/architecture.md: body cap,
 TokenReview parse, offline token checks, verification cache, STS, mapping. Each
 step raises a named error or returns a value; the error handlers below turn
-every outcome into the answer of SPEC section 4 / kubernetes.md section 1.9,
+every outcome into the answer of docs/operations.md / kubernetes.md section 1.9,
 observe ``kubeiam_authenticate_latency_seconds{result}`` and write one JSON log
 line. The detailed reason is logged and counted, never sent back; the token,
 its signature and the presigned URL are never logged.
@@ -49,8 +49,8 @@ bp = Blueprint("kubeiam", __name__)
 
 # Every method is routed to /authenticate so that a wrong one is answered (405),
 # logged and counted here rather than by Flask's router (HEAD comes with GET).
-# OPTIONS is listed so that Flask's automatic 200 answer never applies: SPEC
-# section 4 answers anything but POST with 405.
+# OPTIONS is listed so that Flask's automatic 200 answer never applies: anything
+# but POST is answered with 405 (docs/operations.md).
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 # STSRejectedError reasons that mean STS itself misbehaved (a 3xx, a body that is
@@ -138,7 +138,7 @@ def read_body() -> bytes:
     declared length or the last chunk), not through Werkzeug's capped stream:
     that one raises 413 on any read after exactly MAX_BODY_BYTES bytes, so a
     body of exactly 64 KiB would be refused. The cap holds whatever the framing
-    (SPEC section 4: 64 KiB; 65,536 bytes answered, 65,537 refused).
+    (docs/operations.md: 64 KiB; 65,536 bytes answered, 65,537 refused).
 
     Returns:
         The body.
@@ -199,7 +199,7 @@ def _identity(svc: Services, token: str) -> Identity:
 
 @bp.route("/authenticate", methods=list(ALL_METHODS), provide_automatic_options=False)
 def authenticate() -> ResponseReturnValue:
-    """Answer one TokenReview (SPEC section 4)."""
+    """Answer one TokenReview (docs/operations.md)."""
     review = _review()
     if request.method != "POST":
         raise MethodNotAllowed(valid_methods=["POST"])

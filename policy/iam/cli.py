@@ -31,7 +31,7 @@ _EPILOG = {
   kubeiam policy simulate case.json --web-identity-token token.jwt --jwks jwks.json
 
 Input: a JSON array of cases, an object {"cases": [...]}, one case, or JSON lines.
-A case (SPEC section 8): {"id", "identityPolicies", "resourcePolicy",
+A case (docs/policy-semantics.md): {"id", "identityPolicies", "resourcePolicy",
 "permissionBoundaries", "sessionPolicy", "scps", "rcps",
 "request": {"principal", "action", "resource", "resourceAccount", "context"}}.
 Exit 1 when a case does not parse (its line carries "error").""",

@@ -22,7 +22,7 @@ __all__ = ["NOT_APPLICABLE", "Decision", "Level", "PolicySet", "Request"]
 
 
 class Decision(enum.Enum):
-    """The outcome of an evaluation (SPEC §8 strings)."""
+    """The outcome of an evaluation (docs/policy-semantics.md strings)."""
 
     ALLOWED = "Allowed"
     IMPLICITLY_DENIED = "ImplicitlyDenied"

@@ -1,4 +1,4 @@
-"""Simulation cases (SPEC §8) and YAML policy test suites.
+"""Simulation cases (docs/policy-semantics.md) and YAML policy test suites.
 
 A *case* is the JSON object ``kubeiam policy simulate`` reads::
 
@@ -26,8 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
-import yaml
-
+from authenticator.yamlio import YAMLError, load_yaml
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam.evaluator import evaluate
 from policy.iam.model import compile_policy, load_policy_json
@@ -145,7 +144,7 @@ def _resource_kind(case: Mapping[str, object], action: object) -> PolicyKind:
 
 
 def parse_case(case: object, *, index: int = 0, strict_expect: bool = True) -> Case:
-    """Parse one SPEC §8 case.
+    """Parse one docs/policy-semantics.md case.
 
     Args:
         case: The decoded case object.
@@ -314,7 +313,7 @@ class Suite:
     Attributes:
         name: The suite's name.
         path: Where it was read from.
-        cases: SPEC §8 case objects with ``id`` = test name and ``expect``.
+        cases: Simulation cases with ``id`` = test name and ``expect``.
     """
 
     name: str
@@ -371,7 +370,7 @@ def _resolve_field(
 def expand_suite(
     doc: object, *, name: str = "suite", base_dir: Path | None = None
 ) -> Suite:
-    """Expand a decoded suite into SPEC §8 cases (pure but for ``file:`` policies).
+    """Expand a decoded suite into simulation cases (pure but for ``file:`` policies).
 
     Args:
         doc: The decoded YAML.
@@ -460,8 +459,12 @@ def load_suite(path: str | Path) -> Suite:
     """
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (OSError, ValueError, yaml.YAMLError, RecursionError) as exc:
+        doc = load_yaml(p.read_text(encoding="utf-8"))
+    except YAMLError as exc:
+        raise InvalidPolicyError(
+            f"not a valid YAML suite: {exc}", policy=str(p)
+        ) from exc
+    except (OSError, ValueError) as exc:
         # ValueError: UnicodeDecodeError, or a NUL byte PyYAML refuses
         why = describe_parse_error(exc)
         if not isinstance(exc, OSError):

@@ -16,8 +16,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from authenticator.arn import canonicalize_arn, parse_arn
 from authenticator.errors import ConfigError, InvalidARNError, KubeIAMError
 from authenticator.identity import Identity
@@ -27,6 +25,7 @@ from authenticator.mapping import (
     evaluate_mapping,
     parse_mapping_text,
 )
+from authenticator.yamlio import YAMLError, load_yaml_documents
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam.accounts import Account, parse_account_authorization_details, parse_scps
 from policy.paths.graph import AccessGraph, PathInputs
@@ -270,11 +269,9 @@ def _inputs(args: argparse.Namespace) -> PathInputs:
     docs: list[tuple[str, object]] = []
     for path in _yaml_files(args.k8s):
         try:
-            loaded = list(yaml.safe_load_all(_text(path)))
-        except (yaml.YAMLError, RecursionError) as exc:
-            raise InvalidPolicyError(
-                f"not valid YAML: {describe_parse_error(exc)}", policy=str(path)
-            ) from exc
+            loaded = load_yaml_documents(_text(path))
+        except YAMLError as exc:
+            raise InvalidPolicyError(str(exc), policy=str(path)) from exc
         docs += [(f"{path}[{i}]", d) for i, d in enumerate(loaded) if d is not None]
     return build_inputs(
         accounts=accounts,

@@ -14,12 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from authenticator.arn import canonicalize_arn, parse_arn
 from authenticator.errors import ConfigError, KubeIAMError
 from authenticator.identity import Identity
 from authenticator.mapping import evaluate_mapping, parse_mapping_text
+from authenticator.yamlio import YAMLError, load_yaml_documents
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.rbac.authz import decide
 from policy.rbac.builtin import KUBERNETES_VERSION, with_builtin
@@ -369,11 +368,9 @@ def _read_requests(path: Path) -> list[object]:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidPolicyError(describe_parse_error(exc), policy=str(path)) from exc
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except (yaml.YAMLError, RecursionError) as exc:
-        raise InvalidPolicyError(
-            f"not valid YAML/JSON: {describe_parse_error(exc)}", policy=str(path)
-        ) from exc
+        docs = [d for d in load_yaml_documents(text) if d is not None]
+    except YAMLError as exc:
+        raise InvalidPolicyError(str(exc), policy=str(path)) from exc
     if len(docs) == 1 and isinstance(docs[0], list):
         return list(docs[0])
     return docs

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
+from authenticator.yamlio import YAMLError, load_yaml_documents
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.rbac.aggregate import build_rbac_policy
 from policy.rbac.evaluator import RBACPolicy
@@ -378,8 +377,11 @@ def _read_documents(path: Path) -> list[tuple[str, object]]:
     try:
         if path.suffix == ".json":
             return [(f"{path}[0]", json.loads(text))]
-        return [(f"{path}[{i}]", d) for i, d in enumerate(yaml.safe_load_all(text))]
-    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        docs = load_yaml_documents(text)
+        return [(f"{path}[{i}]", d) for i, d in enumerate(docs)]
+    except YAMLError as exc:
+        raise InvalidPolicyError(str(exc), policy=str(path)) from exc
+    except ValueError as exc:
         raise InvalidPolicyError(
             f"not valid YAML/JSON: {describe_parse_error(exc)}", policy=str(path)
         ) from exc

@@ -22,8 +22,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import yaml
-
 from authenticator.arn import canonicalize_arn, parse_arn
 from authenticator.errors import ConfigError, InvalidARNError
 from authenticator.findings import Severity
@@ -34,6 +32,7 @@ from authenticator.mapping import (
     evaluate_mapping,
     parse_mapping_text,
 )
+from authenticator.yamlio import YAMLError, dump_yaml, load_yaml
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam.accounts import parse_account_authorization_details, parse_scps
 from policy.iam.statement import CompiledPolicy
@@ -183,8 +182,10 @@ def _read(path: Path) -> object:
     except (OSError, UnicodeDecodeError) as exc:
         raise InvalidPolicyError(describe_parse_error(exc), policy=str(path)) from exc
     try:
-        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError, RecursionError) as exc:
+        return json.loads(text) if path.suffix == ".json" else load_yaml(text)
+    except YAMLError as exc:
+        raise InvalidPolicyError(str(exc), policy=str(path)) from exc
+    except ValueError as exc:
         raise InvalidPolicyError(
             f"not valid JSON/YAML: {describe_parse_error(exc)}", policy=str(path)
         ) from exc
@@ -398,7 +399,7 @@ def main(argv: list[str]) -> int:
         text = (
             json.dumps(doc, indent=2) + "\n"
             if args.write_baseline.suffix == ".json"
-            else yaml.safe_dump(doc, sort_keys=False)
+            else dump_yaml(doc)
         )
         try:
             args.write_baseline.write_text(text, encoding="utf-8")

@@ -29,9 +29,9 @@ from authenticator.cache import (
 )
 from authenticator.exec_credential import json_dumps, json_loads
 from authenticator.token import decode_token
+from tests.fixtures.executables import KUBEIAM
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
 NOW = datetime(2026, 11, 27, 5, 0, 0, tzinfo=UTC)
 KEY = CacheKey(
     cluster_id="my-cluster",

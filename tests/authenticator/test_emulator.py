@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
@@ -17,6 +16,7 @@ import pytest
 
 from authenticator.emulator import Credentials, STSEmulator, is_presigned_sts_query
 from authenticator.emulator_cli import main as emulator_main
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.sts import (
     assume_role,
     get_caller_identity,
@@ -26,7 +26,6 @@ from tests.fixtures.sts import (
 
 CLUSTER = "cluster-a"
 NS = "{https://sts.amazonaws.com/doc/2011-06-15/}"
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
 
 
 def _sign(emulator: STSEmulator, creds: Credentials, **kwargs: object) -> str:

@@ -20,12 +20,12 @@ from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.sts import STSClient
 from authenticator.token import decode_token, encode_token
 from authenticator.verify import verify_token
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.sts import assume_role, aws_env, unique_name
 
 CLUSTER = "cluster-a"
 REGION = "us-east-1"
 BIN = Path(sys.executable).parent
-KUBEIAM = str(BIN / "kubeiam")
 AWS = str(BIN / "aws")
 
 

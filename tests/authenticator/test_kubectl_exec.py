@@ -18,9 +18,9 @@ from tests.fixtures.apiserver import (
     kubectl_binary,
     write_exec_kubeconfig,
 )
+from tests.fixtures.executables import KUBEIAM
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
 AKID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 V1 = "client.authentication.k8s.io/v1"

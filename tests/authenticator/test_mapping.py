@@ -1,4 +1,4 @@
-"""authenticator.mapping: the three formats and mapping identities (SPEC section 6)."""
+"""authenticator.mapping: the three formats and mapping identities."""
 
 from __future__ import annotations
 
@@ -25,11 +25,11 @@ from authenticator.mapping import (
     parse_identity_mappings,
     parse_mapping_text,
     parse_mappings,
-    parse_yaml_text,
     render_template,
     validate_aws_auth,
     validate_mappings,
 )
+from authenticator.yamlio import load_yaml_documents
 
 ACCT = "111122223333"
 
@@ -136,7 +136,7 @@ class TestMatching:
     def test_entry_matches_caller(
         self, entry_arn: str, caller: Identity, matches: bool
     ) -> None:
-        """An entry matches exactly the callers the SPEC says it does."""
+        """An entry matches exactly the callers the documented says it does."""
         user = map_identity(caller, [mset(roles=[(entry_arn, "u", ())])])
         assert (user is not None) is matches
 
@@ -416,7 +416,7 @@ class TestReservedPrefixes:
 
 
 class TestKubernetesUser:
-    """uid and extra of SPEC section 4."""
+    """uid and extra of docs/operations.md."""
 
     def test_uid_and_extra(self) -> None:
         """uid = aws-iam-authenticator:<account>:<userId>; six one-element extras."""
@@ -591,7 +591,9 @@ class TestYAMLText:
 
     def test_numeric_scalars_are_marked(self) -> None:
         """Plain scalars YAML 1.1 reads as numbers are NumericText; quoted ones not."""
-        (doc,) = parse_yaml_text("a: 0123\nb: '0123'\nc: ~\nd: true\n")
+        (doc,) = load_yaml_documents(
+            "a: 0123\nb: '0123'\nc: ~\nd: true\n", scalars="text"
+        )
         assert isinstance(doc, dict)
         assert isinstance(doc["a"], NumericText) and not isinstance(
             doc["b"], NumericText
@@ -601,7 +603,7 @@ class TestYAMLText:
     def test_duplicate_keys_are_an_error(self) -> None:
         """PyYAML keeps the last of two equal keys silently; we refuse."""
         with pytest.raises(ConfigError, match="duplicate key 'mapRoles'"):
-            parse_yaml_text("mapRoles: []\nmapRoles: []\n")
+            load_yaml_documents("mapRoles: []\nmapRoles: []\n", scalars="text")
 
     def test_report_lists_numeric_accounts(self) -> None:
         """inspect_mapping_text reports where account IDs were unquoted numbers."""

@@ -4,7 +4,7 @@ Every case cites the reference test it restates (kubernetes-sigs/aws-iam-authent
 ``pkg/token/token_test.go``, ``pkg/arn/arn_test.go``) or the security advisory it
 comes from (authentication.md section 11). The expected outcome is the
 reference's, except where kubeiam's contract is deliberately stricter or
-different (SPEC section 3, authentication.md sections 2-6); those cases say why.
+different (docs/token-format.md, authentication.md sections 2-6); those cases say why.
 
 Two rules hold throughout:
 
@@ -43,7 +43,7 @@ from authenticator.identity import Identity
 from authenticator.partitions import PARTITIONS
 from authenticator.sts import STSClient, parse_get_caller_identity
 from authenticator.verify import verify_token
-from tests.authenticator.test_verify import (
+from tests.fixtures.verifier import (
     AKID,
     CLUSTER,
     DATE,
@@ -159,7 +159,7 @@ RAW_CASES = [
 
 # (reference case, partition, reference URL, reason for the bare URL, reason once
 # completed). Where the two reasons differ, the bare URL fails first on a field
-# kubeiam requires and the reference does not check (SPEC section 3: Version
+# kubeiam requires and the reference does not check (docs/token-format.md: Version
 # exactly 2011-06-15, authentication.md row 14); completed, it fails on the
 # reference's own rule.
 URL_CASES = [
@@ -324,7 +324,7 @@ class TestVerifyTokenPreSTSValidations:
             f"https://{host}/?action=GetCallerIdentity"
             f"&x-amz-signedheaders=x-k8s-aws-id&x-amz-date={TIME_STR}&x-amz-expires=60"
         )
-        # kubeiam requires Version=2011-06-15 (SPEC section 3); the reference
+        # kubeiam requires Version=2011-06-15 (docs/token-format.md); the reference
         # does not read it. STS itself needs it, so real tokens always carry it.
         assert_rejected(tok(url), "bad_version", canary)
         region = host.split(".")[1]
@@ -343,7 +343,7 @@ class TestVerifyTokenPreSTSValidations:
         """validToken signs scope us-west-2/s3 for sts.amazonaws.com: kubeiam rejects.
 
         The reference never reads the credential scope; kubeiam requires
-        ``<key>/<date>/<host region>/sts/aws4_request`` (SPEC section 3), and STS
+        ``<key>/<date>/<host region>/sts/aws4_request`` (docs/token-format.md), and STS
         would refuse this signature anyway.
         """
         url = (
@@ -368,19 +368,19 @@ STRICTER_CASES = [
         "Go ignores a #fragment",
         build_url() + "#frag",
         "fragment",
-        "SPEC 3 / authentication.md row 6: no userinfo, port or fragment",
+        "docs/token-format.md / authentication.md row 6: no userinfo, port or fragment",
     ),
     (
         "Go splits user@ off the host",
         build_url(host="user@sts.us-west-2.amazonaws.com"),
         "userinfo",
-        "SPEC 3 / authentication.md row 6",
+        "docs/token-format.md / authentication.md row 6",
     ),
     (
         "the reference has no lower bound on X-Amz-Date",
         build_url(X_Amz_Date="20261127T120501Z"),
         "future_date",
-        "SPEC 3 / authentication.md row 20: at most 5 minutes in the future",
+        "docs/token-format.md: at most 5 minutes in the future",
     ),
     (
         "the reference never reads the credential scope",
@@ -388,7 +388,7 @@ STRICTER_CASES = [
             X_Amz_Credential=f"{AKID}%2F{DATE[:8]}%2Fus-east-1%2Fsts%2Faws4_request"
         ),
         "bad_credential_scope",
-        "SPEC 3 / authentication.md row 21: the scope region is the host's",
+        "docs/token-format.md: the scope region is the host's",
     ),
     (
         "the reference accepts any list containing x-k8s-aws-id",
@@ -921,7 +921,7 @@ class TestVerifySTSOutcomes:
         """TestVerifyHTTPError: no answer is "STS unavailable", not a rejection.
 
         The reference returns an STSError (HTTP 403, cached by the API server);
-        kubeiam's contract (SPEC section 3/4) answers unavailable: 200 with
+        kubeiam's contract (docs/token-format.md/4) answers unavailable: 200 with
         ``status.error``, never cached.
         """
         with socket.socket() as sock:
@@ -980,7 +980,7 @@ class TestVerifySTSOutcomes:
         """TestVerifyBodyReadError: a body cut short is a transport failure.
 
         Reference: STSError. kubeiam: STS unavailable (a transport failure,
-        SPEC section 3), not a verdict on the token.
+        docs/token-format.md), not a verdict on the token.
         """
 
         def cut_short(handler: BaseHTTPRequestHandler) -> None:
@@ -1075,7 +1075,7 @@ class TestVerifySTSOutcomes:
         assert identity.session_name == "session-name"
 
     def test_xml_answer_is_accepted(self, sts: LocalServer) -> None:
-        """The reference parses JSON only; kubeiam also takes strict XML (SPEC 3)."""
+        """The reference parses JSON only; kubeiam also takes strict XML."""
         body = (
             b'<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/'
             b'2011-06-15/"><GetCallerIdentityResult>'
@@ -1278,7 +1278,7 @@ class TestCanonicalize:
     @pytest.mark.parametrize(
         "arn",
         [
-            # kubeiam is stricter than arn.go (authentication.md 5, SPEC 6):
+            # kubeiam is stricter than arn.go (docs/configuration.md):
             "arn:aws:iam::1234:user/Alice",  # account is not 12 digits
             "arn:aws:iam:us-east-1:123456789012:user/Alice",  # IAM ARNs have no region
             "arn:aws:iam::123456789012:role/",  # empty role name

@@ -5,11 +5,11 @@ Each case cites the reference test it restates (kubernetes-sigs/aws-iam-authenti
 ``pkg/mapper/configmap/configmap_test.go`` and ``yaml_test.go``,
 ``pkg/mapper/crd/mapper_test.go``, ``pkg/server/server_test.go``) or the security
 advisory it comes from (authentication.md section 11). Outcomes are the
-reference's, except where kubeiam's contract differs on purpose (SPEC section 6,
+reference's, except where kubeiam's contract differs on purpose (docs/configuration.md,
 authentication.md sections 7-9); those cases say why. Two differences recur:
 
 * The reference tests use the 13-digit account ``0123456789012``; AWS account IDs
-  are 12 digits and kubeiam only accepts those (SPEC section 6), so the restated
+  are 12 digits and kubeiam only accepts those (docs/configuration.md), so the restated
   cases use ``012345678901``.
 * ``sso:`` role entries (a reference feature gate) are not part of kubeiam's
   formats (authentication.md 7.1): a document with one is refused as a whole,
@@ -125,7 +125,7 @@ def mapped(
 def review_user(
     identity: Identity, username: str, groups: Sequence[str]
 ) -> dict[str, object]:
-    """server_test.go tokenReview(...).status.user, plus kubeiam's SPEC extra key."""
+    """server_test.go tokenReview(...).status.user, plus kubeiam's extra key."""
     return {
         "username": username,
         "uid": f"aws-iam-authenticator:{identity.account_id}:{identity.user_id}",
@@ -136,7 +136,7 @@ def review_user(
             "sessionName": [identity.session_name],
             "accessKeyId": [identity.access_key_id],
             "principalId": [identity.user_id],
-            # SPEC section 4 adds the reference's newer namespaced key
+            # docs/operations.md adds the reference's newer namespaced key
             PRINCIPAL_KEY: [identity.user_id],
         },
     }
@@ -311,7 +311,7 @@ class TestFileMapper:
         """TestMap's SSO case: the SSO role's IAM ARN (path ignored) maps its sessions.
 
         The reference's sso matcher accepts any ``AWSReservedSSO_<set>_*`` role;
-        kubeiam matches the one role named (paths ignored, SPEC section 6).
+        kubeiam matches the one role named (paths ignored, docs/configuration.md).
         """
         role = (
             f"arn:aws:iam::{FILE_ACCT}:role/aws-reserved/sso.amazonaws.com/"
@@ -416,7 +416,7 @@ MAKE_STORE = {
         "  username: computer\n"
         "  groups:\n  - system:nodes\n"
     ),
-    # makeStore uses account "123"; kubeiam takes 12-digit IDs only (SPEC 6)
+    # makeStore uses account "123"; kubeiam takes 12-digit account IDs only
     "mapAccounts": "- '123456789012'\n",
 }
 
@@ -536,7 +536,7 @@ class TestLoadConfigMap:
         """TestLoadConfigMap's "arn:iam:matlan": the reference keeps it (never matches).
 
         kubeiam refuses the whole ConfigMap naming the entry, and the source keeps
-        its last good mappings (SPEC section 5: a bad reload keeps the last good).
+        its last good mappings (docs/configuration.md).
         """
         data = {
             "mapUsers": "- userarn: 'arn:iam:matlan'\n  username: matlan\n",
@@ -726,7 +726,7 @@ class TestAuthenticateVerifier:
     def test_not_mapped(self) -> None:
         """TestAuthenticateVerifierNotMapped(CRD): no user (reference 403).
 
-        kubeiam's webhook answers 200 with ``status.error`` (SPEC section 4) so a
+        kubeiam's webhook answers 200 with ``status.error`` (docs/operations.md) so a
         mapping added a moment later works at once; the core says NOT_MAPPED.
         """
         for source in (file_set({}), crd_set()):
@@ -979,7 +979,7 @@ class TestIAMIdentityMappingController:
         assert user_json(mapped(caller, source))["username"] == "user-1"
 
     def test_placeholder_account_refused(self) -> None:
-        """The test's XXXXXXXXXXXX account is not an account ID (SPEC 6): refused."""
+        """The test's XXXXXXXXXXXX account is not an account ID: refused."""
         with pytest.raises(ConfigError, match="12-digit"):
             crd_set(("arn:aws:iam::XXXXXXXXXXXX:user/AuthorizedUser", "user-1", ()))
 

@@ -22,10 +22,12 @@ from authenticator.hosts import build_allowed_hosts
 from authenticator.identity import Identity
 from authenticator.sts import STS_REASONS, STSClient, parse_get_caller_identity
 from authenticator.verify import PresignedCall, verify_token
-from tests.authenticator.test_verify import (
+from tests.fixtures.verifier import (
     CLUSTER,
     SERVER_REGION,
+    USER,
     LocalServer,
+    json_body,
     presign,
     reply,
     signed_at,
@@ -35,7 +37,6 @@ from tests.authenticator.test_verify import (
 ACCT = "111122223333"
 NS = "https://sts.amazonaws.com/doc/2011-06-15/"
 KEY = "AKIAIOSFODNN7EXAMPLE"
-USER = (f"arn:aws:iam::{ACCT}:user/alice", "AIDAEXAMPLEUSERID0001", ACCT)
 SESSION = (
     f"arn:aws:sts::{ACCT}:assumed-role/Deploy/alice@example.com",
     "AROAEXAMPLEROLEID0001:alice@example.com",
@@ -43,24 +44,6 @@ SESSION = (
 )
 ROOT = (f"arn:aws:iam::{ACCT}:root", ACCT, ACCT)
 FEDERATED = (f"arn:aws:sts::{ACCT}:federated-user/Bob", f"{ACCT}:Bob", ACCT)
-
-
-def json_body(arn: str, user_id: str, account: str) -> bytes:
-    """A GetCallerIdentity answer as STS sends it in JSON."""
-    return json.dumps(
-        {
-            "GetCallerIdentityResponse": {
-                "GetCallerIdentityResult": {
-                    "Account": account,
-                    "Arn": arn,
-                    "UserId": user_id,
-                },
-                "ResponseMetadata": {
-                    "RequestId": "01234567-89ab-cdef-0123-456789abcdef"
-                },
-            }
-        }
-    ).encode()
 
 
 def xml_body(
@@ -428,7 +411,7 @@ class TestIdentities:
         expected: tuple[str, ...],
         server: LocalServer,
     ) -> None:
-        """Each identity kind comes out with the SPEC fields."""
+        """Each identity kind comes out with the documented fields."""
         if fmt == "json":
             server.respond = reply(200, json_body(*answer), "application/json")
         else:

@@ -33,10 +33,10 @@ from authenticator.token_cli import (
     parse_common_flags,
     read_profile_section,
 )
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.sts import get_caller_identity, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
 AKID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 V1 = "client.authentication.k8s.io/v1"

@@ -15,10 +15,10 @@ import pytest
 from authenticator.emulator import Credentials, STSEmulator
 from authenticator.token import decode_token
 from authenticator.token_cli import parse_common_flags
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.sts import assume_role, aws_env, get_caller_identity, unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
 V1 = "client.authentication.k8s.io/v1"
 
 

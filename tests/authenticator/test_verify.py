@@ -5,281 +5,41 @@ Each rejection runs the full path (``verify_token`` then, only if it passed,
 endpoint; the canary must receive nothing. Valid tokens are presigned with
 botocore directly.
 
-Helpers here (``LocalServer``, ``presign``, ``build_url``) are shared by the
-other verifier test modules.
+Helpers shared with the other verifier test modules (``LocalServer``,
+``presign``, ``build_url``) live in tests/fixtures/verifier.py.
 """
 
 from __future__ import annotations
 
 import base64
-import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-import botocore.session
 import pytest
 
 from authenticator.errors import MalformedTokenError
-from authenticator.hosts import AllowedHosts, build_allowed_hosts
-from authenticator.identity import Identity
-from authenticator.sts import STSClient
-from authenticator.token import TOKEN_PREFIX, encode_token
+from authenticator.hosts import build_allowed_hosts
+from authenticator.token import TOKEN_PREFIX
 from authenticator.verify import REASONS, RULES, PresignedCall, verify_token
-
-NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
-DATE = "20261127T120000Z"
-AKID = "AKIAIOSFODNN7EXAMPLE"
-SIG = "0123456789abcdef" * 4
-CLUSTER = "demo-cluster"
-SERVER_REGION = "us-west-2"
-
-
-# --------------------------------------------------------------------------- servers
-
-
-@dataclass
-class Recorded:
-    """One request a local server received."""
-
-    method: str
-    target: str
-    headers: list[tuple[str, str]]
-    client_port: int = 0
-
-
-Responder = Callable[[BaseHTTPRequestHandler], None]
-
-
-def reply(
-    status: int,
-    body: bytes = b"",
-    content_type: str = "application/json",
-    headers: tuple[tuple[str, str], ...] = (),
-) -> Responder:
-    """A responder that sends one fixed answer."""
-
-    def respond(handler: BaseHTTPRequestHandler) -> None:
-        handler.send_response(status)
-        handler.send_header("Content-Type", content_type)
-        handler.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            handler.send_header(name, value)
-        handler.end_headers()
-        handler.wfile.write(body)
-
-    return respond
-
-
-@dataclass
-class LocalServer:
-    """A threaded HTTP server on 127.0.0.1 that records requests and answers as told."""
-
-    respond: Responder = field(default_factory=lambda: reply(200, b"{}"))
-    requests: list[Recorded] = field(default_factory=list)
-    stop: threading.Event = field(default_factory=threading.Event)
-    _server: ThreadingHTTPServer | None = None
-
-    def start(self) -> LocalServer:
-        """Bind a free port and serve in a daemon thread."""
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _any(self) -> None:
-                outer.requests.append(
-                    Recorded(
-                        self.command,
-                        self.path,
-                        list(self.headers.items()),
-                        int(self.client_address[1]),
-                    )
-                )
-                outer.respond(self)
-
-            do_GET = do_POST = do_PUT = do_HEAD = _any  # noqa: N815 - http.server API
-
-            def log_message(self, format: str, *args: object) -> None:
-                return
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        server.daemon_threads = True
-        threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        ).start()
-        self._server = server
-        return self
-
-    def close(self) -> None:
-        """Stop serving and release the port."""
-        self.stop.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def port(self) -> int:
-        """The bound port."""
-        assert self._server is not None
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:<port>``."""
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def netloc(self) -> str:
-        """``127.0.0.1:<port>``."""
-        return f"127.0.0.1:{self.port}"
-
-
-@pytest.fixture(scope="module")
-def canary() -> Iterator[LocalServer]:
-    """A loopback server that must never be contacted by a rejected token."""
-    server = LocalServer().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-# --------------------------------------------------------------------------- tokens
-
-
-def build_query(region: str = "us-west-2", **overrides: str | None) -> str:
-    """A canonical presigned query; overrides replace (None: drop) raw values."""
-    params: dict[str, str | None] = {
-        "Action": "GetCallerIdentity",
-        "Version": "2011-06-15",
-        "X-Amz-Algorithm": "AWS4-HMAC-SHA256",
-        "X-Amz-Credential": f"{AKID}%2F{DATE[:8]}%2F{region}%2Fsts%2Faws4_request",
-        "X-Amz-Date": DATE,
-        "X-Amz-Expires": "60",
-        "X-Amz-SignedHeaders": "host%3Bx-k8s-aws-id",
-        "X-Amz-Signature": SIG,
-    }
-    params.update({k.replace("_", "-"): v for k, v in overrides.items()})
-    return "&".join(f"{k}={v}" for k, v in params.items() if v is not None)
-
-
-def build_url(
-    host: str = "sts.us-west-2.amazonaws.com",
-    region: str = "us-west-2",
-    scheme: str = "https",
-    **overrides: str | None,
-) -> str:
-    """A presigned-looking URL (fake signature) for ``host``."""
-    return f"{scheme}://{host}/?{build_query(region, **overrides)}"
-
-
-def tok(url: str) -> str:
-    """The token for a URL."""
-    return encode_token(url)
-
-
-def presign(
-    endpoint_url: str,
-    region: str,
-    *,
-    cluster_id: str = CLUSTER,
-    access_key: str = AKID,
-    session_token: str | None = None,
-) -> str:
-    """Presign GetCallerIdentity with botocore, x-k8s-aws-id signed (as aws-cli)."""
-    key = (endpoint_url, region, cluster_id, access_key, session_token)
-    client = _CLIENTS.get(key)
-    if client is None:
-        client = _CLIENTS[key] = _sts_client(*key)
-    url = client.generate_presigned_url(
-        "get_caller_identity", Params={}, ExpiresIn=60, HttpMethod="GET"
-    )
-    return str(url)
-
-
-# botocore clients are slow to create: one per signing set-up, for the session.
-_CLIENTS: dict[tuple[str, str, str, str, str | None], Any] = {}
-_BOTOCORE = botocore.session.Session()
-
-
-def _sts_client(
-    endpoint_url: str,
-    region: str,
-    cluster_id: str,
-    access_key: str,
-    session_token: str | None,
-) -> Any:
-    """A botocore STS client that signs x-k8s-aws-id."""
-    session = _BOTOCORE
-    client = session.create_client(
-        "sts",
-        region_name=region,
-        endpoint_url=endpoint_url,
-        aws_access_key_id=access_key,
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        aws_session_token=session_token,
-    )
-
-    def add_header(request: object, **_: object) -> None:
-        request.headers["x-k8s-aws-id"] = cluster_id  # type: ignore[attr-defined]
-
-    client.meta.events.register("before-sign.sts.GetCallerIdentity", add_header)
-    return client
-
-
-def signed_at(url: str) -> datetime:
-    """X-Amz-Date of a URL."""
-    date = dict(parse_qsl(urlsplit(url).query))["X-Amz-Date"]
-    return datetime.strptime(date, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-
-
-def allowed_for(canary: LocalServer, partition: str = "aws") -> AllowedHosts:
-    """The allow-list of the tests: the partition plus the canary as extra endpoint."""
-    return build_allowed_hosts(partition, [canary.url], region=SERVER_REGION)
-
-
-def full_path(token: str, allowed: AllowedHosts, *, now: datetime = NOW) -> Identity:
-    """verify_token, then (only if it passed) the STS call, as the webhook does."""
-    call = verify_token(token, cluster_id=CLUSTER, now=now, allowed_hosts=allowed)
-    if urlsplit(call.url).hostname != "127.0.0.1":
-        pytest.fail(f"verify_token accepted a token for {urlsplit(call.url).hostname}")
-    client = STSClient(timeout=0.5)
-    try:
-        return client.call_get_caller_identity(call)
-    finally:
-        client.close()
-
-
-def assert_rejected(
-    token: str,
-    reason: str,
-    canary: LocalServer,
-    *,
-    partition: str = "aws",
-    now: datetime = NOW,
-) -> MalformedTokenError:
-    """The token is rejected offline with ``reason`` and the canary hears nothing."""
-    before = len(canary.requests)
-    with pytest.raises(MalformedTokenError) as info:
-        full_path(token, allowed_for(canary, partition), now=now)
-    assert info.value.reason == reason, info.value.message
-    assert len(canary.requests) == before
-    assert info.value.reason in REASONS
-    return info.value
-
-
-def canary_url(
-    canary: LocalServer, region: str = SERVER_REGION, **overrides: str | None
-) -> str:
-    """A fake-signed URL aimed at the canary (a registered http loopback endpoint)."""
-    return build_url(canary.netloc, region, scheme="http", **overrides)
-
-
-# --------------------------------------------------------------------------- cases
+from tests.fixtures.verifier import (
+    AKID,
+    CLUSTER,
+    DATE,
+    NOW,
+    SERVER_REGION,
+    SIG,
+    LocalServer,
+    allowed_for,
+    assert_rejected,
+    build_query,
+    build_url,
+    canary_url,
+    full_path,
+    presign,
+    reply,
+    signed_at,
+    tok,
+)
 
 RAW_TOKEN_CASES = [
     ("token_too_large", TOKEN_PREFIX + "A" * (4097 - len(TOKEN_PREFIX))),
@@ -735,9 +495,13 @@ class TestBoundaries:
     def test_expires_accepted(self, expires: str, canary: LocalServer) -> None:
         """X-Amz-Expires 0..900 passes (Go clients sent 0 for years)."""
         url = build_url(X_Amz_Expires=expires)
-        verify_token(
+        before = len(canary.requests)
+        call = verify_token(
             tok(url), cluster_id=CLUSTER, now=NOW, allowed_hosts=allowed_for(canary)
         )
+        assert call.url == url
+        assert dict(parse_qsl(urlsplit(call.url).query))["X-Amz-Expires"] == expires
+        assert len(canary.requests) == before  # offline: nothing sent
 
     @pytest.mark.parametrize(
         ("delta", "reason"),

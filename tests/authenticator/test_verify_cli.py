@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from authenticator.verify_cli import main
-from tests.authenticator.test_sts import USER, json_body
-from tests.authenticator.test_verify import (
+from kubeiam.verify_cli import main
+from tests.fixtures.verifier import (
     CLUSTER,
     SERVER_REGION,
+    USER,
     LocalServer,
     build_url,
+    json_body,
     presign,
     reply,
     tok,
@@ -173,8 +174,8 @@ class TestConfig:
         ("text", "needle"),
         [
             ("clusterID: [\n", "not valid YAML"),
-            ("- a\n- b\n", "must be a mapping"),
-            ("clusterID: x\nsts: 3\n", "sts must be a mapping"),
+            ("- a\n- b\n", "the config must be a YAML mapping"),
+            ("clusterID: x\nsts: 3\n", "sts: must be a mapping"),
             (
                 "clusterID: x\nsts: {extraEndpoints: http://10.0.0.1:5000}\n",
                 "extraEndpoints",
@@ -185,8 +186,15 @@ class TestConfig:
             ),
             ("clusterID: x\nsts: {timeoutSeconds: -1}\n", "timeoutSeconds"),
             ("clusterID: x\npartition: aws-moon\n", "partition"),
-            ("clusterID: 12\n", "clusterID must be a string"),
-            ("partition: aws\n", "cluster ID is required"),
+            ("clusterID: 12\n", "clusterID: must be a non-empty string"),
+            ("partition: aws\n", "clusterID: required"),
+            # what `kubeiam server` refuses, verify --config refuses too
+            ("clusterId: x\n", "clusterId: unknown key"),
+            ("clusterID: a\nclusterID: b\n", "duplicate key 'clusterID'"),
+            (
+                "clusterID: x\nsts: {extraEndpoint: 'http://127.0.0.1:1'}\n",
+                "sts.extraEndpoint: unknown key",
+            ),
         ],
     )
     def test_bad_config(
@@ -204,7 +212,10 @@ class TestConfig:
         ("content", "needle"),
         [
             (b"\xff\xfe\x00bad", "not UTF-8 text"),
-            (b"[" * 1001 + b"]" * 1001, "not valid YAML: nested too deeply"),
+            (
+                b"[" * 1001 + b"]" * 1001,
+                "not valid YAML: nested deeper than 100 levels",
+            ),
         ],
         ids=["binary", "deep"],
     )

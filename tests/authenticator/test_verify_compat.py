@@ -16,12 +16,12 @@ from authenticator.hosts import build_allowed_hosts
 from authenticator.sts import parse_get_caller_identity
 from authenticator.verify import verify_token
 from authenticator.verify_cli import main as verify_main
-from tests.authenticator.test_sts import ACCT, json_body
-from tests.authenticator.test_verify import CLUSTER, NOW, build_url, presign, tok
 from tests.fixtures.sts import presign_url
+from tests.fixtures.verifier import CLUSTER, NOW, build_url, json_body, presign, tok
 from webhook.errors import ConfigError
 from webhook.settings import parse_settings
 
+ACCT = "111122223333"
 ALLOWED = build_allowed_hosts("aws", region="us-west-2")
 
 

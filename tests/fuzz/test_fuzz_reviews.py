@@ -4,7 +4,7 @@
 (SubjectAccessReview) get random bytes, random JSON, and mutations of a real
 review (fields of the wrong type, other versions and kinds, unknown fields,
 duplicate keys, raw text edits, a real token or a broken one, strings with
-lone surrogates). Properties (SPEC section 4, kubernetes.md sections 1.9 and
+lone surrogates). Properties (docs/operations.md, kubernetes.md sections 1.9 and
 3.3):
 
 * the status is one of 200, 400, 405, 413, 429 (never a 5xx);
@@ -48,7 +48,7 @@ TR_V1 = "authentication.k8s.io/v1"
 TR_V1BETA1 = "authentication.k8s.io/v1beta1"
 SAR_V1 = "authorization.k8s.io/v1"
 SAR_V1BETA1 = "authorization.k8s.io/v1beta1"
-# SPEC section 4: every status the webhook may answer with.
+# docs/operations.md: every status the webhook may answer with.
 SPEC_STATUSES = frozenset({200, 400, 405, 413, 429})
 MAX_BODY = 64 * 1024
 RBAC_DIR = Path(__file__).parent.parent / "data" / "rbac" / "cluster"
@@ -417,7 +417,7 @@ def mutated_sars(draw: st.DrawFn) -> bytes:
 
 
 class TestTokenReviewBodies:
-    """POST /authenticate with any body answers within the SPEC's statuses."""
+    """POST /authenticate with any body answers within the documented statuses."""
 
     def test_positive_control(self, webhook: App) -> None:
         """A real TokenReview with a valid token is authenticated (and reaches STS)."""
@@ -467,7 +467,7 @@ class TestTokenReviewBodies:
     def test_mutated_reviews(
         self, webhook: App, body: bytes, content_type: str
     ) -> None:
-        """Mutated TokenReviews get the SPEC's answer and STS sees only valid tokens."""
+        """Mutated reviews get the documented answer; STS sees valid tokens only."""
         check_authenticate(webhook, body, content_type)
 
     @pytest.mark.parametrize("token", ["\ud800", "k8s-aws-v1.\udfff"])
@@ -486,7 +486,7 @@ class TestTokenReviewBodies:
         "method", ["GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"]
     )
     def test_other_methods_are_405(self, webhook: App, method: str) -> None:
-        """Every method but POST is 405 (SPEC section 4)."""
+        """Every method but POST is 405 (docs/operations.md)."""
         resp = webhook.client.open("/authenticate", method=method, data=b"{}")
         assert resp.status_code == 405
 

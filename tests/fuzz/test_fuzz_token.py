@@ -56,7 +56,7 @@ FUZZ = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-# The hosts a token signed for REGION may name (aws partition, SPEC section 3).
+# The hosts a token signed for REGION may name (aws partition, docs/token-format.md).
 AWS_HOSTS = frozenset(
     f"{prefix}.{REGION}.{domain}"
     for prefix in ("sts", "sts-fips")

@@ -10,7 +10,7 @@ from kubeconfig import build
 from kubeconfig.errors import KubeconfigError
 
 ARN = "arn:aws:eks:eu-west-1:111122223333:cluster/prod"
-SPEC = build.ClusterSpec(
+PROD_SPEC = build.ClusterSpec(
     cluster_id="prod", server="https://k8s.example:443", ca_data="Q0E="
 )
 EKS_SPEC = build.ClusterSpec(
@@ -33,7 +33,7 @@ class TestNames:
     @pytest.mark.parametrize(
         ("spec", "alias", "user_alias", "expected"),
         [
-            (SPEC, None, None, ("prod", "prod", "prod")),
+            (PROD_SPEC, None, None, ("prod", "prod", "prod")),
             (EKS_SPEC, None, None, (ARN, ARN, ARN)),
             (EKS_SPEC, "p", None, (ARN, ARN, "p")),
             (EKS_SPEC, None, "me", (ARN, "me", "me")),
@@ -89,7 +89,7 @@ class TestEntries:
 
     def test_cluster_extension_omits_unknowns(self) -> None:
         """Without region or role the extension holds only clusterID."""
-        cluster = build.build_cluster("prod", SPEC)["cluster"]
+        cluster = build.build_cluster("prod", PROD_SPEC)["cluster"]
         assert isinstance(cluster, dict)
         assert cluster["extensions"][0]["extension"] == {"clusterID": "prod"}
 

@@ -241,7 +241,7 @@ class TestWritePKI:
         assert stat.S_IMODE(pki.authorize_kubeconfig.stat().st_mode) == 0o600
 
     def test_server_config_points_at_the_files(self, pki: certs.PKIPaths) -> None:
-        """server-config.yaml (SPEC §5) names the cluster ID and the TLS files."""
+        """server-config.yaml names the cluster ID and the TLS files."""
         doc = yaml.safe_load(pki.server_config.read_text())
         assert doc["clusterID"] == "demo"
         assert doc["server"] == {

@@ -303,7 +303,7 @@ class TestRefusals:
     @pytest.mark.parametrize(
         ("content", "message"),
         [
-            (b"clusters: [\n  - {name: a\n", "not valid YAML at line"),
+            (b"clusters: [\n  - {name: a\n", "not valid YAML: line "),
             (b"- just\n- a list\n", "not a kubeconfig: the top level is a list"),
             (
                 b"apiVersion: v1\nclusters: {a: 1}\n",

@@ -24,9 +24,9 @@ from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.token import decode_token
 from kubeconfig.cli import kubeconfig_main
 from tests.fixtures.apiserver import FakeAPIServer, kubectl_binary
+from tests.fixtures.executables import KUBEIAM
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
 AKID = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 CLIENT_VENV = Path.home() / ".cache" / "kubeiam" / "k8s-client-28"

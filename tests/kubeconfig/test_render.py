@@ -43,10 +43,13 @@ class TestYAML:
         [
             (
                 b"clusters: [\n  - a\n  b: c\n",
-                r"not valid YAML at line \d+, column \d+",
+                r"not valid YAML: line \d+, column \d+: ",
             ),
             (b"\xff\xfe", "not UTF-8"),
-            (b"[" * 1001 + b"]" * 1001, "not valid YAML: nested too deeply"),
+            (
+                b"[" * 1001 + b"]" * 1001,
+                "not valid YAML: nested deeper than 100 levels",
+            ),
         ],
     )
     def test_corrupt_file_names_file_and_line(

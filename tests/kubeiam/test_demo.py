@@ -7,15 +7,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from kubeiam.demo import STEPS, DemoContext, Step, main, run_steps
-
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+from kubeiam.demo import STEPS, main, run_steps
+from kubeiam.demo_context import DemoContext, Step
+from tests.fixtures.executables import KUBEIAM
 
 
 def _demo(*args: str) -> subprocess.CompletedProcess[str]:
@@ -71,7 +70,7 @@ class TestJSONOutput:
     """``-o json`` is a machine summary."""
 
     def test_identities(self, summary: dict[str, object]) -> None:
-        """Both principals verify to identities with the SPEC field names."""
+        """Both principals verify to identities with the documented field names."""
         identities = summary["identities"]
         assert isinstance(identities, list)
         by_principal = {i["principal"]: i for i in identities}

@@ -3,7 +3,7 @@
 One webhook (gunicorn, TLS, mTLS, one worker with four threads, STS timeout
 1.5 s) has the ``fault_sts`` stand-in registered as an extra STS endpoint; a
 token picks the fault through its access key ID. For every fault the review
-gets the SPEC section 4 / authentication.md section 4.2 outcome, STS sees
+gets the docs/operations.md / authentication.md section 4.2 outcome, STS sees
 exactly one request for it (no retries, no redirect followed), and, while the
 faulty review is in flight, a valid review and ``/healthz`` are answered
 promptly by the same server.
@@ -179,7 +179,7 @@ def assert_throttled(answer: Answer) -> None:
     assert answer.body["kind"] == "Status"
 
 
-# mode -> the SPEC outcome (authentication.md section 4.2, kubernetes.md 1.9).
+# mode -> the documented outcome (authentication.md section 4.2, kubernetes.md 1.9).
 OUTCOMES: dict[str, Callable[[Answer], None]] = {
     "ok": assert_mapped("fault-ok"),
     "slow": assert_mapped("fault-slow"),
@@ -196,7 +196,7 @@ OUTCOMES: dict[str, Callable[[Answer], None]] = {
 
 
 class TestFaults:
-    """Each STS fault gets its SPEC outcome while the server keeps serving."""
+    """Each STS fault gets its documented outcome while the server keeps serving."""
 
     @pytest.mark.parametrize("mode", list(OUTCOMES))
     def test_fault_outcome_and_server_keeps_serving(
@@ -296,7 +296,7 @@ class TestFaults:
     def test_metrics_count_the_outcomes(
         self, server: WebhookServer, fault_sts: FaultSTS
     ) -> None:
-        """Each outcome is counted under its result label of SPEC section 4."""
+        """Each outcome is counted under its result label of docs/operations.md."""
         modes = {"ok": "success", "503": "sts_error", "throttle": "sts_throttling"}
         modes |= {"deny": "invalid_token", "garbage": "sts_error"}
         before = count_results(server.metrics())

@@ -24,6 +24,7 @@ from tests.fixtures.apiserver import (
     kubectl_binary,
     write_exec_kubeconfig,
 )
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.sts import assume_role, unique_name
 from tests.fixtures.webhook import (
     DEFAULT_CLUSTER_ID,
@@ -33,7 +34,6 @@ from tests.fixtures.webhook import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-KUBEIAM = str(REPO / ".venv" / "bin" / "kubeiam")
 REGION = "us-east-1"
 
 

@@ -9,7 +9,7 @@ rewrites the mapping file every second: alternately two different documents
 (a plain mapping file and an aws-auth ConfigMap) that map both identities to
 the same users, and now and then an invalid file that must be ignored.
 
-Properties: zero wrong answers, zero statuses outside SPEC section 4, every
+Properties: zero wrong answers, zero statuses outside docs/operations.md, every
 mapping write seen by the server (reload metrics), and memory flat: the
 resident set of the server's process tree (``/proc/<pid>/status`` VmRSS) is
 reported at start, after warm-up and at the end, and may not grow by more than
@@ -72,7 +72,7 @@ class Person:
 
     @property
     def uid(self) -> str:
-        """The uid SPEC section 4 requires."""
+        """The uid docs/operations.md requires."""
         return f"aws-iam-authenticator:{ACCOUNT}:AIDA{self.key[4:20]}"
 
 
@@ -211,7 +211,7 @@ def build_cases(fault_sts: FaultSTS) -> dict[str, list[Case]]:
 
 
 def judge(case: Case, status: int, body: dict[str, object]) -> str | None:
-    """What is wrong with an answer, or None when it is the SPEC's answer."""
+    """What is wrong with an answer, or None when it is the documented answer."""
     if status != 200:
         return f"status {status}"
     review = body.get("status")
@@ -372,7 +372,7 @@ class TestLoad:
         seconds: int,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
-        """Zero wrong answers, zero statuses outside SPEC, RSS flat after warm-up."""
+        """Zero wrong answers, zero undocumented statuses, RSS flat after warm-up."""
         cases = build_cases(fault_sts)
         rss_start = tree_rss(server.process.pid)
         warm = Tally()

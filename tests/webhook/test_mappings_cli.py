@@ -52,6 +52,67 @@ class TestValidate:
             "message": "is required",
         }
 
+    @pytest.mark.parametrize(
+        ("text", "where", "message"),
+        [
+            pytest.param(
+                "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: aws-auth}\n"
+                "data:\n  mapRole: |\n    - rolearn: arn:aws:iam::111122223333:role/x"
+                "\n      username: x\n",
+                "data.mapRole",
+                "unknown key, ignored by the server",
+                id="aws-auth-mapRole-typo",
+            ),
+            pytest.param("", "(file)", "empty", id="empty-file"),
+            pytest.param("---\n---\n", "(file)", "empty", id="empty-documents"),
+            pytest.param(
+                "mapRole: []\n", "mapRole", "ignored by the server", id="plain-typo"
+            ),
+            pytest.param(
+                "clusterID: demo\nbogus: 1\nmapRoles: []\n",
+                "",
+                "bogus: unknown key",
+                id="server-unknown-key",
+            ),
+            pytest.param(
+                "clusterId: demo\nmapRoles: []\n",
+                "clusterId",
+                "ignored by the server",
+                id="clusterId-typo",
+            ),
+            pytest.param(
+                "clusterID: demo\nsts: {extraEndpoint: 'http://127.0.0.1:1'}\n",
+                "",
+                "sts.extraEndpoint: unknown key",
+                id="sts-extraEndpoint",
+            ),
+            pytest.param(
+                "clusterID: a\nclusterID: b\n",
+                "(file)",
+                "duplicate key 'clusterID'",
+                id="duplicate-key",
+            ),
+        ],
+    )
+    def test_refuses_what_the_server_refuses_or_drops(
+        self,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        text: str,
+        where: str,
+        message: str,
+    ) -> None:
+        """validate fails on what `kubeiam server` refuses or silently drops."""
+        path = tmp_path / "f.yaml"
+        path.write_text(text)
+        assert main(["validate", str(path)]) == 1
+        captured = capsys.readouterr()
+        (line,) = captured.out.splitlines()
+        prefix = f"{path}: {where}: " if where else f"{path}: "
+        assert line.startswith(prefix), line
+        assert message in line
+        assert "OK" not in captured.out and "1 problem" in captured.err
+
     def test_broken_aws_auth_configmap(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

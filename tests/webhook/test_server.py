@@ -24,6 +24,7 @@ import requests
 
 from authenticator.emulator import Credentials, STSEmulator
 from authenticator.presign import StaticCredentials, presign_get_caller_identity
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.faultsts import FaultSTS, fault_key
 from tests.fixtures.sts import assume_role, aws_env, unique_name
 from tests.fixtures.webhook import (
@@ -38,7 +39,6 @@ from tests.fixtures.webhook import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-KUBEIAM = str(REPO / ".venv" / "bin" / "kubeiam")
 AWS = str(REPO / ".venv" / "bin" / "aws")
 REGION = "us-east-1"
 
@@ -339,7 +339,7 @@ class TestHTTP:
         assert refused.status_code == 413
 
     def test_health_endpoints(self, world: World) -> None:
-        """/healthz and /readyz answer 200; /metrics has the SPEC families."""
+        """/healthz and /readyz answer 200; /metrics has the documented families."""
         assert world.server.get("/healthz").status_code == 200
         assert world.server.get("/readyz").status_code == 200
         text = world.server.metrics()

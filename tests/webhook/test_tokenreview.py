@@ -135,7 +135,7 @@ class TestParseReview:
 
 
 class TestBuild:
-    """The answers' exact shapes (SPEC section 4)."""
+    """The answers' exact shapes (docs/operations.md)."""
 
     @pytest.mark.parametrize("version", [V1, V1BETA1])
     def test_allow_echoes_version_and_carries_the_user(self, version: str) -> None:

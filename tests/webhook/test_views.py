@@ -186,7 +186,7 @@ def _status(body: dict[str, object]) -> dict[str, object]:
 
 
 class TestAuthenticated:
-    """Valid and mapped: 200, authenticated true, the user of SPEC section 4."""
+    """Valid and mapped: 200, authenticated true, the user of docs/operations.md."""
 
     @pytest.mark.parametrize("version", [V1, V1BETA1])
     def test_mapped_role_in_both_versions(self, harness: Harness, version: str) -> None:
@@ -537,7 +537,7 @@ class TestOperations:
         assert harness.client.get("/readyz").status_code == 200
 
     def test_metrics_exposes_the_spec_names(self, harness: Harness) -> None:
-        """/metrics serves every SPEC family from the app's own registry."""
+        """/metrics serves every documented family from the app's own registry."""
         token = _token()
         harness.post(_review(token))
         harness.post(_review(token))

@@ -43,7 +43,7 @@ class TestCorpusShape:
         assert len(set(IDS)) == len(IDS)
 
     def test_every_case_cites_a_rule_and_expects(self) -> None:
-        """Every case names the rule it pins and a SPEC decision."""
+        """Every case names the rule it pins and a documented decision."""
         for case in CASES:
             assert case.get("rule"), case["id"]
             assert case["expect"] in (

@@ -326,7 +326,11 @@ class TestKinds:
 
     def test_scp_resource_optional(self) -> None:
         """An SCP statement without Resource applies to every resource."""
-        compile_policy(_doc({"Effect": "Deny", "Action": "s3:*"}), kind="scp")
+        policy = compile_policy(_doc({"Effect": "Deny", "Action": "s3:*"}), kind="scp")
+        (stmt,) = policy.statements
+        assert policy.kind is PolicyKind.SCP and not policy.warnings
+        # None is "no Resource element": every resource, unlike an empty list
+        assert stmt.resources is None and stmt.not_resource is False
 
     @pytest.mark.parametrize(
         ("stmt", "version", "pointer"),

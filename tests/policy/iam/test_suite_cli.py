@@ -173,6 +173,33 @@ class TestSuites:
             "cannot read: No such file or directory\n"
         )
 
+    def test_duplicate_effect_is_refused(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`Effect: Deny` then `Effect: Allow` in one statement is an error.
+
+        PyYAML's safe_load kept the last key, so this suite used to pass as
+        Allowed; `policy simulate` refuses the same policy as JSON.
+        """
+        (tmp_path / "s.yaml").write_text(
+            "tests:\n  - name: dup\n    identityPolicies:\n"
+            "      - Version: '2012-10-17'\n"
+            "        Statement:\n"
+            "          - Effect: Deny\n"
+            "            Effect: Allow\n"
+            "            Action: s3:GetObject\n"
+            "            Resource: '*'\n"
+            "    request: {principal: '111122223333', action: s3:GetObject}\n"
+            "    expect: Allowed\n"
+        )
+        assert iam_cli.main(["test", str(tmp_path / "s.yaml")]) == 1
+        captured = capsys.readouterr()
+        assert "passed" not in captured.out
+        assert captured.err == (
+            f"kubeiam policy test: {tmp_path / 's.yaml'}: not a valid YAML suite: "
+            "not valid YAML: line 7, column 13: duplicate key 'Effect'\n"
+        )
+
 
 MALFORMED = {
     "yaml": "a: [\n",

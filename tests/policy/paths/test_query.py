@@ -317,7 +317,7 @@ class TestDemoStep:
         """Four steps (mapping, create-pod, irsa, grants) and an SVG on disk."""
         import io
 
-        from kubeiam.demo import DemoContext
+        from kubeiam.demo_context import DemoContext
         from kubeiam.demo_paths import step_paths
 
         out = io.StringIO()

@@ -24,7 +24,7 @@ from policy.rbac.sar import (
     parse_subject_access_review,
 )
 
-SPEC = {
+SAR_SPEC = {
     "resourceAttributes": {
         "namespace": "dev",
         "verb": "get",
@@ -48,7 +48,7 @@ class TestParse:
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
-            "spec": SPEC | {"groups": ["dev-team", "system:authenticated"]},
+            "spec": SAR_SPEC | {"groups": ["dev-team", "system:authenticated"]},
             "status": {"allowed": False},
         }
         review = parse_subject_access_review(body)
@@ -68,7 +68,7 @@ class TestParse:
         body = {
             "apiVersion": "authorization.k8s.io/v1beta1",
             "kind": "SubjectAccessReview",
-            "spec": SPEC | {"group": ["dev-team"], "groups": ["ignored"]},
+            "spec": SAR_SPEC | {"group": ["dev-team"], "groups": ["ignored"]},
         }
         assert parse_subject_access_review(body).user.groups == ("dev-team",)
 
@@ -77,7 +77,7 @@ class TestParse:
         body = {
             "apiVersion": "authorization.k8s.io/v1",
             "kind": "SubjectAccessReview",
-            "spec": SPEC | {"group": ["dev-team"]},
+            "spec": SAR_SPEC | {"group": ["dev-team"]},
         }
         assert parse_subject_access_review(body).user.groups == ()
 
