@@ -37,15 +37,15 @@ from authenticator.partitions import (
     sts_host,
 )
 from authenticator.token import encode_token
+from authenticator.wire import (
+    CLUSTER_ID_HEADER,
+    PRESIGN_EXPIRES_S,
+    STS_ACTION,
+    STS_API_VERSION,
+)
 
-# The header that binds a token to one cluster (aws-iam-authenticator pkg/token,
-# aws-cli eks get-token).
-K8S_AWS_ID_HEADER = "x-k8s-aws-id"
-# Legacy presign lifetime every client emits; STS ignores it (authentication.md 1.2).
-URL_EXPIRES_S = 60
 # The signed operation (SPEC section 2).
-_OPERATION = "GetCallerIdentity"
-_OPERATION_PARAMS = {"Action": "GetCallerIdentity", "Version": "2011-06-15"}
+_OPERATION_PARAMS = {"Action": STS_ACTION, "Version": STS_API_VERSION}
 # SigV4 query signing ("v4" + botocore's "-query" suffix for presign-url).
 _SIGNATURE_VERSION = "v4-query"
 # botocore's SigV4 timestamp format (botocore.auth.SIGV4_TIMESTAMP).
@@ -187,7 +187,7 @@ def _add_cluster_id_header(
     request: botocore.awsrequest.AWSRequest, **_: object
 ) -> None:
     # aws-cli's before-sign hook: the cluster ID is a signed header, not a parameter.
-    request.headers[K8S_AWS_ID_HEADER] = request.context[K8S_AWS_ID_HEADER]
+    request.headers[CLUSTER_ID_HEADER] = request.context[CLUSTER_ID_HEADER]
 
 
 def presign_get_caller_identity(
@@ -200,7 +200,8 @@ def presign_get_caller_identity(
 ) -> PresignedToken:
     """Presign ``GET /?Action=GetCallerIdentity`` and return the token.
 
-    Signed headers are exactly ``host;x-k8s-aws-id``; ``X-Amz-Expires=60``.
+    Signed headers are exactly :data:`~authenticator.wire.SIGNED_HEADERS`;
+    ``X-Amz-Expires`` is :data:`~authenticator.wire.PRESIGN_EXPIRES_S`.
 
     Args:
         credentials: The credentials to sign with.
@@ -228,7 +229,7 @@ def presign_get_caller_identity(
     signing_region = signing_region_for(endpoint, region)
     signed_at = now.astimezone(UTC).replace(microsecond=0)
     emitter = botocore.hooks.HierarchicalEmitter()
-    emitter.register(f"before-sign.sts.{_OPERATION}", _add_cluster_id_header)
+    emitter.register(f"before-sign.sts.{STS_ACTION}", _add_cluster_id_header)
     signer = _RequestSigner(
         timestamp=signed_at.strftime(_SIGV4_TIMESTAMP),
         service_id=botocore.model.ServiceId("STS"),
@@ -254,10 +255,13 @@ def presign_get_caller_identity(
     botocore.awsrequest.prepare_request_dict(
         request_dict,
         endpoint_url=endpoint.rstrip("/"),
-        context={K8S_AWS_ID_HEADER: cluster_id},
+        context={CLUSTER_ID_HEADER: cluster_id},
     )
     url: str = signer.generate_presigned_url(
-        request_dict, _OPERATION, expires_in=URL_EXPIRES_S, region_name=signing_region
+        request_dict,
+        STS_ACTION,
+        expires_in=PRESIGN_EXPIRES_S,
+        region_name=signing_region,
     )
     return PresignedToken(
         url=url,
