@@ -52,6 +52,10 @@ class Endpoint:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port is None else f"{host}:{self.port}"
 
+    def url(self) -> str:
+        """Return the normal form ``scheme://host[:port]`` (no trailing ``/``)."""
+        return f"{self.scheme}://{self.netloc()}"
+
 
 @dataclass(frozen=True, slots=True)
 class AllowedHosts:
@@ -97,16 +101,29 @@ def build_allowed_hosts(
         )
     return AllowedHosts(
         partition=partition,
-        extra_endpoints=frozenset(parse_endpoint(url) for url in extra_endpoints),
+        extra_endpoints=frozenset(
+            parse_endpoint(url, "sts.extraEndpoints") for url in extra_endpoints
+        ),
         extra_region=region,
     )
 
 
-def parse_endpoint(url: str) -> Endpoint:
-    """Parse one extra STS endpoint URL.
+def parse_endpoint(url: str, source: str = "STS endpoint") -> Endpoint:
+    """Parse an STS endpoint URL: THE rule for client and server alike.
+
+    ``kubeiam token --sts-endpoint`` / ``AWS_ENDPOINT_URL_STS`` (where a token is
+    signed for) and ``sts.extraEndpoints`` (which hosts a server accepts) both
+    go through here, so a client never signs for an endpoint a server would
+    refuse to list (docs/configuration.md, "STS endpoints"). The rule:
+    ``scheme://host[:port]`` with an optional trailing ``/`` and nothing else
+    (no user, path, query, fragment or surrounding space); ``https``, or plain
+    ``http`` only for a loopback IP literal (127.0.0.0/8, ``::1``; never a
+    name such as ``localhost``, which can be re-pointed).
 
     Args:
-        url: ``https://host[:port]`` (or ``http://`` for a loopback address).
+        url: The URL.
+        source: Where it came from, for the message (``--sts-endpoint``,
+            ``AWS_ENDPOINT_URL_STS``, ``sts.extraEndpoints``).
 
     Returns:
         The endpoint.
@@ -118,23 +135,23 @@ def parse_endpoint(url: str) -> Endpoint:
     match = _ENDPOINT_RE.fullmatch(url)
     if not match:
         raise ConfigError(
-            f"STS endpoint {url!r} must be scheme://host[:port] with no user, path, "
+            f"{source}: {url!r} must be scheme://host[:port] with no user, path, "
             "query or fragment (e.g. https://sts.us-west-2.amazonaws.com)"
         )
     scheme = match["scheme"].lower()
     host = match["host"].lower().strip("[]")
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 0 < port < 65536:
-        raise ConfigError(f"STS endpoint {url!r} has an invalid port")
+        raise ConfigError(f"{source}: {url!r} has an invalid port")
     if scheme not in ("https", "http"):
-        raise ConfigError(f"STS endpoint {url!r} must use https")
+        raise ConfigError(f"{source}: {url!r} must use https")
     if scheme == "http" and not is_loopback(host):
         raise ConfigError(
-            f"STS endpoint {url!r}: plain http is allowed only for loopback addresses "
-            "(127.0.0.0/8 or ::1); use https"
+            f"{source}: {url!r}: plain http is allowed only for loopback addresses "
+            "(127.0.0.0/8 or ::1, not a name such as localhost); use https"
         )
     if not host or host.endswith("."):
-        raise ConfigError(f"STS endpoint {url!r} has an empty or dotted host")
+        raise ConfigError(f"{source}: {url!r} has an empty or dotted host")
     return Endpoint(scheme=scheme, host=host, port=port)
 
 

@@ -429,41 +429,10 @@ def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
 
 def _parse_endpoint(url: str, source: str) -> str:
     """Validate an STS endpoint override and return ``scheme://host[:port]``."""
-    from urllib.parse import urlsplit  # only with an override
+    # Only with an override: the one endpoint rule, shared with the server.
+    from authenticator.hosts import parse_endpoint
 
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{source}: invalid URL {url!r}") from exc
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"{source}: want https://host[:port], got {url!r}")
-    if (
-        parts.username
-        or parts.password
-        or parts.query
-        or parts.fragment
-        or parts.path not in ("", "/")
-    ):
-        raise ConfigError(
-            f"{source}: only scheme://host[:port] is allowed, got {url!r}"
-        )
-    host = parts.hostname.lower()
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ConfigError(
-            f"{source}: plain http is allowed only for loopback hosts, got {url!r}"
-        )
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc += f":{port}"
-    return f"{parts.scheme}://{netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    # Only reached for a plain-http override, never on the cache-hit path.
-    from authenticator.hosts import is_loopback
-
-    return host == "localhost" or is_loopback(host)
+    return parse_endpoint(url, source).url()
 
 
 def resolve_settings(

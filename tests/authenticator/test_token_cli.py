@@ -379,15 +379,17 @@ class TestRegionAndEndpoint:
         self, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """AWS_ENDPOINT_URL_STS is honoured when no flag is given."""
-        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://localhost:4566")
+        monkeypatch.setenv("AWS_ENDPOINT_URL_STS", "http://127.0.0.1:4566")
         code, out, _ = _run(capsys, "-i", "c", "--region", "us-west-2")
         assert code == 0
-        assert self._host_and_scope(out)[0] == "localhost:4566"
+        assert self._host_and_scope(out)[0] == "127.0.0.1:4566"
 
     @pytest.mark.parametrize(
         "endpoint",
         [
             "http://sts.example.com",
+            "http://localhost:4566",
+            " https://sts.amazonaws.com",
             "ftp://127.0.0.1",
             "https://sts.amazonaws.com/path",
             "https://user:pw@sts.amazonaws.com",
