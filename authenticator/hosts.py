@@ -18,13 +18,12 @@ from authenticator.partitions import (
     PARTITIONS,
     REGION_RE,
     get_partition,
+    split_sts_host,
 )
 
 # The shape of an AWS region name: a short geography, one or more words, a
 # number (us-east-1, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1).
 _REGION_SHAPE_RE = re.compile(r"^[a-z]{2,5}(?:-[a-z]+)+-[0-9]{1,2}$")
-# STS host name prefixes: regular and FIPS (authentication.md section 1.3).
-_STS_PREFIXES = ("sts.", "sts-fips.")
 # Extra endpoints: scheme://host[:port] with an optional trailing "/".
 _ENDPOINT_RE = re.compile(
     r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"
@@ -200,16 +199,10 @@ def region_for_host(allowed: AllowedHosts, host: str) -> str | None:
     if host == GLOBAL_STS_HOST:
         return GLOBAL_STS_REGION if allowed.partition == "aws" else None
     part = PARTITIONS[allowed.partition]
-    domains = [d for d in (part.domain, part.dualstack_domain) if d]
-    for prefix in _STS_PREFIXES:
-        if not host.startswith(prefix):
-            continue
-        for domain in domains:
-            suffix = "." + domain
-            if host.endswith(suffix):
-                region = host[len(prefix) : -len(suffix)]
-                if _region_in_partition(region, allowed):
-                    return region
+    domains = tuple(d for d in (part.domain, part.dualstack_domain) if d)
+    region = split_sts_host(host, domains)
+    if region is not None and _region_in_partition(region, allowed):
+        return region
     return None
 
 

@@ -13,7 +13,6 @@ byte for byte the one aws-cli would sign at the same second. The loaders
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,13 +28,7 @@ import botocore.signers
 
 from authenticator.errors import ConfigError, STSRejectedError, STSUnavailableError
 from authenticator.exec_credential import build_expiration
-from authenticator.partitions import (
-    GLOBAL_STS_HOST,
-    GLOBAL_STS_REGION,
-    PARTITIONS,
-    REGION_RE,
-    sts_host,
-)
+from authenticator.partitions import REGION_RE, signing_region_for_host, sts_host
 from authenticator.token import encode_token
 from authenticator.wire import (
     CLUSTER_ID_HEADER,
@@ -94,17 +87,6 @@ class PresignedToken:
     expires_at: datetime
 
 
-def _host_region_re() -> re.Pattern[str]:
-    domains = {p.domain for p in PARTITIONS.values()}
-    domains |= {p.dualstack_domain for p in PARTITIONS.values() if p.dualstack_domain}
-    alternatives = "|".join(sorted(re.escape(d) for d in domains))
-    return re.compile(rf"^sts(?:-fips)?\.([a-z0-9-]+)\.(?:{alternatives})$")
-
-
-# sts[-fips].<region>.<partition or dual-stack domain>: the region an STS host serves.
-_STS_HOST_RE = _host_region_re()
-
-
 def default_endpoint_url(
     region: str, *, fips: bool = False, dualstack: bool = False
 ) -> str:
@@ -134,10 +116,7 @@ def signing_region_for(endpoint_url: str, region: str) -> str:
         region: The configured region.
     """
     host = (urlsplit(endpoint_url).hostname or "").lower()
-    if host == GLOBAL_STS_HOST:
-        return GLOBAL_STS_REGION
-    match = _STS_HOST_RE.match(host)
-    return match.group(1) if match else region
+    return signing_region_for_host(host) or region
 
 
 class _FixedClockQueryAuth(botocore.auth.SigV4QueryAuth):  # type: ignore[misc]  # botocore is untyped

@@ -311,10 +311,22 @@ class TestRegionAndEndpoint:
                 "sts-fips.us-east-2.api.aws",
             ),
             ({}, "cn-north-1", "sts.cn-north-1.amazonaws.com.cn"),
+            # GovCloud's regular STS host is its FIPS endpoint (STS's endpoint
+            # rules in botocore and the Go SDK): no sts-fips host there.
             (
                 {"AWS_USE_FIPS_ENDPOINT": "true"},
                 "us-gov-west-1",
-                "sts-fips.us-gov-west-1.amazonaws.com",
+                "sts.us-gov-west-1.amazonaws.com",
+            ),
+            (
+                {"AWS_USE_FIPS_ENDPOINT": "true", "AWS_USE_DUALSTACK_ENDPOINT": "true"},
+                "us-gov-east-1",
+                "sts-fips.us-gov-east-1.api.aws",
+            ),
+            (
+                {"AWS_USE_DUALSTACK_ENDPOINT": "true"},
+                "us-iso-east-1",
+                "sts.us-iso-east-1.api.aws.ic.gov",
             ),
         ],
     )
