@@ -182,7 +182,7 @@ _STS_ACTIONS = frozenset(
         "AssumeRoleWithWebIdentity",
         "DecodeAuthorizationMessage",
         "GetAccessKeyInfo",
-        "GetCallerIdentity",
+        STS_ACTION,
         "GetFederationToken",
         "GetSessionToken",
     }
