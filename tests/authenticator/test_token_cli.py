@@ -731,6 +731,27 @@ class TestStartUp:
         }
         assert "authenticator.cache" in imported
         assert not {m for m in imported if m.split(".")[0] in ("botocore", "boto3")}
+        # Beyond a bare interpreter of the same venv, the script and a hit load
+        # only kubeiam's own modules and C-level stdlib ones: no `re`, `enum`,
+        # `functools` or `collections` (an entry-point launcher imports re).
+        bare = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", "pass"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        floor = {
+            line.rsplit("|", 1)[-1].strip()
+            for line in bare.stderr.splitlines()
+            if "|" in line
+        }
+        extra = {
+            m
+            for m in imported - floor
+            if m.split(".")[0] not in ("kubeiam", "authenticator")
+        }
+        assert extra <= {"__future__", "_datetime", "_json", "_blake2", "errno"}
 
 
 _ACCESS_DENIED = (
