@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers peer-npm differential
+.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers peer-npm differential cluster
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update && apt-get install -y python3 python3-venv; }
@@ -24,6 +24,7 @@ deps-system:
 	@if ls /usr/lib/google-cloud-sdk/bin/kubectl.1.* >/dev/null 2>&1 || command -v kubectl >/dev/null; then :; \
 	else apt-get update && apt-get install -y kubernetes-client; fi
 	@command -v dot >/dev/null || { apt-get update && apt-get install -y graphviz; }
+	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 	@command -v hyperfine >/dev/null || { apt-get update && apt-get install -y hyperfine; }
 
 # The Go peers (kube-apiserver, kube-controller-manager, etcd, aws-iam-authenticator), built once
@@ -42,9 +43,6 @@ $(PEER_NPM): tests/peers/npm/package.json tests/peers/npm/package-lock.json
 
 peer-npm: $(PEER_NPM)
 
-# kubeiam's IAM engine against iam-simulate: 20,000 generated cases (make test runs 2,000).
-differential: $(STAMP) $(PEER_NPM)
-	$(PY) -m tests.policy.iam_differential --seed 1 --count 20000
 
 demo: $(STAMP)
 	$(VENV)/bin/kubeiam demo
@@ -61,12 +59,25 @@ lint: $(STAMP)
 bench: $(STAMP) deps-system
 	$(PY) -m bench
 
+# The differentials at full size (make test runs a bounded, fixed-seed part of each):
+# kubeiam's IAM engine against iam-simulate (20,000 generated cases), and kubeiam's verifier
+# against aws-iam-authenticator (needs root for the STS namespace; see docs/testing.md).
+DIFFERENTIAL_COUNT ?= 10000
+differential: $(STAMP) $(PEER_NPM) peers
+	$(PY) -m tests.policy.iam.iam_differential --seed 1 --count 20000
+	KUBEIAM_DIFFERENTIAL_COUNT=$(DIFFERENTIAL_COUNT) $(PY) -m pytest -p no:cacheprovider -s -q tests/differential
+
 soak: $(STAMP)
 	$(PY) -m pytest -m slow -p no:cacheprovider tests
 
 fuzz-atheris: $(STAMP)
 	$(PY) -m pip install -q 'atheris>=2.3,<3'
 	$(PY) bench/fuzz_atheris.py -max_total_time=300
+
+# A local control plane (etcd + kube-apiserver built by `make peers`) with kubeiam wired in,
+# no Docker needed; prints the kubectl commands to try. See docs/getting-started-local-cluster.md.
+cluster: $(STAMP) deps-system peers
+	$(PY) -m tests.fixtures.controlplane
 
 # Needs Docker and kind (not available on the CI machines); see docs/getting-started-kind.md.
 kind-up:

@@ -100,14 +100,12 @@ def build_allowed_hosts(
         )
     return AllowedHosts(
         partition=partition,
-        extra_endpoints=frozenset(
-            parse_endpoint(url, "sts.extraEndpoints") for url in extra_endpoints
-        ),
+        extra_endpoints=frozenset(parse_endpoint(url) for url in extra_endpoints),
         extra_region=region,
     )
 
 
-def parse_endpoint(url: str, source: str = "STS endpoint") -> Endpoint:
+def parse_endpoint(url: str, source: str | None = None) -> Endpoint:
     """Parse an STS endpoint URL: THE rule for client and server alike.
 
     ``kubeiam token --sts-endpoint`` / ``AWS_ENDPOINT_URL_STS`` (where a token is
@@ -121,8 +119,8 @@ def parse_endpoint(url: str, source: str = "STS endpoint") -> Endpoint:
 
     Args:
         url: The URL.
-        source: Where it came from, for the message (``--sts-endpoint``,
-            ``AWS_ENDPOINT_URL_STS``, ``sts.extraEndpoints``).
+        source: Where it came from, to start the message with (``--sts-endpoint``,
+            ``AWS_ENDPOINT_URL_STS``); None for "STS endpoint <url>".
 
     Returns:
         The endpoint.
@@ -131,26 +129,27 @@ def parse_endpoint(url: str, source: str = "STS endpoint") -> Endpoint:
         ConfigError: The URL is malformed, has a path, query, fragment or
             userinfo, or uses ``http`` for a host that is not a loopback address.
     """
+    what = f"{source}: {url!r}" if source else f"STS endpoint {url!r}"
     match = _ENDPOINT_RE.fullmatch(url)
     if not match:
         raise ConfigError(
-            f"{source}: {url!r} must be scheme://host[:port] with no user, path, "
+            f"{what} must be scheme://host[:port] with no user, path, "
             "query or fragment (e.g. https://sts.us-west-2.amazonaws.com)"
         )
     scheme = match["scheme"].lower()
     host = match["host"].lower().strip("[]")
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 0 < port < 65536:
-        raise ConfigError(f"{source}: {url!r} has an invalid port")
+        raise ConfigError(f"{what} has an invalid port")
     if scheme not in ("https", "http"):
-        raise ConfigError(f"{source}: {url!r} must use https")
+        raise ConfigError(f"{what} must use https")
     if scheme == "http" and not is_loopback(host):
         raise ConfigError(
-            f"{source}: {url!r}: plain http is allowed only for loopback addresses "
+            f"{what}: plain http is allowed only for loopback addresses "
             "(127.0.0.0/8 or ::1, not a name such as localhost); use https"
         )
     if not host or host.endswith("."):
-        raise ConfigError(f"{source}: {url!r} has an empty or dotted host")
+        raise ConfigError(f"{what} has an empty or dotted host")
     return Endpoint(scheme=scheme, host=host, port=port)
 
 

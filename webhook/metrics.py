@@ -29,6 +29,8 @@ from prometheus_client import (
 )
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from webhook.cache import CacheOutcome
+
 __all__ = ["LATENCY_BUCKETS", "Result", "WebhookMetrics"]
 
 # Seconds. A cache hit costs well under a millisecond, an STS round trip tens to
@@ -97,9 +99,13 @@ class WebhookMetrics:
             multiprocess_mode="mostrecent",
             registry=self.registry,
         )
+        # Export every family from the start, so rate() sees a zero, not a gap,
+        # and a scrape before the first STS call or cache lookup still lists it.
         for result in Result:
-            # Export every result from the start, so rate() sees a zero, not a gap.
             self.latency.labels(result=result.value)
+        self.sts_requests.labels(code="200")
+        for outcome in CacheOutcome:
+            self.verify_cache.labels(outcome=outcome.value)
 
     def observe_review(self, result: Result, seconds: float) -> None:
         """Record one answered TokenReview.

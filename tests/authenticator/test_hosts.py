@@ -281,7 +281,7 @@ class TestOneEndpointRule:
 
     def test_sources_are_named_in_messages(self) -> None:
         """The message says which setting was wrong."""
-        with pytest.raises(ConfigError, match=r"^sts\.extraEndpoints: 'http://localh"):
+        with pytest.raises(ConfigError, match=r"^STS endpoint 'http://localhost:5000'"):
             build_allowed_hosts("aws", ["http://localhost:5000"])
         with pytest.raises(ConfigError, match=r"^AWS_ENDPOINT_URL_STS: .*localhost"):
             parse_endpoint("http://localhost:5000", "AWS_ENDPOINT_URL_STS")
