@@ -17,6 +17,7 @@ from authenticator.partitions import (
     GLOBAL_STS_REGION,
     PARTITIONS,
     REGION_RE,
+    claiming_partition,
     get_partition,
     split_sts_host,
 )
@@ -214,19 +215,9 @@ def _region_in_partition(region: str, allowed: AllowedHosts) -> bool:
     """
     if not REGION_RE.fullmatch(region):
         return False
-    claimed = _claiming_partition(region)
+    claimed = claiming_partition(region)
     if claimed is None:
         return region == allowed.extra_region
-    return claimed == allowed.partition and (
+    return claimed.name == allowed.partition and (
         region == allowed.extra_region or bool(_REGION_SHAPE_RE.fullmatch(region))
     )
-
-
-def _claiming_partition(region: str) -> str | None:
-    """The partition whose region prefix (longest) matches, or None."""
-    best, best_len = None, 0
-    for part in PARTITIONS.values():
-        for prefix in part.region_prefixes:
-            if region.startswith(prefix) and len(prefix) > best_len:
-                best, best_len = part.name, len(prefix)
-    return best

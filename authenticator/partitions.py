@@ -121,8 +121,8 @@ def get_partition(name: str) -> Partition:
         raise ConfigError(f"unknown partition {name!r} (known: {known})") from None
 
 
-def partition_for_region(region: str) -> Partition:
-    """Return the partition of a region (longest matching prefix; default ``aws``).
+def claiming_partition(region: str) -> Partition | None:
+    """Return the partition whose region prefix (the longest) matches, or None.
 
     Args:
         region: A region name such as ``us-gov-west-1``.
@@ -133,7 +133,16 @@ def partition_for_region(region: str) -> Partition:
         for prefix in part.region_prefixes:
             if region.startswith(prefix) and len(prefix) > best_len:
                 best, best_len = part, len(prefix)
-    return best or PARTITIONS["aws"]
+    return best
+
+
+def partition_for_region(region: str) -> Partition:
+    """Return the partition of a region (longest matching prefix; default ``aws``).
+
+    Args:
+        region: A region name such as ``us-gov-west-1``.
+    """
+    return claiming_partition(region) or PARTITIONS["aws"]
 
 
 def sts_host(region: str, *, fips: bool = False, dualstack: bool = False) -> str:
