@@ -37,10 +37,7 @@ import os
 import stat
 import time
 
-from authenticator.atomicfile import write_atomic
-from authenticator.errors import KubeIAMError
-from authenticator.exec_credential import (
-    TOKEN_LIFETIME,
+from authenticator._startup import (
     UTC,
     FrozenRecord,
     datetime,
@@ -48,6 +45,9 @@ from authenticator.exec_credential import (
     json_loads,
     timedelta,
 )
+from authenticator.atomicfile import write_atomic
+from authenticator.errors import KubeIAMError
+from authenticator.wire import ADVERTISED_TOKEN_LIFETIME
 
 # The typing names are for the type checker only: a cache hit must not pay for
 # importing collections.abc, contextlib or pathlib (see token_cli).
@@ -199,7 +199,7 @@ def is_fresh(entry: CachedToken, *, now: datetime) -> bool:
     """
     if entry.signed_at > now + _MAX_FUTURE_SKEW:
         return False
-    if entry.expires_at - entry.signed_at > TOKEN_LIFETIME:
+    if entry.expires_at - entry.signed_at > ADVERTISED_TOKEN_LIFETIME:
         return False
     return entry.expires_at - now >= MIN_REMAINING
 

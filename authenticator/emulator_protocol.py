@@ -21,16 +21,17 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
-# STS honours a presigned request for 15 minutes either side of X-Amz-Date
-# ("Signature expired: ... (now - 15 min.)", "Signature not yet current: ...").
-SIGNATURE_WINDOW = timedelta(minutes=15)
-# The STS query API version and its XML namespace (GetCallerIdentity responses).
-STS_VERSION = "2011-06-15"
-STS_XML_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
+from authenticator.wire import (
+    STS_ACTION,
+    STS_API_VERSION,
+    STS_URL_LIFETIME,
+    STS_XML_NAMESPACE,
+)
+
 # SigV4 constants (AWS "Signature Version 4 signing process").
 SIGV4_ALGORITHM = "AWS4-HMAC-SHA256"
 SIGV4_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
@@ -181,7 +182,7 @@ _STS_ACTIONS = frozenset(
         "AssumeRoleWithWebIdentity",
         "DecodeAuthorizationMessage",
         "GetAccessKeyInfo",
-        "GetCallerIdentity",
+        STS_ACTION,
         "GetFederationToken",
         "GetSessionToken",
     }
@@ -272,7 +273,7 @@ def _parse_query(incoming: Incoming) -> tuple[SigningScope, datetime, str]:
     version = _single(incoming.query, "Version") or "NO_VERSION_SPECIFIED"
     if action is None:
         raise STSFaultError(400, "MissingAction", "Missing Action")
-    if action != "GetCallerIdentity" or version != STS_VERSION:
+    if action != STS_ACTION or version != STS_API_VERSION:
         raise STSFaultError(
             400,
             "InvalidAction",
@@ -333,16 +334,16 @@ def _check_window(amz_date: str, signed_at: datetime, now: datetime) -> None:
         STSFaultError: 403 SignatureDoesNotMatch outside the window.
     """
     stamp = now.strftime(SIGV4_DATE_FORMAT)
-    if signed_at < now - SIGNATURE_WINDOW:
-        limit = (now - SIGNATURE_WINDOW).strftime(SIGV4_DATE_FORMAT)
+    if signed_at < now - STS_URL_LIFETIME:
+        limit = (now - STS_URL_LIFETIME).strftime(SIGV4_DATE_FORMAT)
         raise STSFaultError(
             403,
             "SignatureDoesNotMatch",
             f"Signature expired: {amz_date} is now earlier than {limit} "
             f"({stamp} - 15 min.)",
         )
-    if signed_at > now + SIGNATURE_WINDOW:
-        limit = (now + SIGNATURE_WINDOW).strftime(SIGV4_DATE_FORMAT)
+    if signed_at > now + STS_URL_LIFETIME:
+        limit = (now + STS_URL_LIFETIME).strftime(SIGV4_DATE_FORMAT)
         raise STSFaultError(
             403,
             "SignatureDoesNotMatch",

@@ -17,14 +17,14 @@ from authenticator.partitions import (
     GLOBAL_STS_REGION,
     PARTITIONS,
     REGION_RE,
+    claiming_partition,
     get_partition,
+    split_sts_host,
 )
 
 # The shape of an AWS region name: a short geography, one or more words, a
 # number (us-east-1, us-gov-west-1, eu-isoe-west-1, eusc-de-east-1).
 _REGION_SHAPE_RE = re.compile(r"^[a-z]{2,5}(?:-[a-z]+)+-[0-9]{1,2}$")
-# STS host name prefixes: regular and FIPS (authentication.md section 1.3).
-_STS_PREFIXES = ("sts.", "sts-fips.")
 # Extra endpoints: scheme://host[:port] with an optional trailing "/".
 _ENDPOINT_RE = re.compile(
     r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://"
@@ -51,6 +51,10 @@ class Endpoint:
         """Return ``host[:port]`` as it appears in a URL (IPv6 in brackets)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port is None else f"{host}:{self.port}"
+
+    def url(self) -> str:
+        """Return the normal form ``scheme://host[:port]`` (no trailing ``/``)."""
+        return f"{self.scheme}://{self.netloc()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,11 +106,22 @@ def build_allowed_hosts(
     )
 
 
-def parse_endpoint(url: str) -> Endpoint:
-    """Parse one extra STS endpoint URL.
+def parse_endpoint(url: str, source: str | None = None) -> Endpoint:
+    """Parse an STS endpoint URL: THE rule for client and server alike.
+
+    ``kubeiam token --sts-endpoint`` / ``AWS_ENDPOINT_URL_STS`` (where a token is
+    signed for) and ``sts.extraEndpoints`` (which hosts a server accepts) both
+    go through here, so a client never signs for an endpoint a server would
+    refuse to list (docs/configuration.md, "STS endpoints"). The rule:
+    ``scheme://host[:port]`` with an optional trailing ``/`` and nothing else
+    (no user, path, query, fragment or surrounding space); ``https``, or plain
+    ``http`` only for a loopback IP literal (127.0.0.0/8, ``::1``; never a
+    name such as ``localhost``, which can be re-pointed).
 
     Args:
-        url: ``https://host[:port]`` (or ``http://`` for a loopback address).
+        url: The URL.
+        source: Where it came from, to start the message with (``--sts-endpoint``,
+            ``AWS_ENDPOINT_URL_STS``); None for "STS endpoint <url>".
 
     Returns:
         The endpoint.
@@ -115,26 +130,27 @@ def parse_endpoint(url: str) -> Endpoint:
         ConfigError: The URL is malformed, has a path, query, fragment or
             userinfo, or uses ``http`` for a host that is not a loopback address.
     """
+    what = f"{source}: {url!r}" if source else f"STS endpoint {url!r}"
     match = _ENDPOINT_RE.fullmatch(url)
     if not match:
         raise ConfigError(
-            f"STS endpoint {url!r} must be scheme://host[:port] with no user, path, "
+            f"{what} must be scheme://host[:port] with no user, path, "
             "query or fragment (e.g. https://sts.us-west-2.amazonaws.com)"
         )
     scheme = match["scheme"].lower()
     host = match["host"].lower().strip("[]")
     port = int(match["port"]) if match["port"] else None
     if port is not None and not 0 < port < 65536:
-        raise ConfigError(f"STS endpoint {url!r} has an invalid port")
+        raise ConfigError(f"{what} has an invalid port")
     if scheme not in ("https", "http"):
-        raise ConfigError(f"STS endpoint {url!r} must use https")
+        raise ConfigError(f"{what} must use https")
     if scheme == "http" and not is_loopback(host):
         raise ConfigError(
-            f"STS endpoint {url!r}: plain http is allowed only for loopback addresses "
-            "(127.0.0.0/8 or ::1); use https"
+            f"{what}: plain http is allowed only for loopback addresses "
+            "(127.0.0.0/8 or ::1, not a name such as localhost); use https"
         )
     if not host or host.endswith("."):
-        raise ConfigError(f"STS endpoint {url!r} has an empty or dotted host")
+        raise ConfigError(f"{what} has an empty or dotted host")
     return Endpoint(scheme=scheme, host=host, port=port)
 
 
@@ -183,16 +199,10 @@ def region_for_host(allowed: AllowedHosts, host: str) -> str | None:
     if host == GLOBAL_STS_HOST:
         return GLOBAL_STS_REGION if allowed.partition == "aws" else None
     part = PARTITIONS[allowed.partition]
-    domains = [d for d in (part.domain, part.dualstack_domain) if d]
-    for prefix in _STS_PREFIXES:
-        if not host.startswith(prefix):
-            continue
-        for domain in domains:
-            suffix = "." + domain
-            if host.endswith(suffix):
-                region = host[len(prefix) : -len(suffix)]
-                if _region_in_partition(region, allowed):
-                    return region
+    domains = tuple(d for d in (part.domain, part.dualstack_domain) if d)
+    region = split_sts_host(host, domains)
+    if region is not None and _region_in_partition(region, allowed):
+        return region
     return None
 
 
@@ -205,19 +215,9 @@ def _region_in_partition(region: str, allowed: AllowedHosts) -> bool:
     """
     if not REGION_RE.fullmatch(region):
         return False
-    claimed = _claiming_partition(region)
+    claimed = claiming_partition(region)
     if claimed is None:
         return region == allowed.extra_region
-    return claimed == allowed.partition and (
+    return claimed.name == allowed.partition and (
         region == allowed.extra_region or bool(_REGION_SHAPE_RE.fullmatch(region))
     )
-
-
-def _claiming_partition(region: str) -> str | None:
-    """The partition whose region prefix (longest) matches, or None."""
-    best, best_len = None, 0
-    for part in PARTITIONS.values():
-        for prefix in part.region_prefixes:
-            if region.startswith(prefix) and len(prefix) > best_len:
-                best, best_len = part.name, len(prefix)
-    return best

@@ -13,7 +13,6 @@ byte for byte the one aws-cli would sign at the same second. The loaders
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,23 +28,17 @@ import botocore.signers
 
 from authenticator.errors import ConfigError, STSRejectedError, STSUnavailableError
 from authenticator.exec_credential import build_expiration
-from authenticator.partitions import (
-    GLOBAL_STS_HOST,
-    GLOBAL_STS_REGION,
-    PARTITIONS,
-    REGION_RE,
-    sts_host,
-)
+from authenticator.partitions import REGION_RE, signing_region_for_host, sts_host
 from authenticator.token import encode_token
+from authenticator.wire import (
+    CLUSTER_ID_HEADER,
+    PRESIGN_EXPIRES_S,
+    STS_ACTION,
+    STS_API_VERSION,
+)
 
-# The header that binds a token to one cluster (aws-iam-authenticator pkg/token,
-# aws-cli eks get-token).
-K8S_AWS_ID_HEADER = "x-k8s-aws-id"
-# Legacy presign lifetime every client emits; STS ignores it (authentication.md 1.2).
-URL_EXPIRES_S = 60
 # The signed operation (docs/token-format.md).
-_OPERATION = "GetCallerIdentity"
-_OPERATION_PARAMS = {"Action": "GetCallerIdentity", "Version": "2011-06-15"}
+_OPERATION_PARAMS = {"Action": STS_ACTION, "Version": STS_API_VERSION}
 # SigV4 query signing ("v4" + botocore's "-query" suffix for presign-url).
 _SIGNATURE_VERSION = "v4-query"
 # botocore's SigV4 timestamp format (botocore.auth.SIGV4_TIMESTAMP).
@@ -94,17 +87,6 @@ class PresignedToken:
     expires_at: datetime
 
 
-def _host_region_re() -> re.Pattern[str]:
-    domains = {p.domain for p in PARTITIONS.values()}
-    domains |= {p.dualstack_domain for p in PARTITIONS.values() if p.dualstack_domain}
-    alternatives = "|".join(sorted(re.escape(d) for d in domains))
-    return re.compile(rf"^sts(?:-fips)?\.([a-z0-9-]+)\.(?:{alternatives})$")
-
-
-# sts[-fips].<region>.<partition or dual-stack domain>: the region an STS host serves.
-_STS_HOST_RE = _host_region_re()
-
-
 def default_endpoint_url(
     region: str, *, fips: bool = False, dualstack: bool = False
 ) -> str:
@@ -134,10 +116,7 @@ def signing_region_for(endpoint_url: str, region: str) -> str:
         region: The configured region.
     """
     host = (urlsplit(endpoint_url).hostname or "").lower()
-    if host == GLOBAL_STS_HOST:
-        return GLOBAL_STS_REGION
-    match = _STS_HOST_RE.match(host)
-    return match.group(1) if match else region
+    return signing_region_for_host(host) or region
 
 
 class _FixedClockQueryAuth(botocore.auth.SigV4QueryAuth):  # type: ignore[misc]  # botocore is untyped
@@ -187,7 +166,7 @@ def _add_cluster_id_header(
     request: botocore.awsrequest.AWSRequest, **_: object
 ) -> None:
     # aws-cli's before-sign hook: the cluster ID is a signed header, not a parameter.
-    request.headers[K8S_AWS_ID_HEADER] = request.context[K8S_AWS_ID_HEADER]
+    request.headers[CLUSTER_ID_HEADER] = request.context[CLUSTER_ID_HEADER]
 
 
 def presign_get_caller_identity(
@@ -200,7 +179,8 @@ def presign_get_caller_identity(
 ) -> PresignedToken:
     """Presign ``GET /?Action=GetCallerIdentity`` and return the token.
 
-    Signed headers are exactly ``host;x-k8s-aws-id``; ``X-Amz-Expires=60``.
+    Signed headers are exactly :data:`~authenticator.wire.SIGNED_HEADERS`;
+    ``X-Amz-Expires`` is :data:`~authenticator.wire.PRESIGN_EXPIRES_S`.
 
     Args:
         credentials: The credentials to sign with.
@@ -228,7 +208,7 @@ def presign_get_caller_identity(
     signing_region = signing_region_for(endpoint, region)
     signed_at = now.astimezone(UTC).replace(microsecond=0)
     emitter = botocore.hooks.HierarchicalEmitter()
-    emitter.register(f"before-sign.sts.{_OPERATION}", _add_cluster_id_header)
+    emitter.register(f"before-sign.sts.{STS_ACTION}", _add_cluster_id_header)
     signer = _RequestSigner(
         timestamp=signed_at.strftime(_SIGV4_TIMESTAMP),
         service_id=botocore.model.ServiceId("STS"),
@@ -254,10 +234,13 @@ def presign_get_caller_identity(
     botocore.awsrequest.prepare_request_dict(
         request_dict,
         endpoint_url=endpoint.rstrip("/"),
-        context={K8S_AWS_ID_HEADER: cluster_id},
+        context={CLUSTER_ID_HEADER: cluster_id},
     )
     url: str = signer.generate_presigned_url(
-        request_dict, _OPERATION, expires_in=URL_EXPIRES_S, region_name=signing_region
+        request_dict,
+        STS_ACTION,
+        expires_in=PRESIGN_EXPIRES_S,
+        region_name=signing_region,
     )
     return PresignedToken(
         url=url,

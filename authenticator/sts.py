@@ -47,7 +47,8 @@ from authenticator.errors import (
     STSUnavailableError,
 )
 from authenticator.identity import Identity
-from authenticator.verify import CLUSTER_ID_HEADER, PresignedCall
+from authenticator.verify import PresignedCall
+from authenticator.wire import CLUSTER_ID_HEADER, STS_XML_NAMESPACE
 
 # Reason codes of the STS outcomes (TokenError.reason), for logs and metrics.
 STS_REASONS: dict[str, str] = {
@@ -62,8 +63,6 @@ STS_REASONS: dict[str, str] = {
     "sts_timeout": "STS did not answer in time",
     "sts_unreachable": "STS could not be reached",
 }
-# The STS query-protocol XML namespace (GetCallerIdentity response).
-STS_XML_NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 _JSON_TYPES = frozenset(
     {"application/json", "application/x-amz-json-1.0", "application/x-amz-json-1.1"}
 )

@@ -6,11 +6,15 @@ import base64
 import re
 
 from authenticator.errors import MalformedTokenError
+from authenticator.wire import MAX_TOKEN_BYTES, TOKEN_PREFIX
 
-# Token prefix (aws-iam-authenticator pkg/token, aws-cli eks get-token).
-TOKEN_PREFIX = "k8s-aws-v1."  # noqa: S105 - a format marker, not a secret
-# The reference rejects tokens longer than 4096 bytes; exactly 4096 passes.
-MAX_TOKEN_BYTES = 4096
+__all__ = [
+    "MAX_TOKEN_BYTES",
+    "TOKEN_PREFIX",
+    "decode_token",
+    "encode_token",
+    "encode_token_body",
+]
 _B64URL_RE = re.compile(r"^[A-Za-z0-9_-]*$")
 
 

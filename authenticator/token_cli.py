@@ -6,8 +6,9 @@ standard library, :mod:`authenticator.cache` and
 :mod:`authenticator.presign`) only when a token has to be minted. Even the
 standard library is rationed: the usual flags are read by
 :func:`parse_common_flags` (argparse only for help, errors and odd spellings)
-and a usual ``~/.aws/config`` by :func:`read_profile_section` (configparser
-only for odd files), so that a hit loads neither ``re`` nor ``argparse``.
+and a usual ``~/.aws/config`` by :func:`~authenticator._startup.read_profile_section`
+(configparser only for odd files), so that a hit loads neither ``re`` nor
+``argparse``. The shortcuts live in :mod:`authenticator._startup`.
 
 Settings come from, first hit wins:
 
@@ -29,6 +30,13 @@ from __future__ import annotations
 import os
 import sys
 
+from authenticator._startup import (
+    UTC,
+    FrozenRecord,
+    datetime,
+    preparse_flags,
+    read_profile_section,
+)
 from authenticator.cache import (
     CachedToken,
     CacheKey,
@@ -40,14 +48,11 @@ from authenticator.cache import (
 )
 from authenticator.errors import ConfigError, KubeIAMError
 from authenticator.exec_credential import (
-    EXEC_EXTENSION_NAME,
-    UTC,
     ExecInfo,
-    FrozenRecord,
-    datetime,
     parse_exec_info,
     render_exec_credential,
 )
+from authenticator.wire import EXEC_EXTENSION_NAME
 
 # Type-only names. A cache hit imports nothing it does not run: argparse (with
 # re, enum, gettext: ~14 ms), pathlib, urllib.parse, ipaddress, contextlib and
@@ -314,14 +319,9 @@ _SWITCH_OPTIONS = {
 def parse_common_flags(argv: list[str]) -> TokenFlags | None:
     """Parse the usual spellings of the flags without argparse, or give up.
 
-    kubectl runs ``kubeiam token`` on every command, and importing argparse
-    costs more than the rest of a cache hit. This accepts the forms argparse
-    would read the same way: ``-i VALUE``, ``-iVALUE``, ``-i=VALUE``,
-    ``--cluster-id VALUE``, ``--cluster-id=VALUE`` and the two switches, the
-    last of a repeated flag winning. Anything else (``--help``, ``--``, an
-    abbreviation, an unknown or malformed flag, a value that starts with
-    ``-``, a stray argument) returns None, and the caller runs argparse, whose
-    messages and exit codes are the reference.
+    See :func:`authenticator._startup.preparse_flags`: None (an unusual
+    spelling, ``--help``, an error, any failure of the shortcut) means the
+    caller runs argparse, whose messages and exit codes are the reference.
 
     Args:
         argv: Arguments after ``token``.
@@ -329,36 +329,9 @@ def parse_common_flags(argv: list[str]) -> TokenFlags | None:
     Returns:
         The flags, or None when argparse must decide.
     """
-    values: dict[str, object] = {}
-    i, n = 0, len(argv)
-    while i < n:
-        arg = argv[i]
-        i += 1
-        field = _SWITCH_OPTIONS.get(arg)
-        if field is not None:
-            values[field] = True
-            continue
-        field = _VALUE_OPTIONS.get(arg)
-        if field is not None:
-            if i >= n:
-                return None
-            value = argv[i]
-            i += 1
-        elif arg.startswith("--"):
-            name, eq, value = arg.partition("=")
-            field = _VALUE_OPTIONS.get(name)
-            if field is None or not eq:
-                return None
-        elif len(arg) > 2 and arg[0] == "-":
-            field = _VALUE_OPTIONS.get(arg[:2])
-            if field is None:
-                return None
-            value = arg[3:] if arg[2] == "=" else arg[2:]
-        else:
-            return None
-        if value.startswith("-"):
-            return None
-        values[field] = value
+    values = preparse_flags(argv, _VALUE_OPTIONS, _SWITCH_OPTIONS)
+    if values is None:
+        return None
     return TokenFlags(**values)  # type: ignore[arg-type]  # fields and types as above
 
 
@@ -426,76 +399,6 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() == "true"
 
 
-def read_profile_section(text: str, profile: str) -> dict[str, str] | None:
-    """Read a profile's settings from a plain config file without configparser.
-
-    Returns what :func:`_load_profile` gets from ``RawConfigParser`` (the
-    section ``profile NAME``, or ``default`` for the default profile, merged
-    over ``[DEFAULT]``; ``{}`` when there is none) for the common shape of
-    ``~/.aws/config``: printable ASCII, ``[section]`` headers, ``key = value``
-    or ``key: value`` lines, ``#`` / ``;`` comment lines, blank lines and
-    indented continuation lines (``s3 =`` blocks). Anything else (a repeated
-    section or key, a line before the first section, an indented line that
-    continues nothing, a line without a delimiter, a header with trailing
-    text) returns None and the caller asks configparser, whose reading is the
-    reference.
-
-    Args:
-        text: The file's text (newlines translated).
-        profile: The profile name.
-    """
-    defaults: dict[str, list[str]] = {}
-    sections: dict[str, dict[str, list[str]]] = {}
-    seen: set[tuple[str, str]] = set()
-    current: dict[str, list[str]] | None = None
-    section = ""
-    option: str | None = None
-    for line in text.split("\n"):
-        if not (line.isascii() and line.replace("\t", " ").isprintable()):
-            return None
-        value = line.strip()
-        if not value or value[0] in "#;":
-            if not value and current is not None and option is not None:
-                current[option].append("")  # configparser keeps inner blank lines
-            continue
-        if line[0] in " \t":
-            if current is None or option is None:
-                return None
-            current[option].append(value)
-            continue
-        option = None
-        if value[0] == "[":
-            if value[-1] != "]" or len(value) < 3 or value[1:-1] in sections:
-                return None
-            section = value[1:-1]
-            if section == "DEFAULT":
-                if ("DEFAULT", "") in seen:
-                    return None
-                seen.add(("DEFAULT", ""))
-                current = defaults
-            else:
-                current = sections[section] = {}
-            continue
-        cuts = [cut for cut in (value.find("="), value.find(":")) if cut >= 0]
-        if current is None or not cuts or min(cuts) == 0:
-            return None
-        cut = min(cuts)
-        name = value[:cut].rstrip().lower()
-        if (section, name) in seen:
-            return None
-        seen.add((section, name))
-        current[name] = [value[cut + 1 :].strip()]
-        option = name
-    for wanted in (f"profile {profile}", profile if profile == "default" else ""):
-        if wanted and wanted in sections:
-            merged = {k: "\n".join(v).rstrip() for k, v in defaults.items()}
-            merged.update(
-                (k, "\n".join(v).rstrip()) for k, v in sections[wanted].items()
-            )
-            return merged
-    return {}
-
-
 def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
     """Read the profile's section of the shared config file (stdlib, no botocore)."""
     path = os.path.expanduser(
@@ -547,41 +450,10 @@ def sts_endpoint_from_env(env: Mapping[str, str]) -> tuple[str, str | None]:
 
 def _parse_endpoint(url: str, source: str) -> str:
     """Validate an STS endpoint override and return ``scheme://host[:port]``."""
-    from urllib.parse import urlsplit  # only with an override
+    # Only with an override: the one endpoint rule, shared with the server.
+    from authenticator.hosts import parse_endpoint
 
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"{source}: invalid URL {url!r}") from exc
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(f"{source}: want https://host[:port], got {url!r}")
-    if (
-        parts.username
-        or parts.password
-        or parts.query
-        or parts.fragment
-        or parts.path not in ("", "/")
-    ):
-        raise ConfigError(
-            f"{source}: only scheme://host[:port] is allowed, got {url!r}"
-        )
-    host = parts.hostname.lower()
-    if parts.scheme == "http" and not _is_loopback(host):
-        raise ConfigError(
-            f"{source}: plain http is allowed only for loopback hosts, got {url!r}"
-        )
-    netloc = f"[{host}]" if ":" in host else host
-    if port is not None:
-        netloc += f":{port}"
-    return f"{parts.scheme}://{netloc}"
-
-
-def _is_loopback(host: str) -> bool:
-    # Only reached for a plain-http override, never on the cache-hit path.
-    from authenticator.hosts import is_loopback
-
-    return host == "localhost" or is_loopback(host)
+    return parse_endpoint(url, source).url()
 
 
 def resolve_settings(

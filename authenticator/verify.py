@@ -26,6 +26,14 @@ from authenticator.hosts import (
     region_for_host,
 )
 from authenticator.token import decode_token
+from authenticator.wire import (
+    CLUSTER_ID_HEADER,
+    MAX_PRESIGN_EXPIRES_S,
+    SIGNED_HEADERS,
+    STS_ACTION,
+    STS_API_VERSION,
+    STS_URL_LIFETIME,
+)
 
 # reason code -> the rule it enforces, in the order the checks run.
 RULES: dict[str, str] = {
@@ -65,15 +73,9 @@ RULES: dict[str, str] = {
 # Every reason code verify_token can raise, in check order.
 REASONS: tuple[str, ...] = tuple(RULES)
 
-# STS honours a presigned GetCallerIdentity URL for 15 minutes after X-Amz-Date,
-# whatever X-Amz-Expires says (authentication.md section 1.2).
-TOKEN_LIFETIME = timedelta(minutes=15)
 # kubeiam rejects dates more than 5 minutes ahead (docs/token-format.md; the
 # reference has no lower bound).
 MAX_CLOCK_SKEW = timedelta(minutes=5)
-# Current reference verifiers accept X-Amz-Expires 0..900; Go clients emitted 0
-# from 0.4.0 until PR #753, so 0 must pass.
-MAX_EXPIRES = 900
 # The only query parameters of a presigned GetCallerIdentity (reference
 # parameterWhitelist), by lower-case name.
 ALLOWED_PARAMETERS: dict[str, str] = {
@@ -90,13 +92,6 @@ ALLOWED_PARAMETERS: dict[str, str] = {
         "X-Amz-SignedHeaders",
     )
 }
-# The cluster-binding header (aws-iam-authenticator clusterIDHeader).
-CLUSTER_ID_HEADER = "x-k8s-aws-id"
-# What a conforming client signs (docs/token-format.md).
-EXPECTED_SIGNED_HEADERS = "host;x-k8s-aws-id"
-ACTION = "GetCallerIdentity"
-# The STS API version (query protocol).
-API_VERSION = "2011-06-15"
 # SigV4's only algorithm name.
 ALGORITHM = "AWS4-HMAC-SHA256"
 # SigV4 date format (basic ISO 8601, UTC).
@@ -191,7 +186,7 @@ def verify_token(
         access_key_id=access_key_id,
         region=region,
         signed_at=signed_at,
-        expires_at=signed_at + TOKEN_LIFETIME,
+        expires_at=signed_at + STS_URL_LIFETIME,
     )
 
 
@@ -353,13 +348,13 @@ def _unquote(text: str) -> str:
 def _check_action_and_version(params: dict[str, str]) -> None:
     """Rows 13 and 14."""
     action = params.get("action")
-    if action != ACTION:
+    if action != STS_ACTION:
         got = "missing" if action is None else f"{_show(action)}"
-        _fail("bad_action", f"Action is {got}; a token must presign {ACTION} only")
+        _fail("bad_action", f"Action is {got}; a token must presign {STS_ACTION} only")
     version = params.get("version")
-    if version != API_VERSION:
+    if version != STS_API_VERSION:
         got = "missing" if version is None else f"{_show(version)}"
-        _fail("bad_version", f"Version is {got}; it must be {API_VERSION}")
+        _fail("bad_version", f"Version is {got}; it must be {STS_API_VERSION}")
 
 
 def _check_signed_headers(params: dict[str, str]) -> None:
@@ -382,22 +377,23 @@ def _check_signed_headers(params: dict[str, str]) -> None:
             f"{CLUSTER_ID_HEADER}",
         )
     # Header names are case-insensitive: the reference accepts host;X-K8S-AWS-ID.
-    if (raw or "").lower() != EXPECTED_SIGNED_HEADERS:
+    if (raw or "").lower() != SIGNED_HEADERS:
         _fail(
             "extra_signed_header",
             f"X-Amz-SignedHeaders is {_show(raw or '')}; it must be exactly "
-            f"{EXPECTED_SIGNED_HEADERS}",
+            f"{SIGNED_HEADERS}",
         )
 
 
 def _check_expires(params: dict[str, str]) -> None:
     """Row 16."""
     raw = params.get("x-amz-expires")
-    if raw is None or not _EXPIRES_RE.fullmatch(raw) or int(raw) > MAX_EXPIRES:
+    top = MAX_PRESIGN_EXPIRES_S
+    if raw is None or not _EXPIRES_RE.fullmatch(raw) or int(raw) > top:
         got = "missing" if raw is None else _show(raw)
         _fail(
             "bad_expires",
-            f"X-Amz-Expires is {got}; it must be an integer from 0 to {MAX_EXPIRES}",
+            f"X-Amz-Expires is {got}; it must be an integer from 0 to {top}",
         )
 
 
@@ -414,7 +410,7 @@ def _check_date(params: dict[str, str], now: datetime) -> datetime:
             signed_at = None
     if signed_at is None:
         _fail("bad_date", f"X-Amz-Date {_show(raw)} is not a YYYYMMDDTHHMMSSZ UTC time")
-    if now - signed_at > TOKEN_LIFETIME:
+    if now - signed_at > STS_URL_LIFETIME:
         _fail(
             "expired",
             f"X-Amz-Date is {_duration(now - signed_at)} old; tokens live 15 minutes: "

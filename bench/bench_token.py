@@ -12,6 +12,12 @@ from other processes on the machine falls on all of them alike.
   the awscli samples.
 - miss: an empty cache directory per run (read, lock, mint with botocore,
   atomic write), i.e. the first kubectl command of the 14-minute cycle.
+- the floor (issue 15, target 5): the hit against ``python -c pass`` of the
+  same venv, the least any Python command can cost. A paired loop alternates
+  the two (wall time, and the CPU time of each child from ``RUSAGE_CHILDREN``,
+  which other load on the machine barely moves); with hyperfine installed
+  (``make deps-system``) a hyperfine row is added. Target: the hit within 1.3x
+  of the floor, i.e. a ratio (floor / hit) of at least 0.77x.
 
 ``PYTHONDONTWRITEBYTECODE`` is dropped from the environment so that the
 priming run byte-compiles kubeiam as any ``pip install`` does (awscli and
@@ -20,7 +26,10 @@ botocore in the venv are byte-compiled already).
 
 from __future__ import annotations
 
+import json
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -36,6 +45,10 @@ AWS = str(ROOT / ".venv" / "bin" / "aws")
 # Median of at least 10 runs each (issue 2 acceptance).
 RUNS = 15
 WARMUP = 2
+# The floor comparison alternates two cheap commands: more samples.
+FLOOR_RUNS = 60
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+FLOOR_TARGET = "hit <= 1.3x floor (ratio >= 0.77x)"
 CLUSTER = "bench-cluster"
 REGION = "us-west-2"
 
@@ -64,6 +77,100 @@ def _once(argv: Sequence[str], env: Mapping[str, str]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def _once_cpu(argv: Sequence[str], env: Mapping[str, str]) -> tuple[float, float]:
+    """Run once; return (wall ms, the child's user + system CPU ms)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run(list(argv), env=dict(env), check=True, stdout=subprocess.DEVNULL)
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu * 1000
+
+
+def _floor_rows(
+    hit_argv: Sequence[str], env: Mapping[str, str], runs: int
+) -> list[Row]:
+    """The cache hit against `python -c pass` of the same venv (issue 15 target 5)."""
+    bare = [PYTHON, "-c", "pass"]
+    walls: dict[str, list[float]] = {"hit": [], "bare": []}
+    cpus: dict[str, list[float]] = {"hit": [], "bare": []}
+    for i in range(WARMUP + runs):
+        # Alternate which goes first, so neither always follows the other.
+        order = (("hit", hit_argv), ("bare", bare))
+        for label, argv in order if i % 2 else order[::-1]:
+            wall, cpu = _once_cpu(argv, env)
+            if i >= WARMUP:
+                walls[label].append(wall)
+                cpus[label].append(cpu)
+    rows = [
+        paired_row(
+            "kubeiam token, cache hit vs bare python (wall)",
+            "ms",
+            ours=walls["hit"],
+            peer=walls["bare"],
+            peer_name="python -c pass",
+            labels=("kubeiam hit", "python -c pass"),
+            target=FLOOR_TARGET,
+        ),
+        paired_row(
+            "kubeiam token, cache hit vs bare python (CPU)",
+            "ms",
+            ours=cpus["hit"],
+            peer=cpus["bare"],
+            peer_name="python -c pass",
+            labels=("kubeiam hit CPU", "python -c pass CPU"),
+            target=FLOOR_TARGET,
+        ),
+    ]
+    hyperfine = shutil.which("hyperfine")
+    if hyperfine is not None:
+        rows.append(_hyperfine_row(hyperfine, hit_argv, bare, env, runs))
+    return rows
+
+
+def _hyperfine_row(
+    hyperfine: str,
+    hit_argv: Sequence[str],
+    bare: Sequence[str],
+    env: Mapping[str, str],
+    runs: int,
+) -> Row:
+    """hyperfine's view of the same pair (no shell, warm-up, its own statistics)."""
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        subprocess.run(
+            [
+                hyperfine,
+                "--shell=none",
+                "--warmup",
+                str(WARMUP + 3),
+                "--runs",
+                str(runs),
+                "--export-json",
+                out.name,
+                "--style",
+                "none",
+                " ".join(hit_argv),
+                " ".join(bare),
+            ],
+            env=dict(env),
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        results = json.loads(Path(out.name).read_text())["results"]
+    hit, floor = ([t * 1000 for t in r["times"]] for r in results)
+    return paired_row(
+        "kubeiam token, cache hit vs bare python (hyperfine)",
+        "ms",
+        ours=hit,
+        peer=floor,
+        peer_name="python -c pass",
+        labels=("kubeiam hit (hyperfine)", "python -c pass (hyperfine)"),
+        target=FLOOR_TARGET,
+    )
+
+
 def _row(name: str, ours: list[float], peer: list[float], target: str) -> Row:
     return paired_row(
         name,
@@ -81,7 +188,8 @@ def run(runs: int = RUNS) -> list[Row]:
 
     Returns:
         Three rows: cache hit, cache hit with a config file and cache miss, each
-        against awscli.
+        against awscli; then the hit against a bare interpreter (wall, CPU and,
+        with hyperfine installed, hyperfine's figures).
     """
     ours_argv = [KUBEIAM, "token", "-i", CLUSTER, "--region", REGION]
     aws_argv = [AWS, "eks", "get-token", "--cluster-name", CLUSTER, "--region", REGION]
@@ -110,10 +218,12 @@ def run(runs: int = RUNS) -> list[Row]:
                 miss.append(sample[1])
                 aws.append(sample[2])
                 hit_config.append(sample[3])
+        floor = _floor_rows(ours_argv, hit_env, max(runs, FLOOR_RUNS))
     return [
         _row("kubeiam token, cache hit", hit, aws, ">= 10x"),
         _row("kubeiam token, cache hit, ~/.aws/config", hit_config, aws, ">= 10x"),
         _row("kubeiam token, cache miss", miss, aws, ">= 2x"),
+        *floor,
     ]
 
 

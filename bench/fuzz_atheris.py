@@ -43,6 +43,7 @@ with atheris.instrument_imports(include=["authenticator", "webhook"]):
     from authenticator.presign import StaticCredentials, presign_get_caller_identity
     from authenticator.token import decode_token, encode_token
     from authenticator.verify import ALLOWED_PARAMETERS, verify_token
+    from authenticator.wire import TOKEN_PREFIX
     from webhook.errors import InvalidReviewError
     from webhook.tokenreview import parse_review
 
@@ -165,7 +166,7 @@ def test_one_input(data: bytes) -> None:
     elif target == 1:
         _verify(fdp.ConsumeUnicode(len(rest)))
     elif target == 2:
-        _verify("k8s-aws-v1." + base64.urlsafe_b64encode(rest).decode().rstrip("="))
+        _verify(TOKEN_PREFIX + base64.urlsafe_b64encode(rest).decode().rstrip("="))
     elif target == 3:
         _verify(encode_token(_edited_url(fdp)))
     else:

@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from authenticator.wire import EXEC_API_V1, EXEC_API_V1BETA1, EXEC_EXTENSION_NAME
 from kubeconfig.errors import KubeconfigError
 
 __all__ = [
@@ -48,10 +49,7 @@ __all__ = [
 
 # The exec plugin API version `aws eks update-kubeconfig` writes; kubectl >= 1.24
 # accepts it (kubernetes.md §2.1, §2.7).
-EXEC_API_VERSION = "client.authentication.k8s.io/v1beta1"
-# The reserved cluster extension name, passed to exec plugins as
-# spec.cluster.config (kubernetes.md §2.1).
-EXEC_EXTENSION_NAME = "client.authentication.k8s.io/exec"
+EXEC_API_VERSION = EXEC_API_V1BETA1
 # stdin only when it is a terminal nobody else needs (MFA prompts), kubernetes.md §2.4.
 _INTERACTIVE_MODE = "IfAvailable"
 _INSTALL_HINT = "kubeiam is the credential plugin for this cluster: pip install kubeiam"
@@ -667,10 +665,7 @@ def replace_exec_users(
             raise KubeconfigError(f"{where}: runs {was} without a cluster ID")
         exec_["command"] = command
         exec_["args"] = new_args
-        if exec_.get("apiVersion") not in (
-            EXEC_API_VERSION,
-            "client.authentication.k8s.io/v1",
-        ):
+        if exec_.get("apiVersion") not in (EXEC_API_V1BETA1, EXEC_API_V1):
             exec_["apiVersion"] = EXEC_API_VERSION
         exec_["installHint"] = _INSTALL_HINT
         replaced.append(ReplacedUser(str(entry.get("name")), was, tuple(new_args)))

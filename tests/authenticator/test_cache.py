@@ -12,8 +12,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from authenticator.cache import (
     MIN_REMAINING,
@@ -27,7 +25,6 @@ from authenticator.cache import (
     normalise_path,
     parse_entry,
 )
-from authenticator.exec_credential import json_dumps, json_loads
 from authenticator.token import decode_token
 from tests.fixtures.executables import KUBEIAM
 
@@ -430,79 +427,6 @@ class TestThroughTheCommand:
         result = self._token(_env(cache_dir), "--no-cache")
         assert result.returncode == 0, result.stderr
         assert not cache_dir.exists()
-
-
-_JSON_SCALARS = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
-)
-_JSON_DOCS = st.recursive(
-    _JSON_SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=12,
-)
-
-
-class TestJSONCodec:
-    """json_dumps / json_loads (no json import on a hit) are json.dumps / json.loads."""
-
-    @settings(max_examples=300, deadline=None)
-    @given(_JSON_DOCS, st.booleans())
-    def test_dumps_matches_json(self, doc: object, sort_keys: bool) -> None:
-        """Compact output, key order and escaping are json.dumps's own."""
-        want = json.dumps(doc, separators=(",", ":"), sort_keys=sort_keys)
-        assert json_dumps(doc, sort_keys=sort_keys) == want
-
-    @settings(max_examples=300, deadline=None)
-    @given(_JSON_DOCS, st.sampled_from(["", " ", "\n\t ", "\r\n"]))
-    def test_loads_matches_json(self, doc: object, pad: str) -> None:
-        """A document, with JSON whitespace around it, loads as json.loads loads it."""
-        text = pad + json.dumps(doc, ensure_ascii=False) + pad
-        assert json_loads(text) == json.loads(text)
-
-    @pytest.mark.parametrize(
-        "text",
-        [
-            "",
-            " ",
-            "{",
-            '{"a":1} x',
-            '{"a":1}{}',
-            "\ufeff{}",
-            "[1,]",
-            "nul",
-            '"\x01"',
-            "{'a': 1}",
-            "1 2",
-            "\u00a0{}",
-        ],
-    )
-    def test_bad_json_raises_as_json_does(self, text: str) -> None:
-        """Invalid text raises json's own error, message included."""
-        with pytest.raises(ValueError) as want:
-            json.loads(text)
-        with pytest.raises(ValueError) as got:
-            json_loads(text)
-        assert type(got.value) is type(want.value)
-        assert str(got.value) == str(want.value)
-
-    def test_constants_and_odd_values_match_json(self) -> None:
-        """NaN/Infinity, tuples, non-string keys and subclasses behave as in json."""
-        text = "[NaN, Infinity, -Infinity, 1e400, 1.5, -0]"
-        got, want = json_loads(text), json.loads(text)
-        assert repr(got) == repr(want)
-        for doc in [(1, "a"), {1: "a"}, {True: None}, [float("nan")], {"a": 1.0}]:
-            assert json_dumps(doc) == json.dumps(doc, separators=(",", ":"))
-        with pytest.raises(TypeError):
-            json_dumps({"a": object()})
-        with pytest.raises(TypeError):
-            json_dumps({1: "a", "b": 2}, sort_keys=True)
-        loop: list[object] = []
-        loop.append(loop)
-        with pytest.raises(ValueError, match="Circular reference"):
-            json_dumps(loop)
 
 
 def _signing_key(out: str) -> tuple[str, str | None]:

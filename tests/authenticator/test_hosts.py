@@ -211,3 +211,77 @@ class TestBuild:
         """A malformed server region is a config error."""
         with pytest.raises(ConfigError, match="region"):
             build_allowed_hosts("aws", region=region)
+
+
+# Endpoint URLs both sides must judge alike: (url, accepted).
+_ENDPOINT_CASES = [
+    ("https://sts.us-west-2.amazonaws.com", True),
+    ("https://sts.us-west-2.amazonaws.com/", True),
+    ("HTTPS://STS.Example.COM:8443", True),
+    ("https://vpce-1.sts.us-east-1.vpce.amazonaws.com:443", True),
+    ("http://127.0.0.1:5000", True),
+    ("http://127.8.9.10:1", True),
+    ("http://[::1]:8080", True),
+    ("http://localhost:5000", False),
+    ("http://LOCALHOST", False),
+    ("http://10.0.0.1:5000", False),
+    ("http://sts.us-east-1.amazonaws.com", False),
+    ("ftp://127.0.0.1:21", False),
+    ("https://user@sts.example.com", False),
+    ("https://sts.example.com/path", False),
+    ("https://sts.example.com/?x=1", False),
+    ("https://sts.example.com#f", False),
+    ("https://sts.example.com:0", False),
+    ("https://sts.example.com:70000", False),
+    ("https://sts.example.com.", False),
+    ("127.0.0.1:5000", False),
+    (" https://sts.example.com", False),
+    ("http://127.0.0.1:5000\n", False),
+]
+
+
+class TestOneEndpointRule:
+    """The client signs for exactly the endpoints a server can list."""
+
+    @staticmethod
+    def _client(url: str) -> str | None:
+        """What `kubeiam token --sts-endpoint url` signs for, or None if refused."""
+        from authenticator.exec_credential import ExecInfo
+        from authenticator.token_cli import TokenFlags, resolve_settings
+
+        try:
+            settings = resolve_settings(
+                TokenFlags(cluster_id="c", region="us-west-2", sts_endpoint=url),
+                ExecInfo(),
+                {"AWS_CONFIG_FILE": "/nonexistent"},
+            )
+        except ConfigError:
+            return None
+        return settings.endpoint_url
+
+    @staticmethod
+    def _server(url: str) -> Endpoint | None:
+        """The endpoint a server with sts.extraEndpoints: [url] allows, or None."""
+        try:
+            allowed = build_allowed_hosts("aws", [url], region="us-west-2")
+        except ConfigError:
+            return None
+        (endpoint,) = allowed.extra_endpoints
+        return endpoint
+
+    @pytest.mark.parametrize(("url", "accepted"), _ENDPOINT_CASES)
+    def test_client_and_server_agree(self, url: str, accepted: bool) -> None:
+        """Both sides accept or refuse alike, and agree on the normal form."""
+        client, server = self._client(url), self._server(url)
+        assert (client is not None) is accepted
+        assert (server is not None) is accepted
+        if client is not None and server is not None:
+            assert client == server.url()
+            assert parse_endpoint(client) == server
+
+    def test_sources_are_named_in_messages(self) -> None:
+        """The message says which setting was wrong."""
+        with pytest.raises(ConfigError, match=r"^STS endpoint 'http://localhost:5000'"):
+            build_allowed_hosts("aws", ["http://localhost:5000"])
+        with pytest.raises(ConfigError, match=r"^AWS_ENDPOINT_URL_STS: .*localhost"):
+            parse_endpoint("http://localhost:5000", "AWS_ENDPOINT_URL_STS")

@@ -17,7 +17,6 @@ import pytest
 
 from authenticator.errors import ConfigError
 from authenticator.presign import (
-    K8S_AWS_ID_HEADER,
     PresignedToken,
     StaticCredentials,
     default_endpoint_url,
@@ -26,6 +25,7 @@ from authenticator.presign import (
     signing_region_for,
 )
 from authenticator.token import decode_token, encode_token
+from authenticator.wire import CLUSTER_ID_HEADER
 
 ROOT = Path(__file__).resolve().parents[2]
 VECTORS = json.loads((ROOT / "tests/data/presign_vectors.json").read_text())["vectors"]
@@ -92,7 +92,7 @@ def _independent_url(vector: dict[str, str | None], scope_region: str) -> str:
         method="GET",
         url=endpoint + "/",
         params={"Action": "GetCallerIdentity", "Version": "2011-06-15"},
-        headers={K8S_AWS_ID_HEADER: vector["cluster_id"]},
+        headers={CLUSTER_ID_HEADER: vector["cluster_id"]},
     )
     auth.add_auth(request)
     return str(request.url)
