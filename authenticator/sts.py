@@ -1,31 +1,33 @@
 """The STS call: GET a validated presigned GetCallerIdentity URL (SPEC section 3).
 
-``STSClient`` is the I/O shell (one pooled ``requests.Session``, no redirects, a
-timeout, a capped body); ``parse_get_caller_identity`` is the pure, strict
-parser of STS's answer (JSON or XML) into an :class:`Identity`.
+``STSClient`` is the I/O shell (kept-alive connections from
+:mod:`authenticator.sts_pool`, no redirects, a timeout, a capped body);
+``parse_get_caller_identity`` is the pure, strict parser of STS's answer (JSON
+or XML) into an :class:`Identity`.
 
 What goes on the wire: ``GET /?<query>`` with the headers ``Host`` (added by
 the HTTP library from the pinned host; it is signed), ``x-k8s-aws-id`` and
-``Accept: application/json``. requests' session defaults (``User-Agent``,
-``Accept-Encoding``, ``Connection``) are removed, and urllib3's automatic
-``User-Agent`` and ``Accept-Encoding`` are suppressed with its ``SKIP_HEADER``
-marker, so nothing else is sent and nothing from the client is forwarded.
+``Accept: application/json``. urllib3's automatic ``User-Agent`` and
+``Accept-Encoding`` are suppressed with its ``SKIP_HEADER`` marker, so nothing
+else is sent (no cookies are kept) and nothing from the client is forwarded.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import time
 from collections.abc import Callable
-from http.cookiejar import DefaultCookiePolicy
 from typing import NoReturn
 from xml.parsers import expat
 
-import requests
-from requests.adapters import HTTPAdapter
-from requests.cookies import RequestsCookieJar
-from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util import SKIP_HEADER
 
 from authenticator.arn import canonicalize_arn, parse_arn
@@ -36,6 +38,7 @@ from authenticator.errors import (
     STSUnavailableError,
 )
 from authenticator.identity import Identity
+from authenticator.sts_pool import PooledResponse, STSConnections
 from authenticator.verify import CLUSTER_ID_HEADER, PresignedCall
 
 # Reason codes of the STS outcomes (TokenError.reason), for logs and metrics.
@@ -72,18 +75,6 @@ _ERROR_CODE_RE = re.compile(
 _CHUNK = 16 * 1024
 
 
-class _NoRedirectSession(requests.Session):
-    """A session that never treats an answer as a redirect.
-
-    With ``allow_redirects=False`` requests still reads the whole body of a 3xx
-    to prepare the next request; with no redirect target it reads nothing.
-    """
-
-    def get_redirect_target(self, resp: requests.Response) -> str | None:
-        """Never a redirect target (STS answers are final)."""
-        return None
-
-
 class _SlowAnswerError(Exception):
     """The answer took longer than the whole-call timeout."""
 
@@ -110,19 +101,7 @@ class STSClient:
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._observe = observe or (lambda _code: None)
-        session = _NoRedirectSession()
-        session.headers.clear()
-        session.trust_env = False  # no proxies or .netrc from the environment
-        # STS cookies are never stored, so never sent back.
-        session.cookies = RequestsCookieJar(
-            policy=DefaultCookiePolicy(allowed_domains=[])
-        )
-        adapter = HTTPAdapter(
-            pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0
-        )
-        session.mount("https://", adapter)
-        session.mount("http://", adapter)
-        self._session = session
+        self._connections = STSConnections(timeout=timeout, maxsize=pool_maxsize)
 
     def call_get_caller_identity(self, call: PresignedCall) -> Identity:
         """GET the presigned URL and return the identity STS reports.
@@ -149,33 +128,37 @@ class STSClient:
         }
         deadline = time.monotonic() + self._timeout
         try:
-            response = self._session.get(
-                call.url,
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.Timeout as exc:
+            response = self._connections.get(call.url, headers)
+        except TimeoutError as exc:
             self._observe("timeout")
             raise STSUnavailableError(
                 "sts_timeout", f"STS did not answer within {self._timeout:g} s"
             ) from exc
-        except requests.RequestException as exc:
+        except ConnectTimeoutError as exc:
+            timed_out = not isinstance(exc, NewConnectionError)
+            self._observe("timeout" if timed_out else "error")
+            if timed_out:
+                raise STSUnavailableError(
+                    "sts_timeout", f"STS did not answer within {self._timeout:g} s"
+                ) from exc
+            raise STSUnavailableError(
+                "sts_unreachable", f"could not reach STS: {type(exc).__name__}"
+            ) from exc
+        except (OSError, HTTPError, http.client.HTTPException, ValueError) as exc:
             self._observe("error")
             raise STSUnavailableError(
                 "sts_unreachable", f"could not reach STS: {type(exc).__name__}"
             ) from exc
         with response:
-            self._observe(str(response.status_code))
+            self._observe(str(response.status))
             body = self._read(response, deadline)
             return self._outcome(response, body, call)
 
     def close(self) -> None:
         """Close the pooled connections."""
-        self._session.close()
+        self._connections.close()
 
-    def _read(self, response: requests.Response, deadline: float) -> bytes:
+    def _read(self, response: PooledResponse, deadline: float) -> bytes:
         """Read at most ``max_body_bytes`` + 1 raw bytes, within the deadline."""
         chunks: list[bytes] = []
         size = 0
@@ -184,7 +167,7 @@ class STSClient:
                 want = min(_CHUNK, self._max_body + 1 - size)
                 # read1: one socket read, so a dripping body cannot outlast
                 # the deadline inside a single call.
-                chunk = response.raw.read1(want, decode_content=False)
+                chunk = response.read1(want)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -196,16 +179,16 @@ class STSClient:
                 "sts_timeout",
                 f"STS did not finish its answer within {self._timeout:g} s",
             ) from exc
-        except (OSError, HTTPError, requests.RequestException) as exc:
+        except (OSError, HTTPError, http.client.HTTPException) as exc:
             raise STSUnavailableError(
                 "sts_unreachable", f"reading STS's answer failed: {type(exc).__name__}"
             ) from exc
         return b"".join(chunks)
 
     def _outcome(
-        self, response: requests.Response, body: bytes, call: PresignedCall
+        self, response: PooledResponse, body: bytes, call: PresignedCall
     ) -> Identity:
-        status = response.status_code
+        status = response.status
         if 300 <= status < 400:
             raise STSRejectedError(
                 "sts_redirect",
