@@ -18,11 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Tests need a real kubectl (an exec-plugin consumer), openssl-free TLS only, and
-# Graphviz's dot (`kubeiam policy paths -o svg`).
+# Graphviz's dot (`kubeiam policy paths -o svg`); the webhook bench drives the
+# servers with wrk.
 deps-system:
 	@if ls /usr/lib/google-cloud-sdk/bin/kubectl.1.* >/dev/null 2>&1 || command -v kubectl >/dev/null; then :; \
 	else apt-get update && apt-get install -y kubernetes-client; fi
 	@command -v dot >/dev/null || { apt-get update && apt-get install -y graphviz; }
+	@command -v wrk >/dev/null || { apt-get update && apt-get install -y wrk; }
 
 # The Go peers (kube-apiserver, kube-controller-manager, etcd, aws-iam-authenticator), built once
 # per machine from the Go module proxy into ~/.cache/kubeiam/peers/<versions-hash>/.
