@@ -8,20 +8,28 @@ instance ID share one call. Failures return ``""``, the "no DNS name" value the
 pure mapper treats as a template error; unknown instance IDs are cached
 briefly so that a flood of made-up IDs does not become a flood of EC2 calls.
 Transient failures (throttling, network) are not cached.
+
+Also here, behind the same botocore door: :func:`region_from_instance_metadata`,
+the machine's region from the instance metadata service (IMDSv2), for a server
+with no ``sts.region``.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import boto3
 import botocore.config
 import botocore.exceptions
+from botocore.utils import METADATA_BASE_URL, InstanceMetadataRegionFetcher
+
+from authenticator.partitions import REGION_RE
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +211,34 @@ class EC2PrivateDNSResolver:
                     # An empty private DNS name is a failure (reference).
                     return name, self._ttl if name else self._negative_ttl
         return "", self._negative_ttl
+
+
+# One attempt of at most this many seconds per request (token, then region).
+IMDS_TIMEOUT_S = 1.0
+
+
+def region_from_instance_metadata(env: Mapping[str, str] | None = None) -> str | None:
+    """Ask instance metadata for this machine's region.
+
+    Args:
+        env: The environment (default ``os.environ``).
+
+    Returns:
+        The region, or None when disabled, unreachable or not a region name.
+    """
+    env = dict(os.environ if env is None else env)
+    if env.get("AWS_EC2_METADATA_DISABLED", "").strip().lower() == "true":
+        return None
+    fetcher = InstanceMetadataRegionFetcher(
+        timeout=IMDS_TIMEOUT_S,
+        num_attempts=1,
+        base_url=env.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or METADATA_BASE_URL,
+        env=env,
+    )
+    try:
+        region = fetcher.retrieve_region()
+    except (botocore.exceptions.BotoCoreError, OSError, ValueError):
+        return None
+    if not isinstance(region, str) or not REGION_RE.fullmatch(region):
+        return None
+    return region

@@ -32,6 +32,7 @@ import io
 import json
 import re
 import socket
+import ssl
 import sys
 import threading
 import uuid
@@ -365,6 +366,8 @@ class STSEmulator:
             can reach the port could otherwise mint identities a webhook that
             trusts this STS would accept; this process's own helpers
             (:meth:`create_user`, :meth:`create_role`) always work.
+        ssl_context: Serve HTTPS with this context (its certificate names the
+            STS hosts a test maps to the listening address); plain HTTP if None.
 
     Example::
 
@@ -381,8 +384,10 @@ class STSEmulator:
         clock: Callable[[], datetime] | None = None,
         verbose: bool = False,
         allow_iam_writes: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self._ssl_context = ssl_context
         self._requested_port = port
         self._front = _Front(clock or _utcnow, allow_iam_writes=allow_iam_writes)
         self._verbose = verbose
@@ -411,6 +416,7 @@ class STSEmulator:
                 threaded=True,
                 request_handler=_RequestHandler,
                 fd=sock.fileno(),
+                ssl_context=self._ssl_context,
             )
         server.kubeiam_verbose = self._verbose  # type: ignore[attr-defined]  # read by _RequestHandler
         self._server = server
@@ -455,9 +461,10 @@ class STSEmulator:
 
     @property
     def url(self) -> str:
-        """The endpoint, ``http://HOST:PORT`` (use it as the STS endpoint URL)."""
+        """The endpoint, ``http[s]://HOST:PORT`` (use it as the STS endpoint URL)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self._ssl_context is None else "https"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def requests_total(self) -> int:

@@ -3,17 +3,23 @@
 A shell around :class:`authenticator.emulator.STSEmulator`: it parses flags,
 refuses a non-loopback address unless told otherwise, creates the requested
 IAM users, prints the endpoint (and the users' keys as ``export`` lines), and
-serves until SIGINT or SIGTERM.
+serves until SIGINT or SIGTERM. With ``--exports-only`` it serves from a
+background process instead and returns once the export lines are printed, so
+``eval "$(kubeiam sts-emulator --exports-only)"`` works.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
+import os
 import shlex
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import Any, TextIO
 
 from authenticator.hosts import is_loopback
 
@@ -31,6 +37,8 @@ _EPILOG = """\
 examples:
   kubeiam sts-emulator --create-user alice          # prints export lines
   kubeiam sts-emulator --port 0 -v                  # any free port, log requests
+  eval "$(kubeiam sts-emulator --port 0 --create-user alice --exports-only)"
+  kill "$KUBEIAM_STS_EMULATOR_PID"                  # stops the background one
 
   # in another shell, with alice's export lines in the environment:
   kubeiam token -i demo --sts-endpoint "$AWS_ENDPOINT_URL_STS" --token-only
@@ -59,7 +67,8 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--exports-only",
         action="store_true",
-        help="print only the export lines on stdout (for eval)",
+        help="start in the background, print only the export lines and return "
+        '(for eval "$(...)"; stop it with kill $KUBEIAM_STS_EMULATOR_PID)',
     )
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log one line per request"
@@ -111,7 +120,62 @@ def main(argv: list[str]) -> int:
         )
         return 1
 
-    emulator = STSEmulator(
+    if args.exports_only:
+        return _start_in_background(args, STSEmulator)
+    return _serve(args, STSEmulator, sys.stdout, sys.stderr, ready=sys.stdout.flush)
+
+
+def _start_in_background(args: argparse.Namespace, emulator_class: type[Any]) -> int:
+    """Fork a detached server; print its export lines (or its error) and return.
+
+    The child gives up the caller's stdin, stdout and stderr at once, so a
+    ``$(...)`` around this command ends when the parent returns. It reports
+    through a pipe instead (the export lines once every user exists, or the
+    error), then serves until SIGINT or SIGTERM.
+    """
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the background server
+        os.close(read_fd)
+        os.setsid()
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        report = os.fdopen(write_fd, "w", encoding="utf-8")
+        exports = io.StringIO()
+
+        def ready() -> None:
+            report.write(exports.getvalue())
+            report.close()
+
+        try:
+            code = _serve(args, emulator_class, exports, report, ready=ready)
+        finally:
+            if not report.closed:
+                report.close()
+        os._exit(code)
+    os.close(write_fd)
+    with os.fdopen(read_fd, encoding="utf-8") as pipe:
+        text = pipe.read()
+    if not text.startswith("export "):
+        os.waitpid(pid, 0)
+        sys.stderr.write(text or "kubeiam sts-emulator: the background server died\n")
+        return 1
+    sys.stdout.write(text)
+    sys.stdout.write(f"export KUBEIAM_STS_EMULATOR_PID={pid}\n")
+    return 0
+
+
+def _serve(
+    args: argparse.Namespace,
+    emulator_class: type[Any],
+    out: TextIO,
+    err: TextIO,
+    *,
+    ready: Callable[[], None],
+) -> int:
+    """Start the emulator, write the export lines, call ``ready``, serve."""
+    emulator = emulator_class(
         args.host,
         args.port,
         verbose=args.verbose,
@@ -120,7 +184,7 @@ def main(argv: list[str]) -> int:
     try:
         emulator.start()
     except OSError as exc:
-        sys.stderr.write(
+        err.write(
             f"kubeiam sts-emulator: cannot listen on {args.host}:{args.port}: "
             f"{exc.strerror or exc}\n"
         )
@@ -133,7 +197,6 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     try:
-        out = sys.stdout
         if not args.exports_only:
             out.write(f"kubeiam sts-emulator: listening on {emulator.url}\n")
             out.write("(a local toy: plain HTTP, no authorization; Ctrl-C stops it)\n")
@@ -142,16 +205,14 @@ def main(argv: list[str]) -> int:
             try:
                 creds = emulator.create_user(name)
             except ValueError as exc:
-                sys.stderr.write(
-                    f"kubeiam sts-emulator: cannot create user {name}: {exc}\n"
-                )
+                err.write(f"kubeiam sts-emulator: cannot create user {name}: {exc}\n")
                 return 1
             out.write(f"# IAM user {creds.arn}\n")
             out.write(f"export AWS_ACCESS_KEY_ID={shlex.quote(creds.access_key_id)}\n")
             out.write(
                 f"export AWS_SECRET_ACCESS_KEY={shlex.quote(creds.secret_access_key)}\n"
             )
-        out.flush()
+        ready()
         stop.wait()
         return 0
     finally:

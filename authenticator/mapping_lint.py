@@ -2,8 +2,9 @@
 
 :func:`build_effective_table` shows every entry after precedence (which entry
 answers for a principal, and which never will); :func:`lint_mappings` turns
-the same facts, and the role trust policies if given, into findings with a
-severity (authentication.md sections 7, 8, 10 and 11):
+the same facts, and who may assume each role (:class:`TrustSummary`, answered
+by the IAM engine in ``policy.iam.trust``), into findings with a severity
+(authentication.md sections 7, 8, 10 and 11):
 
 * ``system:masters`` grants (cluster-admin) and other ``system:`` groups;
 * caller-chosen templates (``{{SessionName}}``, ``{{SessionNameRaw}}``,
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import json
-import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -40,7 +40,6 @@ EXPECTED_SYSTEM_GROUPS = frozenset(
 )
 # Role paths of service-linked roles (IAM User Guide, "Using service-linked roles").
 SERVICE_LINKED_PATH = "aws-service-role/"
-_ASSUME_ACTION_RE = re.compile(r"sts:(\*|assumerole.*)|\*", re.IGNORECASE)
 
 
 class Severity(enum.Enum):
@@ -119,15 +118,18 @@ class TableRow:
 
 @dataclass(frozen=True, slots=True)
 class TrustSummary:
-    """Who may assume a role, from its trust policy.
+    """Who may assume a role, as the IAM engine answered from its trust policy.
 
     Attributes:
         people: Non-service principals allowed (``AWS``, ``Federated``, ``*``...).
         services: Service principals allowed.
+        conditional: Non-service principals allowed when condition keys hold
+            (``AWS:* (if aws:PrincipalOrgID)``).
     """
 
     people: tuple[str, ...]
     services: tuple[str, ...]
+    conditional: tuple[str, ...] = ()
 
 
 NEVER_MATCHES = "(never matches)"
@@ -199,19 +201,20 @@ def _display_arn(arn: str) -> str:
     return arn if entry_match_key(arn) is None else strip_role_path(arn)
 
 
-def parse_trust_policies(doc: object) -> dict[str, TrustSummary]:
-    """Summarise role trust policies by role match key.
+def trust_documents(doc: object) -> dict[str, tuple[str, object]]:
+    """Collect role trust policies by role match key, unparsed.
 
     Accepts the output of ``aws iam get-account-authorization-details``
     (``RoleDetailList``), a list of ``{"Arn", "AssumeRolePolicyDocument"}``,
-    or a mapping of role ARN to trust policy. Conditions are ignored, which
-    errs on the side of "people can assume it".
+    or a mapping of role ARN to trust policy. Who may assume each role is the
+    IAM engine's question (``policy.iam.trust``, asked by the CLI); this only
+    finds the documents.
 
     Args:
         doc: The parsed JSON.
 
     Returns:
-        Role match key -> who may assume the role.
+        Role match key -> (role ARN, trust policy; URL-encoded text decoded).
     """
     pairs: list[tuple[object, object]] = []
     if isinstance(doc, Mapping) and "RoleDetailList" in doc:
@@ -222,11 +225,11 @@ def parse_trust_policies(doc: object) -> dict[str, TrustSummary]:
         for item in doc:
             if isinstance(item, Mapping):
                 pairs.append((item.get("Arn"), item.get("AssumeRolePolicyDocument")))
-    out: dict[str, TrustSummary] = {}
+    out: dict[str, tuple[str, object]] = {}
     for arn, policy in pairs:
         key = entry_match_key(arn) if isinstance(arn, str) else None
-        if key is not None:
-            out[key] = _summarise(_policy_doc(policy))
+        if key is not None and isinstance(arn, str):
+            out[key] = (arn, _policy_doc(policy))
     return out
 
 
@@ -236,36 +239,8 @@ def _policy_doc(policy: object) -> object:
         try:
             return json.loads(urllib.parse.unquote(policy))
         except ValueError:
-            return None
+            return policy
     return policy
-
-
-def _as_list(value: object) -> list[object]:
-    return list(value) if isinstance(value, list) else [value]
-
-
-def _summarise(policy: object) -> TrustSummary:
-    people: list[str] = []
-    services: list[str] = []
-    statements = policy.get("Statement") if isinstance(policy, Mapping) else None
-    for statement in _as_list(statements):
-        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
-            continue
-        actions = [str(a) for a in _as_list(statement.get("Action"))]
-        if not any(_ASSUME_ACTION_RE.fullmatch(a) for a in actions):
-            continue
-        if "NotPrincipal" in statement:
-            people.append("NotPrincipal (everyone else)")
-        principal = statement.get("Principal")
-        if principal == "*":
-            people.append("*")
-        elif isinstance(principal, Mapping):
-            for kind, values in principal.items():
-                for value in _as_list(values):
-                    (services if kind == "Service" else people).append(
-                        f"{kind}:{value}"
-                    )
-    return TrustSummary(tuple(people), tuple(services))
 
 
 def lint_mappings(
@@ -283,7 +258,7 @@ def lint_mappings(
         labels: Per set, the prefix of its mapAccounts rows' ``where``.
         problems: Validation problems (each a high finding).
         numeric_accounts: Where account IDs were unquoted numbers.
-        trust: Role trust summaries (:func:`parse_trust_policies`), if known.
+        trust: Who may assume each role, by role match key, if known.
 
     Returns:
         The findings, sorted by severity then position.
@@ -504,6 +479,17 @@ def _template_findings(
                 f"{names} is chosen by whoever assumes the role, and "
                 f"{', '.join(summary.people)} can: they can render any value "
                 "(e.g. another node's name)",
+            )
+        )
+    elif summary is not None and summary.conditional:
+        out.append(
+            Finding(
+                Severity.MEDIUM,
+                "session-template",
+                entry.where,
+                f"{names} is chosen by whoever assumes the role, and "
+                f"{', '.join(summary.conditional)} can when those condition keys "
+                "hold: they can render any value",
             )
         )
     elif summary is not None:

@@ -1,6 +1,6 @@
 """Presigning GetCallerIdentity with botocore, and finding the credentials to sign with.
 
-This module is botocore's door on the client side (STYLE "library door"): it
+This module is botocore's door on the client side (docs/architecture.md): it
 is imported only after a token-cache miss, never on a cache hit.
 
 The signing core (:func:`presign_get_caller_identity`) is pure: credentials,

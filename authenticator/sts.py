@@ -1,27 +1,46 @@
 """The STS call: GET a validated presigned GetCallerIdentity URL (SPEC section 3).
 
 ``STSClient`` is the I/O shell (kept-alive connections from
-:mod:`authenticator.sts_pool`, no redirects, a timeout, a capped body);
+:mod:`authenticator.sts_pool` that take the validated URL as it is, or a
+``requests.Session`` through a proxy; no redirects, a timeout, a capped body);
 ``parse_get_caller_identity`` is the pure, strict parser of STS's answer (JSON
 or XML) into an :class:`Identity`.
 
 What goes on the wire: ``GET /?<query>`` with the headers ``Host`` (added by
 the HTTP library from the pinned host; it is signed), ``x-k8s-aws-id`` and
 ``Accept: application/json``. urllib3's automatic ``User-Agent`` and
-``Accept-Encoding`` are suppressed with its ``SKIP_HEADER`` marker, so nothing
-else is sent (no cookies are kept) and nothing from the client is forwarded.
+``Accept-Encoding`` are suppressed with its ``SKIP_HEADER`` marker (and, on a
+proxied call, requests' session defaults are removed), so nothing else is sent,
+no cookie is kept and nothing from the client is forwarded.
+
+Proxies: an ``https`` STS URL goes through ``HTTPS_PROXY`` (or ``https_proxy``)
+unless ``NO_PROXY`` matches its host, as aws-iam-authenticator's Go client does.
+The environment is read once, when the client is made; nothing else from it is
+used (no ``.netrc``, no CA bundle). A plain ``http`` URL (a loopback emulator)
+is never proxied. Only a token that passed every offline check gets this far.
+A call that is not proxied skips requests altogether (its URL preparation
+was most of a cold review's CPU): see :mod:`authenticator.sts_pool`.
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import ssl
 import time
-from collections.abc import Callable
-from typing import NoReturn
+from collections.abc import Callable, Mapping
+from http.cookiejar import DefaultCookiePolicy
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 from xml.parsers import expat
 
+import requests
+from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -66,6 +85,12 @@ _ACCOUNT_RE = re.compile(r"^[0-9]{12}$")
 # Unique IDs (AIDA..., AROA...): letters and digits; the prefixes are not
 # checked so that STS emulators with other ID schemes still work.
 _UNIQUE_ID_RE = re.compile(r"^[A-Za-z0-9]{1,128}$")
+# AWS unique-ID prefixes that name a principal type (IAM identifiers reference):
+# a UserId carrying one must agree with the ARN's type.
+_ID_PREFIX_KINDS: dict[str, frozenset[str]] = {
+    "AIDA": frozenset({"user"}),
+    "AROA": frozenset({"role", "assumed-role"}),
+}
 # Session and federated-user names: IAM RoleSessionName / Name pattern.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_+=,.@-]{1,128}$")
 # An AWS error code in an error body, quoted in messages (never the body itself).
@@ -73,6 +98,93 @@ _ERROR_CODE_RE = re.compile(
     rb"<Code>([A-Za-z0-9.]{1,64})</Code>|\"Code\"\s*:\s*\"([A-Za-z0-9.]{1,64})\""
 )
 _CHUNK = 16 * 1024
+# What each STS error code on a presigned GetCallerIdentity usually means.
+_STS_ERROR_HINTS: dict[str, str] = {
+    "SignatureDoesNotMatch": (
+        "the signature does not cover this cluster ID: the token was most likely "
+        "minted for another cluster ID (kubeiam token -i <cluster-id>)"
+    ),
+    "InvalidClientTokenId": (
+        "STS does not know the access key: the credentials are wrong or deleted, "
+        "or they belong to another partition or a region not enabled for the account"
+    ),
+    "ExpiredToken": (
+        "the session credentials that signed the token have expired; refresh them "
+        "(aws sso login, a new AssumeRole) and mint a new token"
+    ),
+    "IncompleteSignature": "the token's signature is incomplete; mint a new token",
+    "AccessDenied": (
+        "the identity may not call sts:GetCallerIdentity here (an SCP or a VPC "
+        "endpoint policy)"
+    ),
+    "RequestExpired": (
+        "the token is older than STS accepts; check the client's clock and mint "
+        "a new token"
+    ),
+}
+_DEFAULT_HINT = "the token is not valid for this STS endpoint; mint a new one"
+
+
+class _NoRedirectSession(requests.Session):
+    """A session that never treats an answer as a redirect.
+
+    With ``allow_redirects=False`` requests still reads the whole body of a 3xx
+    to prepare the next request; with no redirect target it reads nothing.
+    """
+
+    def get_redirect_target(self, resp: requests.Response) -> str | None:
+        """Never a redirect target (STS answers are final)."""
+        return None
+
+
+class _PreloadedTLSAdapter(HTTPAdapter):
+    """An adapter that verifies TLS with one context holding the CA bundle.
+
+    requests hands urllib3 the bundle's *path* for every new connection, and
+    urllib3 then parses the whole bundle again (~150 certificates, tens of
+    milliseconds of CPU per connection, most of a cold TokenReview's cost).
+    Here the bundle (the same file requests uses) is loaded once per client.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._ssl_context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+        super().__init__(**kwargs)
+
+    def init_poolmanager(
+        self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
+    ) -> None:
+        """The pool manager, with the preloaded context for every HTTPS pool."""
+        pool_kwargs["ssl_context"] = self._ssl_context
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """As requests does, without re-reading the default bundle per connection."""
+        super().cert_verify(conn, url, verify, cert)  # type: ignore[no-untyped-call]  # untyped in types-requests
+        if verify is True:
+            conn.ca_certs = None  # the preloaded context already trusts the bundle
+            conn.ca_cert_dir = None
+
+
+class _ProxiedResponse:
+    """A requests answer (a proxied call) with :class:`PooledResponse`'s interface."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers
+
+    def read1(self, amt: int) -> bytes:
+        chunk: bytes = self._response.raw.read1(amt, decode_content=False)
+        return chunk
+
+    def __enter__(self) -> _ProxiedResponse:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._response.close()
+
+
+_Answer = PooledResponse | _ProxiedResponse
 
 
 class _SlowAnswerError(Exception):
@@ -88,6 +200,8 @@ class STSClient:
         pool_maxsize: Connections kept per host.
         observe: Called once per STS request with the HTTP status as text
             (``"200"``, ``"403"``) or ``"error"`` / ``"timeout"``.
+        environ: Where ``HTTPS_PROXY`` / ``NO_PROXY`` are read (default: the
+            process environment; ``{}``: never proxy).
     """
 
     def __init__(
@@ -97,11 +211,32 @@ class STSClient:
         max_body_bytes: int = 64 * 1024,
         pool_maxsize: int = 32,
         observe: Callable[[str], None] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        env = os.environ if environ is None else environ
+        self._https_proxy = env.get("https_proxy") or env.get("HTTPS_PROXY") or None
+        self._no_proxy = env.get("no_proxy") or env.get("NO_PROXY") or None
+        # scheme://host[:port] -> its proxy (or None): the allow-list is finite.
+        self._proxy_by_origin: dict[str, dict[str, str] | None] = {}
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._observe = observe or (lambda _code: None)
-        self._connections = STSConnections(timeout=timeout, maxsize=pool_maxsize)
+        session = _NoRedirectSession()
+        session.headers.clear()
+        session.trust_env = False  # no proxies or .netrc from the environment
+        # STS cookies are never stored, so never sent back.
+        session.cookies = RequestsCookieJar(
+            policy=DefaultCookiePolicy(allowed_domains=[])
+        )
+        adapter = _PreloadedTLSAdapter(
+            pool_connections=4, pool_maxsize=pool_maxsize, max_retries=0
+        )
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        self._session = session
+        self._connections = STSConnections(
+            timeout=timeout, maxsize=pool_maxsize, cafile=DEFAULT_CA_BUNDLE_PATH
+        )
 
     def call_get_caller_identity(self, call: PresignedCall) -> Identity:
         """GET the presigned URL and return the identity STS reports.
@@ -127,14 +262,29 @@ class STSClient:
             "Accept-Encoding": SKIP_HEADER,
         }
         deadline = time.monotonic() + self._timeout
+        proxies = self._proxies_for(call.url)
+        response: _Answer
         try:
-            response = self._connections.get(call.url, headers)
-        except TimeoutError as exc:
+            if proxies is None:
+                response = self._connections.get(call.url, headers)
+            else:
+                response = _ProxiedResponse(
+                    self._session.get(
+                        call.url,
+                        proxies=proxies,
+                        headers=headers,
+                        timeout=self._timeout,
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                )
+        except (requests.Timeout, TimeoutError) as exc:
             self._observe("timeout")
             raise STSUnavailableError(
                 "sts_timeout", f"STS did not answer within {self._timeout:g} s"
             ) from exc
         except ConnectTimeoutError as exc:
+            # urllib3's NewConnectionError (refused, no route) is a subclass.
             timed_out = not isinstance(exc, NewConnectionError)
             self._observe("timeout" if timed_out else "error")
             if timed_out:
@@ -144,7 +294,13 @@ class STSClient:
             raise STSUnavailableError(
                 "sts_unreachable", f"could not reach STS: {type(exc).__name__}"
             ) from exc
-        except (OSError, HTTPError, http.client.HTTPException, ValueError) as exc:
+        except (
+            requests.RequestException,
+            OSError,
+            HTTPError,
+            http.client.HTTPException,
+            ValueError,
+        ) as exc:
             self._observe("error")
             raise STSUnavailableError(
                 "sts_unreachable", f"could not reach STS: {type(exc).__name__}"
@@ -154,11 +310,29 @@ class STSClient:
             body = self._read(response, deadline)
             return self._outcome(response, body, call)
 
+    def _proxies_for(self, url: str) -> dict[str, str] | None:
+        """``{"https": proxy}`` when an https URL goes through the proxy."""
+        if self._https_proxy is None or not url.startswith("https://"):
+            return None
+        origin = urlsplit(url).netloc
+        if origin not in self._proxy_by_origin:
+            # The standard library's NO_PROXY rules (proxy_bypass_environment is
+            # public since Python 2 but missing from typeshed) (names, suffixes, "*"),
+            # given the value read at start: the environment is never touched.
+            bypass = bool(self._no_proxy) and bool(
+                proxy_bypass_environment(origin, {"no": self._no_proxy or ""})
+            )
+            self._proxy_by_origin[origin] = (
+                None if bypass else {"https": self._https_proxy}
+            )
+        return self._proxy_by_origin[origin]
+
     def close(self) -> None:
         """Close the pooled connections."""
         self._connections.close()
+        self._session.close()
 
-    def _read(self, response: PooledResponse, deadline: float) -> bytes:
+    def _read(self, response: _Answer, deadline: float) -> bytes:
         """Read at most ``max_body_bytes`` + 1 raw bytes, within the deadline."""
         chunks: list[bytes] = []
         size = 0
@@ -179,15 +353,18 @@ class STSClient:
                 "sts_timeout",
                 f"STS did not finish its answer within {self._timeout:g} s",
             ) from exc
-        except (OSError, HTTPError, http.client.HTTPException) as exc:
+        except (
+            OSError,
+            HTTPError,
+            http.client.HTTPException,
+            requests.RequestException,
+        ) as exc:
             raise STSUnavailableError(
                 "sts_unreachable", f"reading STS's answer failed: {type(exc).__name__}"
             ) from exc
         return b"".join(chunks)
 
-    def _outcome(
-        self, response: PooledResponse, body: bytes, call: PresignedCall
-    ) -> Identity:
+    def _outcome(self, response: _Answer, body: bytes, call: PresignedCall) -> Identity:
         status = response.status
         if 300 <= status < 400:
             raise STSRejectedError(
@@ -206,10 +383,9 @@ class STSClient:
                     "sts_server_error", f"STS answered {status}{code}"
                 )
             if 400 <= status < 500:
+                hint = _STS_ERROR_HINTS.get(code.strip(), _DEFAULT_HINT)
                 raise STSRejectedError(
-                    "sts_rejected",
-                    f"STS refused the token ({status}{code}); a SignatureDoesNotMatch "
-                    "usually means the token was minted for another cluster ID",
+                    "sts_rejected", f"STS refused the token ({status}{code}): {hint}"
                 )
             raise STSRejectedError(
                 "sts_bad_status", f"STS answered an unexpected {status}"
@@ -313,16 +489,14 @@ def _parse_json(body: bytes) -> dict[str, str]:
         {"ResponseMetadata"},
     )
     if "ResponseMetadata" in inner:
-        meta = _only_object(
-            inner["ResponseMetadata"], "ResponseMetadata", set(), {"RequestId"}
-        )
+        meta = _object_with(inner["ResponseMetadata"], "ResponseMetadata", set())
         if not isinstance(meta.get("RequestId", ""), str):
             _bad_body("RequestId is not a string")
-    result = _only_object(
-        inner["GetCallerIdentityResult"],
-        "GetCallerIdentityResult",
-        set(_RESULT_FIELDS),
-        set(),
+    # Fields STS may add to the result or metadata later are ignored (as AWS's own
+    # SDKs and aws-iam-authenticator do): refusing them would turn an additive API
+    # change into an outage, and the three fields read here are checked strictly.
+    result = _object_with(
+        inner["GetCallerIdentityResult"], "GetCallerIdentityResult", set(_RESULT_FIELDS)
     )
     fields: dict[str, str] = {}
     for name in _RESULT_FIELDS:
@@ -331,6 +505,15 @@ def _parse_json(body: bytes) -> dict[str, str]:
             _bad_body(f"{name} is not a non-empty string")
         fields[name] = value
     return fields
+
+
+def _object_with(value: object, where: str, required: set[str]) -> dict[str, object]:
+    """``value`` is an object with (at least) the required keys."""
+    if not isinstance(value, dict):
+        _bad_body(f"{where} is not an object")
+    if not required <= set(value):
+        _bad_body(f"{where} lacks {sorted(required - set(value))!r}")
+    return value
 
 
 def _only_object(
@@ -375,10 +558,12 @@ def _parse_xml(body: bytes) -> dict[str, str]:
     fields: dict[str, str] = {}
     for child in result.children:
         name = child.name.removeprefix(ns)
-        if child.name == name or name not in _RESULT_FIELDS or name in fields:
-            _bad_body(
-                f"GetCallerIdentityResult has an unexpected or repeated {name[:40]!r}"
-            )
+        if child.name == name:
+            _bad_body(f"GetCallerIdentityResult has a foreign element {name[:40]!r}")
+        if name not in _RESULT_FIELDS:
+            continue  # a field STS added later: ignored, like the JSON form
+        if name in fields:
+            _bad_body(f"GetCallerIdentityResult repeats {name!r}")
         if child.children or not child.text:
             _bad_body(f"{name} is not a non-empty text element")
         fields[name] = child.text
@@ -386,13 +571,11 @@ def _parse_xml(body: bytes) -> dict[str, str]:
         _bad_body("GetCallerIdentityResult lacks Arn, UserId or Account")
     if len(root.children) == 2:
         meta = root.children[1]
-        if meta.text.strip() or [c.name for c in meta.children] not in (
-            [],
-            [ns + "RequestId"],
-        ):
-            _bad_body("ResponseMetadata has unexpected content")
-        if meta.children and meta.children[0].children:
-            _bad_body("RequestId is not a text element")
+        if meta.text.strip():
+            _bad_body("ResponseMetadata has stray text")
+        request_ids = [c for c in meta.children if c.name == ns + "RequestId"]
+        if len(request_ids) > 1 or any(c.children for c in request_ids):
+            _bad_body("RequestId is not one text element")
     return fields
 
 
@@ -489,12 +672,21 @@ def _identity(arn: str, user_id: str, account: str, access_key_id: str) -> Ident
         ):
             _bad_identity("a role session's UserId must be <role id>:<session name>")
     elif kind == "role":
-        if not _UNIQUE_ID_RE.fullmatch(principal) or (
-            sep and not _NAME_RE.fullmatch(session)
+        # A role only ever calls STS through a session: an iam::role/ ARN with a
+        # UserId that is not <role id>:<session> is a type/shape disagreement.
+        if (
+            not sep
+            or not _UNIQUE_ID_RE.fullmatch(principal)
+            or not _NAME_RE.fullmatch(session)
         ):
-            _bad_identity("a role's UserId must be <role id>[:<session name>]")
+            _bad_identity("a role's UserId must be <role id>:<session name>")
     elif sep or not _UNIQUE_ID_RE.fullmatch(user_id):
         _bad_identity("a user's UserId must be its unique ID")
+    kinds = _ID_PREFIX_KINDS.get(principal[:4])
+    if kinds is not None and kind not in kinds:
+        _bad_identity(
+            f"the UserId is a {principal[:4]} ID but the ARN names a {kind[:20]!r}"
+        )
     return Identity(
         arn=arn,
         canonical_arn=canonical,

@@ -10,8 +10,8 @@ the query restricted to characters that need no encoding), so this module
 splits it with two string operations and hands the target to a urllib3
 :class:`~urllib3.connection.HTTPConnection` as it is.
 
-urllib3 still does the connecting, TLS (one shared context with certifi's CA
-bundle, verifying the host name, as requests did), writing the request and
+urllib3 still does the connecting, TLS (one shared context with requests' CA
+bundle, verifying the host name, as requests does), writing the request and
 parsing the answer; this module only keeps idle connections per
 ``(scheme, host, port)``, at most ``maxsize`` each. A connection goes back to
 the pool only after its answer was read to the end and the server did not ask
@@ -28,7 +28,6 @@ import ssl
 import threading
 from collections.abc import Mapping
 
-import certifi
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.ssl_ import create_urllib3_context
@@ -134,9 +133,11 @@ class STSConnections:
     Args:
         timeout: Socket timeout for connecting and each read, in seconds.
         maxsize: Idle connections kept per host (more are closed after use).
+        cafile: The CA bundle HTTPS answers are verified against (loaded once).
     """
 
-    def __init__(self, *, timeout: float, maxsize: int) -> None:
+    def __init__(self, *, timeout: float, maxsize: int, cafile: str) -> None:
+        self._cafile = cafile
         self._timeout = timeout
         self._maxsize = max(maxsize, 1)
         self._lock = threading.Lock()
@@ -224,8 +225,8 @@ class STSConnections:
         with self._lock:
             if self._tls is None:
                 # urllib3's defaults (TLS 1.2+, CERT_REQUIRED, host name checked),
-                # with the CA bundle requests used (certifi), loaded once.
+                # with the CA bundle requests uses, loaded once per client.
                 context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-                context.load_verify_locations(cafile=certifi.where())
+                context.load_verify_locations(cafile=self._cafile)
                 self._tls = context
             return self._tls

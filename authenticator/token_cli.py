@@ -15,8 +15,9 @@ Settings come from, first hit wins:
 - role: ``-r`` > ``roleARN`` of the extension;
 - region: ``--region`` > extension ``region`` > ``AWS_REGION`` >
   ``AWS_DEFAULT_REGION`` > the profile's ``region`` > ``us-east-1``;
-- STS endpoint: ``--sts-endpoint`` > ``AWS_ENDPOINT_URL_STS`` > the regional host
-  of the region's partition (FIPS / dual-stack from ``AWS_USE_FIPS_ENDPOINT`` /
+- STS endpoint: ``--sts-endpoint`` > ``AWS_ENDPOINT_URL_STS`` > ``AWS_ENDPOINT_URL``
+  (both ignored when ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true) > the regional
+  host of the region's partition (FIPS / dual-stack from ``AWS_USE_FIPS_ENDPOINT`` /
   ``AWS_USE_DUALSTACK_ENDPOINT`` or the profile's ``use_fips_endpoint`` /
   ``use_dualstack_endpoint``);
 - profile: ``--profile`` > ``AWS_DEFAULT_PROFILE`` > ``AWS_PROFILE`` > ``default``
@@ -524,6 +525,26 @@ def _load_profile(env: Mapping[str, str], profile: str) -> Mapping[str, str]:
     return {}
 
 
+def sts_endpoint_from_env(env: Mapping[str, str]) -> tuple[str, str | None]:
+    """The STS endpoint the AWS SDKs take from the environment, and its variable.
+
+    ``AWS_ENDPOINT_URL_STS`` first, then the global ``AWS_ENDPOINT_URL``; neither
+    when ``AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is true (botocore's rules).
+
+    Args:
+        env: The environment.
+
+    Returns:
+        (variable name, URL), the URL ``None`` when none is set.
+    """
+    if env.get("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "").strip().lower() == "true":
+        return "AWS_ENDPOINT_URL_STS", None
+    for name in ("AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"):
+        if env.get(name):
+            return name, env[name]
+    return "AWS_ENDPOINT_URL_STS", None
+
+
 def _parse_endpoint(url: str, source: str) -> str:
     """Validate an STS endpoint override and return ``scheme://host[:port]``."""
     from urllib.parse import urlsplit  # only with an override
@@ -601,7 +622,7 @@ def resolve_settings(
         env.get("AWS_USE_FIPS_ENDPOINT"),
         env.get("AWS_USE_DUALSTACK_ENDPOINT"),
     )
-    endpoint_env = env.get("AWS_ENDPOINT_URL_STS")
+    endpoint_name, endpoint_env = sts_endpoint_from_env(env)
     need_profile = not region or (
         not args.sts_endpoint
         and not endpoint_env
@@ -613,7 +634,7 @@ def resolve_settings(
     if args.sts_endpoint:
         endpoint = _parse_endpoint(args.sts_endpoint, "--sts-endpoint")
     elif endpoint_env:
-        endpoint = _parse_endpoint(endpoint_env, "AWS_ENDPOINT_URL_STS")
+        endpoint = _parse_endpoint(endpoint_env, endpoint_name)
     fips = _truthy(fips_env if fips_env is not None else prof.get("use_fips_endpoint"))
     dual = _truthy(
         dual_env if dual_env is not None else prof.get("use_dualstack_endpoint")

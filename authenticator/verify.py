@@ -19,7 +19,12 @@ from typing import NoReturn
 from urllib.parse import unquote_to_bytes
 
 from authenticator.errors import MalformedTokenError
-from authenticator.hosts import AllowedHosts, find_extra_endpoint, region_for_host
+from authenticator.hosts import (
+    AllowedHosts,
+    find_extra_endpoint,
+    is_loopback,
+    region_for_host,
+)
 from authenticator.token import decode_token
 
 # reason code -> the rule it enforces, in the order the checks run.
@@ -41,7 +46,9 @@ RULES: dict[str, str] = {
     "bad_action": "Action is GetCallerIdentity",
     "bad_version": "Version is 2011-06-15",
     "unsigned_cluster_id": "X-Amz-SignedHeaders includes x-k8s-aws-id",
-    "extra_signed_header": "X-Amz-SignedHeaders is exactly host;x-k8s-aws-id",
+    "extra_signed_header": (
+        "X-Amz-SignedHeaders is exactly host;x-k8s-aws-id, ignoring case"
+    ),
     "bad_expires": "X-Amz-Expires is an integer from 0 to 900",
     "missing_date": "X-Amz-Date is present",
     "bad_date": "X-Amz-Date is YYYYMMDDTHHMMSSZ",
@@ -243,6 +250,22 @@ def _check_location(parts: _URLParts, allowed: AllowedHosts) -> tuple[str, str]:
     endpoint = None
     if parts.port is None or port_num is not None:
         endpoint = find_extra_endpoint(allowed, parts.scheme, parts.host, port_num)
+    if (
+        endpoint is None
+        and parts.scheme in ("http", "https")
+        and is_loopback(parts.host)
+    ):
+        # A local STS (an emulator) the server was not told about: say so, rather
+        # than blaming the scheme or the port.
+        host = f"[{parts.host}]" if ":" in parts.host else parts.host
+        port = f":{_show(parts.port)[1:-1]}" if parts.port is not None else ""
+        _fail(
+            "host_not_allowed",
+            f"endpoint {parts.scheme}://{host}{port} is not allowed: it is not "
+            "among the configured STS endpoints "
+            "(add it to sts.extraEndpoints; kubeiam verify: --sts-endpoint or "
+            "AWS_ENDPOINT_URL_STS)",
+        )
     if endpoint is None and parts.scheme != "https":
         _fail(
             "bad_scheme",
@@ -358,7 +381,8 @@ def _check_signed_headers(params: dict[str, str]) -> None:
             "never sends, so STS would reject it; use a client signing only host and "
             f"{CLUSTER_ID_HEADER}",
         )
-    if raw != EXPECTED_SIGNED_HEADERS:
+    # Header names are case-insensitive: the reference accepts host;X-K8S-AWS-ID.
+    if (raw or "").lower() != EXPECTED_SIGNED_HEADERS:
         _fail(
             "extra_signed_header",
             f"X-Amz-SignedHeaders is {_show(raw or '')}; it must be exactly "

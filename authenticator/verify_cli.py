@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,10 +25,11 @@ from authenticator.errors import (
     STSUnavailableError,
     TokenError,
 )
-from authenticator.hosts import build_allowed_hosts
+from authenticator.hosts import build_allowed_hosts, parse_endpoint
 from authenticator.identity import Identity
 from authenticator.partitions import PARTITIONS
 from authenticator.sts import STSClient
+from authenticator.token_cli import sts_endpoint_from_env
 from authenticator.verify import verify_token
 
 # Defaults of the server config (SPEC section 5).
@@ -41,6 +43,10 @@ examples:
   kubeiam token -i my-cluster --token-only | kubeiam verify -t - -i my-cluster -o json
   kubeiam verify -t "$TOKEN" --config /etc/kubeiam/config.yaml
   kubeiam verify -t "$TOKEN" -i demo --sts-endpoint http://127.0.0.1:5000
+  AWS_ENDPOINT_URL_STS=http://127.0.0.1:5000 kubeiam verify -t "$TOKEN" -i demo
+
+environment: AWS_ENDPOINT_URL_STS (else AWS_ENDPOINT_URL) adds that STS endpoint,
+as kubeiam token uses it; HTTPS_PROXY / NO_PROXY apply to https STS endpoints.
 
 exit codes: 0 verified, 1 rejected (the reason code and why on stderr), 2 usage error.
 """
@@ -80,7 +86,7 @@ def main(argv: list[str]) -> int:
     except SystemExit as exc:  # --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        settings = _settings(args)
+        settings = _settings(args, os.environ)
         token = _read_token(args.token)
         allowed = build_allowed_hosts(
             settings.partition, settings.extra_endpoints, region=settings.region
@@ -137,8 +143,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> VerifySettings:
-    """Config file first, then flags on top."""
+def _settings(args: argparse.Namespace, env: Mapping[str, str]) -> VerifySettings:
+    """Config file first, then flags and the environment's STS endpoint on top."""
     config = _load_config(args.config) if args.config else {}
     sts = config.get("sts") or {}
     where = str(args.config)
@@ -170,8 +176,20 @@ def _settings(args: argparse.Namespace) -> VerifySettings:
         or _text(config, "partition", where, DEFAULT_PARTITION),
         region=args.region or _text(sts, "region", where + " sts", DEFAULT_REGION),
         timeout_s=float(timeout),
-        extra_endpoints=(*extra, *args.sts_endpoint),
+        extra_endpoints=(*extra, *args.sts_endpoint, *_env_endpoint(env)),
     )
+
+
+def _env_endpoint(env: Mapping[str, str]) -> tuple[str, ...]:
+    """The STS endpoint ``kubeiam token`` would sign for from the environment."""
+    name, url = sts_endpoint_from_env(env)
+    if url is None:
+        return ()
+    try:
+        parse_endpoint(url.rstrip("/"))
+    except ConfigError as exc:
+        raise ConfigError(f"{name}: {exc}") from exc
+    return (url.rstrip("/"),)
 
 
 def _load_config(path: Path) -> Mapping[str, object]:

@@ -1,6 +1,6 @@
 """IAM decisions/s on generated cases: kubeiam vs @cloud-copilot/iam-simulate.
 
-The same 2,000 seeded cases (tests/policy/iam_differential.py) go through
+The same 2,000 seeded cases (tests/policy/iam/iam_differential.py) go through
 kubeiam (parse and evaluate each case, as the peer loads each one) and through
 iam-simulate in one node process per sample (its start-up included). The
 disagreement counts are in ``make differential``; this measures speed only.
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from bench.common import Row, paired_row
-from tests.policy import iam_differential as diff
+from tests.policy.iam import iam_differential as diff
 
 SEED = 20260
 COUNT = 2000

@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 from bench.common import Row
-from policy.accounts import parse_account_authorization_details
-from policy.paths import AccessGraph, PathInputs, find_findings
-from policy.rbac_load import parse_rbac_documents
+from policy.iam.accounts import parse_account_authorization_details
+from policy.paths.graph import AccessGraph, PathInputs
+from policy.paths.query import find_findings
+from policy.rbac.load import parse_rbac_documents
 
 ACCOUNT = "111122223333"
 ROLES = 5_000

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.common import Row, paired_row
-from policy.iam import evaluate
-from policy.suite import parse_case
+from policy.iam.evaluator import evaluate
+from policy.iam.suite import parse_case
 
 CORPUS = Path(__file__).resolve().parent.parent / "tests" / "data" / "iam_cases"
 # Passes over the corpus per sample, and samples per measurement.

@@ -19,20 +19,19 @@ from __future__ import annotations
 import random
 
 from bench.common import Row, paired_row, time_call
-from policy.rbac import (
+from policy.rbac.aggregate import build_rbac_policy
+from policy.rbac.evaluator import RBACPolicy, evaluate_rbac
+from policy.rbac.model import (
     Binding,
     ClusterRole,
     NonResourceAttributes,
     PolicyRule,
-    RBACPolicy,
     ResourceAttributes,
     Role,
     RoleRef,
     Subject,
     UserInfo,
-    evaluate_rbac,
 )
-from policy.rbac_aggregate import build_rbac_policy
 
 SEED = 6
 NAMESPACES = [f"team-{i:02d}" for i in range(60)]

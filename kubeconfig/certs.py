@@ -1,6 +1,6 @@
 """Webhook certificates: a CA, the serving certificate, the API server's client one.
 
-This module is the only door to ``cryptography`` (STYLE.md). The ``generate_*``
+This module is the only door to ``cryptography`` (architecture.md). The ``generate_*``
 functions are pure: they take the current time and return PEM bytes. The
 shell, :func:`write_pki`, writes the files that ``kubeiam init`` promises
 (SPEC §7) and keeps existing keys on a re-run.

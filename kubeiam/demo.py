@@ -18,10 +18,12 @@ import argparse
 import json
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -45,7 +47,7 @@ DEFAULT_CLUSTER_ID = "demo"
 DEFAULT_REGION = "us-east-1"
 # The cluster a stolen token is replayed against in the rejection step.
 OTHER_CLUSTER_ID = "another-cluster"
-# Query parameters whose values are secrets: shown elided (STYLE: never echo them).
+# Query parameters whose values are secrets: shown elided, never echoed.
 _SECRET_PARAMS = frozenset({"X-Amz-Signature", "X-Amz-Security-Token"})
 _T = TypeVar("_T")
 # What to do when moto (the embedded STS) is not installed.
@@ -76,6 +78,9 @@ class DemoContext:
         tokens: Principal label -> token.
         identities: Principal label -> verified identity.
         summary: The ``-o json`` document being built.
+        files_dir: Where steps write the files they tell the reader to run.
+        conclusions: Step name -> its one-line result, for the closing summary.
+        step: The name of the step running now.
     """
 
     cluster_id: str
@@ -88,6 +93,22 @@ class DemoContext:
     tokens: dict[str, str] = field(default_factory=dict)
     identities: dict[str, Identity] = field(default_factory=dict)
     summary: dict[str, object] = field(default_factory=dict)
+    files_dir: Path | None = None
+    conclusions: dict[str, str] = field(default_factory=dict)
+    step: str = ""
+
+    def conclude(self, text: str) -> None:
+        """Set the current step's line in the closing summary."""
+        self.conclusions[self.step] = text
+
+    def write_file(self, relative: str, text: str) -> Path:
+        """Write a file for the reader under ``files_dir`` and return its path."""
+        if self.files_dir is None:
+            self.files_dir = Path(tempfile.mkdtemp(prefix="kubeiam-demo-"))
+        path = self.files_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        return path
 
     def say(self, text: str = "") -> None:
         """Print an indented line of explanation (human output only)."""
@@ -165,6 +186,7 @@ def step_start_sts(ctx: DemoContext) -> None:
     ctx.say(f"belongs to cluster {ctx.cluster_id!r}.")
     ctx.record("stsEndpoint", emulator.url)
     ctx.record("clusterId", ctx.cluster_id)
+    ctx.conclude(f"a local STS started on {emulator.url}")
 
 
 def step_create_principals(ctx: DemoContext) -> None:
@@ -178,12 +200,17 @@ def step_create_principals(ctx: DemoContext) -> None:
     ctx.credentials["user"] = user
     ctx.credentials["role"] = session
     expires = session.expiration.strftime("%H:%M:%SZ") if session.expiration else "-"
+    ctx.say(f"In AWS account {user.account_id} (the emulator's account):")
     ctx.say(f"IAM user    {user.arn}")
     ctx.say(f"            long-term access key {user.access_key_id}")
     ctx.say(f"IAM role    {role_arn}  (trust policy: the account)")
     ctx.say("AssumeRole  the user assumes the role as session 'alice-session':")
     ctx.say(f"            temporary key {session.access_key_id} + session token,")
     ctx.say(f"            valid until {expires}")
+    ctx.conclude(
+        f"alice, an IAM user of account {user.account_id}, and her session of "
+        "the role deployer"
+    )
     ctx.record(
         "principals",
         {
@@ -223,6 +250,9 @@ def step_mint_tokens(ctx: DemoContext) -> None:
         token = ctx.tokens[label] = _mint(ctx, creds, ctx.cluster_id)
         ctx.say(f"{label:<5} token: {token[:40]}... ({len(token)} characters)")
     ctx.record("tokens", {label: len(t) for label, t in ctx.tokens.items()})
+    ctx.conclude(
+        f"one token each for alice and her role session, for {ctx.cluster_id!r}"
+    )
 
 
 def step_show_token(ctx: DemoContext) -> None:
@@ -241,13 +271,15 @@ def step_show_token(ctx: DemoContext) -> None:
         shown[name] = value
     ctx.table(rows)
     ctx.record("decodedToken", {"principal": label, "parameters": shown})
+    ctx.conclude("a token is a presigned STS URL; the cluster ID is signed, not sent")
 
 
 def step_verify(ctx: DemoContext) -> None:
     """Verify each token: offline checks, then one GetCallerIdentity call."""
-    ctx.say("verify_token runs every offline rule (size, prefix, base64url, host")
-    ctx.say("allow-list, parameters, dates, credential scope); only then does the")
-    ctx.say("STS client GET the URL, sending this cluster's x-k8s-aws-id.")
+    ctx.say(f"Now the verifier of cluster {ctx.cluster_id!r} (the code kubeiam server")
+    ctx.say("and kubeiam verify share) checks each token offline: size, prefix,")
+    ctx.say("base64url, host allow-list, parameters, dates, credential scope. Only")
+    ctx.say("then does it GET the URL from STS, sending its own x-k8s-aws-id.")
     identities = []
     for label, token in ctx.tokens.items():
         started = time.perf_counter()
@@ -264,6 +296,7 @@ def step_verify(ctx: DemoContext) -> None:
     ctx.say(f"account {', '.join(sorted(account))}; an assumed role's canonical ARN is")
     ctx.say("the role itself (no path), which is what mappings match on.")
     ctx.record("identities", identities)
+    ctx.conclude("STS named both identities; the verifier accepted both tokens")
 
 
 def _verify(ctx: DemoContext, token: str, cluster_id: str) -> Identity:
@@ -286,7 +319,7 @@ def step_reject(ctx: DemoContext) -> None:
     try:
         identity = _verify(ctx, token, OTHER_CLUSTER_ID)
     except TokenError as exc:
-        ctx.say(f"-> rejected ({type(exc).__name__}, reason {exc.reason}): {exc}")
+        ctx.say(f"-> refused by STS (reason {exc.reason}): {exc}")
         rejections.append(
             {
                 "case": "token for another cluster",
@@ -302,6 +335,7 @@ def step_reject(ctx: DemoContext) -> None:
     ctx.say(f"STS emulator outcomes so far: {outcomes}")
     ctx.record("rejections", rejections)
     ctx.record("stsOutcomes", outcomes)
+    ctx.conclude(f"the same token, replayed against {OTHER_CLUSTER_ID!r}, was refused")
 
 
 # The demo, in order. Later features append their steps (webhook, policy, ...).
@@ -337,8 +371,36 @@ def run_steps(ctx: DemoContext, steps: list[Step]) -> None:
     for number, step in enumerate(steps, start=1):
         if ctx.out is not None:
             ctx.out.write(f"\n[{number}/{len(steps)}] {step.title}\n")
+        ctx.step = step.name
         step.run(ctx)
     ctx.record("steps", [step.name for step in steps])
+    ctx.record(
+        "stepSummaries",
+        {step.name: ctx.conclusions.get(step.name, step.title) for step in steps},
+    )
+
+
+def _closing_summary(ctx: DemoContext, steps: list[Step]) -> str:
+    """What each step showed, one numbered line each, and where the files are."""
+    lines = ["", "What happened:"]
+    for number, step in enumerate(steps, start=1):
+        lines.append(f"  {number}. {ctx.conclusions.get(step.name, step.title)}")
+    if ctx.files_dir is not None:
+        lines.append(f"The files to run the commands above are in {ctx.files_dir}")
+    return "\n".join(lines) + "\n"
+
+
+# Who appears in the demo, introduced before the first step.
+_CAST = """\
+Who is who:
+  STS         a local stand-in for AWS STS, started in step 1 (no AWS account)
+  alice       an IAM user; she also assumes the IAM role "deployer"
+  the client  kubeiam token, which turns credentials into a token
+  cluster     the Kubernetes cluster {cluster!r}; its verifier, then its webhook
+              (kubeiam server), check tokens; the demo plays its API server
+  mallory     an IAM user nobody maps (step 7)
+  shop        an ECS cluster in another AWS account (step 8)
+"""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -354,6 +416,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--cluster-id", default=DEFAULT_CLUSTER_ID, help="cluster ID")
     parser.add_argument("--region", default=DEFAULT_REGION, help="STS region")
+    parser.add_argument(
+        "--files-dir",
+        type=Path,
+        help="where to write the files the demo's commands read (default: a new "
+        "temporary directory, printed at the end)",
+    )
     parser.add_argument("-o", "--output", choices=("human", "json"), default="human")
     return parser
 
@@ -387,11 +455,13 @@ def main(argv: list[str]) -> int:
         cluster_id=args.cluster_id,
         region=args.region,
         out=sys.stdout if human else None,
+        files_dir=args.files_dir,
     )
     if human:
         sys.stdout.write(
-            "kubeiam demo: AWS IAM identities for Kubernetes, end to end\n"
+            "kubeiam demo: AWS IAM identities for Kubernetes, end to end\n\n"
         )
+        sys.stdout.write(_CAST.format(cluster=args.cluster_id))
     previous = {sig: signal.signal(sig, _stop_on_signal) for sig in _STOP_SIGNALS}
     try:
         run_steps(ctx, STEPS)
@@ -409,7 +479,7 @@ def main(argv: list[str]) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if human:
-        sys.stdout.write("\ndone: both identities verified, the replay was refused.\n")
+        sys.stdout.write(_closing_summary(ctx, STEPS))
     else:
         json.dump(ctx.summary, sys.stdout, indent=2)
         sys.stdout.write("\n")

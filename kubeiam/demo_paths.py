@@ -113,11 +113,12 @@ data:
 
 def step_paths(ctx: DemoContext) -> None:
     """Find the developer role's path to AWS administrator and draw it."""
-    from policy.accounts import parse_account_authorization_details
-    from policy.paths import AccessGraph, resolve_source, shortest_path
-    from policy.paths_cli import build_inputs, build_mapper
-    from policy.paths_model import parse_target
-    from policy.paths_render import render_dot, render_paths
+    from policy.iam.accounts import parse_account_authorization_details
+    from policy.paths.cli import build_inputs, build_mapper
+    from policy.paths.graph import AccessGraph
+    from policy.paths.model import parse_target
+    from policy.paths.query import resolve_source, shortest_path
+    from policy.paths.render import render_dot, render_paths
 
     inputs = build_inputs(
         accounts=[parse_account_authorization_details(DEMO_PATHS_ACCOUNT)],

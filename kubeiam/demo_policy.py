@@ -10,7 +10,10 @@ API server would after the webhook authenticated the token.
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING
+
+import yaml
 
 from authenticator.mapping import evaluate_mapping, parse_mappings
 
@@ -164,18 +167,22 @@ DEMO_RBAC: list[dict[str, object]] = [
 
 def step_tiers(ctx: DemoContext) -> None:
     """Report the three permission tiers of a demo ECS task, with findings."""
-    from policy.accounts import parse_account_authorization_details
-    from policy.tiers import evaluate_ecs_tiers
-    from policy.workloads import parse_task_definition
+    from policy.iam.accounts import parse_account_authorization_details
+    from policy.tiers.report import evaluate_ecs_tiers
+    from policy.tiers.workloads import parse_task_definition
 
     account = parse_account_authorization_details(DEMO_ACCOUNT)
     task = parse_task_definition(DEMO_TASK)
     cluster = f"arn:aws:ecs:{_R}:{_A}:cluster/shop"
     report = evaluate_ecs_tiers(account, task, cluster_arn=cluster)
-    ctx.say(f"Task definition {task.arn}")
-    ctx.say("in cluster 'shop'; the account data is in the form")
-    ctx.say("`aws iam get-account-authorization-details` prints; the IAM policy")
-    ctx.say("engine answers every question below.")
+    td = ctx.write_file("td.json", json.dumps(DEMO_TASK, indent=2) + "\n")
+    auth = ctx.write_file("auth.json", json.dumps(DEMO_ACCOUNT, indent=2) + "\n")
+    ctx.say(f"The account changes: this step looks at AWS account {_A}, which")
+    ctx.say("runs an ECS cluster named 'shop' (no Kubernetes, no STS emulator here).")
+    ctx.say(f"Task definition {task.arn};")
+    ctx.say("the account's users, roles and policies are in the form")
+    ctx.say("`aws iam get-account-authorization-details` prints, and kubeiam's IAM")
+    ctx.say("policy engine answers every question below.")
     ctx.say()
     for row in report.cluster:
         acts = ", ".join(a.split(":", 1)[1] for a in row.actions)
@@ -185,32 +192,37 @@ def step_tiers(ctx: DemoContext) -> None:
     rows += [(f.severity.value, f.id, f.title) for f in report.sorted_findings()]
     ctx.table(rows)
     ctx.say()
-    ctx.say("(the same report: kubeiam policy tiers --task-definition td.json")
-    ctx.say(" --account auth.json)")
+    ctx.say("The same report, from the files this step wrote:")
+    ctx.say(f"  kubeiam policy tiers --task-definition {td} \\")
+    ctx.say(f"      --account {auth} \\")
+    ctx.say(f"      --cluster-arn {cluster}")
     ctx.record("tiers", report.to_json())
+    ctx.record("tiersFiles", {"taskDefinition": str(td), "account": str(auth)})
+    worst = report.sorted_findings()[0] if report.sorted_findings() else None
+    ctx.conclude(
+        f"account {_A}'s ECS task shop:3: {len(report.sorted_findings())} findings"
+        + (f", worst {worst.severity.value} {worst.id}" if worst else "")
+    )
 
 
 def step_can_i(ctx: DemoContext) -> None:
     """Walk from the verified IAM role session through the mapping to RBAC decisions."""
-    from policy.authz import decide
-    from policy.rbac import ResourceAttributes, UserInfo
-    from policy.rbac_load import parse_rbac_documents
+    from policy.rbac.authz import decide
+    from policy.rbac.load import parse_rbac_documents
+    from policy.rbac.model import ResourceAttributes, UserInfo
 
     identity = ctx.identities.get("role")
     if identity is None:
         raise RuntimeError("the role session was not verified by an earlier step")
-    mappings = parse_mappings(
+    mapping_entries = [
         {
-            "mapRoles": [
-                {
-                    "rolearn": identity.canonical_arn,
-                    "username": "deployer:{{SessionName}}",
-                    "groups": ["deployers"],
-                }
-            ]
-        },
-        source="inline",
-        where="demo",
+            "rolearn": identity.canonical_arn,
+            "username": "deployer:{{SessionName}}",
+            "groups": ["deployers"],
+        }
+    ]
+    mappings = parse_mappings(
+        {"mapRoles": mapping_entries}, source="inline", where="demo"
     )
     result = evaluate_mapping(identity, [mappings])
     if result.user is None:
@@ -218,6 +230,11 @@ def step_can_i(ctx: DemoContext) -> None:
             f"the demo mapping did not map {identity.arn}: {result.detail}"
         )
     user = UserInfo(result.user.username, (*result.user.groups, "system:authenticated"))
+    ctx.say(f"Back to account {identity.account_id} and the Kubernetes cluster")
+    ctx.say(f"{ctx.cluster_id!r}: the API server authorizes what the authenticated")
+    ctx.say("role session may do, with Kubernetes RBAC (a Role and a RoleBinding in")
+    ctx.say("namespace 'shop').")
+    ctx.say()
     ctx.say(f"IAM identity  {identity.arn}")
     ctx.say(f"  mapping     {identity.canonical_arn} -> username {user.name!r},")
     ctx.say(f"              groups {list(user.groups)}")
@@ -234,8 +251,8 @@ def step_can_i(ctx: DemoContext) -> None:
     answers = []
     for a in asks:
         r = decide(policy, user, a)
-        res = a.resource + (f"/{a.subresource}" if a.subresource else "")
-        res += f".{a.group}" if a.group else ""
+        res = a.resource + (f".{a.group}" if a.group else "")
+        res += f"/{a.subresource}" if a.subresource else ""
         ask = f"{a.verb} {res} {a.name} -n {a.namespace}".replace("  ", " ")
         answer = "yes" if r.decision.value == "Allow" else "no"
         rows.append(
@@ -243,9 +260,27 @@ def step_can_i(ctx: DemoContext) -> None:
         )
         answers.append({"request": ask, "allowed": answer == "yes"})
     ctx.table(rows)
+    rbac = ctx.write_file("rbac/shop.yaml", yaml.safe_dump_all(DEMO_RBAC))
+    map_roles = yaml.safe_dump(mapping_entries, sort_keys=False)
+    aws_auth = ctx.write_file(
+        "aws-auth.yaml",
+        "apiVersion: v1\nkind: ConfigMap\n"
+        "metadata: {name: aws-auth, namespace: kube-system}\n"
+        "data:\n  mapRoles: |\n"
+        + "".join(f"    {line}\n" for line in map_roles.splitlines()),
+    )
     ctx.say()
-    ctx.say("(the same walk: kubeiam policy can-i --rbac rbac/ --as-arn ARN")
-    ctx.say(" --mapping aws-auth.yaml VERB RESOURCE -n NAMESPACE)")
+    ctx.say("The same walk, from the files this step wrote:")
+    ctx.say(f"  kubeiam policy can-i --rbac {rbac.parent} \\")
+    ctx.say(f"      --mapping {aws_auth} \\")
+    ctx.say(f"      --as-arn {identity.arn} \\")
+    ctx.say("      get pods/log web-1 -n shop")
     ctx.record(
         "canI", {"user": user.name, "groups": list(user.groups), "answers": answers}
+    )
+    ctx.record("canIFiles", {"rbac": str(rbac.parent), "mapping": str(aws_auth)})
+    allowed = sum(1 for a in answers if a["allowed"])
+    ctx.conclude(
+        f"RBAC in {ctx.cluster_id!r} lets {user.name} do {allowed} of the "
+        f"{len(answers)} requests asked"
     )

@@ -190,6 +190,11 @@ def step_webhook(ctx: DemoContext) -> None:
     stranger = _create_unique(
         lambda n: emulator.create_user(n, path="/demo/"), "mallory"
     )
+    ctx.say(f"A new IAM user joins, in the same account: {stranger.arn},")
+    ctx.say("whom no mapping names. From here the demo plays the API server of")
+    ctx.say(f"cluster {ctx.cluster_id!r}: it starts the cluster's webhook (kubeiam")
+    ctx.say("server) and posts each token to it as a TokenReview.")
+    ctx.say()
     tokens = {
         "role": ctx.tokens["role"],
         "user": ctx.tokens["user"],
@@ -249,6 +254,9 @@ def step_webhook(ctx: DemoContext) -> None:
         shutil.rmtree(directory, ignore_errors=True)
     ctx.say()
     ctx.say("kubectl never sees status.error: the API server answers 401 and logs it.")
+    ctx.conclude(
+        "the webhook mapped the session and alice to Kubernetes users; mallory got 401"
+    )
     ctx.record(
         "webhook", {"tokenReviewVersion": TOKENREVIEW_VERSION, "reviews": reviews}
     )

@@ -9,23 +9,23 @@ from collections.abc import Callable
 # subcommand -> (module, summary). Each module has ``main(argv) -> int``
 # where argv starts after the subcommand name.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "simulate": ("policy.iam_cli", "evaluate IAM cases, one JSON line each"),
-    "explain": ("policy.iam_cli", "evaluate IAM cases and print a readable trace"),
-    "test": ("policy.iam_cli", "run YAML policy test suites (JUnit XML on request)"),
-    "lint": ("policy.iam_cli", "validate policies and report findings"),
+    "simulate": ("policy.iam.cli", "evaluate IAM cases, one JSON line each"),
+    "explain": ("policy.iam.cli", "evaluate IAM cases and print a readable trace"),
+    "test": ("policy.iam.cli", "run YAML policy test suites (JUnit XML on request)"),
+    "lint": ("policy.iam.cli", "validate policies and report findings"),
     "tiers": (
-        "policy.tiers_cli",
+        "policy.tiers.cli",
         "cluster / task / housekeeping tiers of an ECS or EKS workload",
     ),
     "can-i": (
-        "policy.rbac_cli",
+        "policy.rbac.cli",
         "kubectl auth can-i against RBAC files (or an IAM ARN)",
     ),
-    "rbac": ("policy.rbac_cli", "batch SubjectAccessReview decisions from RBAC files"),
-    "who-can": ("policy.rbac_cli", "which subjects may VERB RESOURCE"),
-    "covers": ("policy.rbac_cli", "escalation check: does role A cover role B"),
+    "rbac": ("policy.rbac.cli", "batch SubjectAccessReview decisions from RBAC files"),
+    "who-can": ("policy.rbac.cli", "which subjects may VERB RESOURCE"),
+    "covers": ("policy.rbac.cli", "escalation check: does role A cover role B"),
     "paths": (
-        "policy.paths_cli",
+        "policy.paths.cli",
         "access paths across IAM and Kubernetes (who can reach what, findings)",
     ),
 }

@@ -1,4 +1,4 @@
-"""STYLE.md's import rules: who may import whom, each library behind one door."""
+"""docs/architecture.md's import rules: who imports whom, one door per library."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig")
 
-# package -> first-party packages its non-cli modules may import (STYLE.md).
+# package -> first-party packages its non-cli modules may import (docs/architecture.md).
 ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "authenticator": {"authenticator"},
     "policy": {"policy", "authenticator.arn", "authenticator.errors"},
@@ -20,7 +20,23 @@ ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "kubeiam": {"kubeiam", "authenticator", "policy", "webhook", "kubeconfig"},
 }
 
-# third-party library -> modules allowed to import it (STYLE "library door" table).
+# policy subpackage -> the policy modules it may import (cli modules included):
+# RBAC knows nothing of IAM and IAM nothing of RBAC; tiers sit on IAM (and RBAC
+# for EKS); access paths on all three. policy.errors is shared by all.
+POLICY_LAYERS: dict[str, set[str]] = {
+    "policy.iam": {"policy.iam", "policy.errors"},
+    "policy.rbac": {"policy.rbac", "policy.errors"},
+    "policy.tiers": {"policy.tiers", "policy.iam", "policy.rbac", "policy.errors"},
+    "policy.paths": {
+        "policy.paths",
+        "policy.tiers",
+        "policy.iam",
+        "policy.rbac",
+        "policy.errors",
+    },
+}
+
+# third-party library -> modules allowed to import it (the "library door" list).
 # "cli" means any cli module (cli.py or *_cli.py); "demo" the kubeiam demo.
 DOORS: dict[str, set[str]] = {
     "botocore": {
@@ -67,11 +83,27 @@ def _is_cli(module: str) -> bool:
     return last == "cli" or last.endswith("_cli")
 
 
+def _within(name: str, prefixes: set[str]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _policy_layer(module: str) -> str | None:
+    return next((layer for layer in POLICY_LAYERS if _within(module, {layer})), None)
+
+
 def _allowed(module: str, imported: str) -> bool:
     pkg = module.split(".")[0]
     top = imported.split(".")[0]
     if top not in PACKAGES:
         return True
+    layer = _policy_layer(module)
+    if (
+        layer is not None
+        and top == "policy"
+        and imported != "policy"
+        and not _within(imported, POLICY_LAYERS[layer])
+    ):
+        return False
     if _is_cli(module):
         return (
             not _is_cli(imported) or imported.split(".")[0] == pkg or pkg == "kubeiam"
@@ -91,13 +123,13 @@ MODULES = _modules()
 
 
 class TestLayering:
-    """STYLE.md's import table, checked on every module."""
+    """docs/architecture.md's import table, checked on every module."""
 
     @pytest.mark.parametrize(("module", "path"), MODULES, ids=[m for m, _ in MODULES])
     def test_first_party_imports_follow_the_table(
         self, module: str, path: Path
     ) -> None:
-        """A module imports only the first-party packages STYLE.md allows it."""
+        """A module imports only the first-party packages its table row allows."""
         bad = sorted(i for i in _imports(path) if not _allowed(module, i))
         assert not bad, f"{module} imports {bad}"
 
@@ -125,6 +157,81 @@ class TestLayering:
                         module,
                         imported,
                     )
+
+
+def _defined_names(tree: ast.Module) -> set[str]:
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return names
+
+
+def _declared_all(tree: ast.Module) -> list[str] | None:
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(t, ast.Name) and t.id == "__all__" for t in targets):
+            assert isinstance(value, ast.List | ast.Tuple), "__all__ is a literal"
+            return [
+                e.value
+                for e in value.elts
+                if isinstance(e, ast.Constant) and isinstance(e.value, str)
+            ]
+    return None
+
+
+POLICY_MODULES = [(m, p) for m, p in MODULES if m.split(".")[0] == "policy"]
+
+
+class TestPolicyLayout:
+    """policy/ is iam/, rbac/, tiers/ and paths/, each module its own names."""
+
+    def test_rbac_imports_nothing_from_iam(self) -> None:
+        """No RBAC module (its CLI included) imports the IAM engine."""
+        bad = [
+            (module, imported)
+            for module, path in POLICY_MODULES
+            if module.startswith("policy.rbac")
+            for imported in _imports(path)
+            if imported == "policy.iam" or imported.startswith("policy.iam.")
+        ]
+        assert not bad
+
+    def test_every_policy_module_sits_in_an_area(self) -> None:
+        """Only the shared errors and the dispatcher live at policy/'s top."""
+        top = sorted(
+            m for m, _ in POLICY_MODULES if m != "policy" and _policy_layer(m) is None
+        )
+        assert top == ["policy.cli", "policy.errors"]
+
+    def test_each_area_has_one_cli_module(self) -> None:
+        """policy/cli.py dispatches to exactly one CLI module per area."""
+        from policy.cli import SUBCOMMANDS
+
+        clis = {m for m, _ in POLICY_MODULES if _is_cli(m) and m != "policy.cli"}
+        assert clis == {f"{layer}.cli" for layer in POLICY_LAYERS}
+        assert {module for module, _ in SUBCOMMANDS.values()} == clis
+
+    @pytest.mark.parametrize(
+        ("module", "path"), POLICY_MODULES, ids=[m for m, _ in POLICY_MODULES]
+    )
+    def test_all_lists_only_names_defined_here(self, module: str, path: Path) -> None:
+        """No module re-exports another's names through a copied ``__all__``."""
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        declared = _declared_all(tree)
+        if declared is None:
+            return
+        foreign = sorted(set(declared) - _defined_names(tree))
+        assert not foreign, f"{module}.__all__ re-exports {foreign}"
 
 
 @pytest.mark.parametrize("pkg", PACKAGES)

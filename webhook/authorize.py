@@ -5,7 +5,7 @@ Optional: enabled by the server config's ``authorization`` key::
     authorization:
       rbacPaths: [/etc/kubeiam/rbac]        # files or directories (YAML/JSON, Lists)
       privilegedBypass: true                # allow group system:masters first (default)
-      denyRules:                            # checked before RBAC (policy/authz.py)
+      denyRules:                            # checked before RBAC (policy/rbac/authz.py)
         - name: no-prod-secrets
           subjects: [{kind: Group, name: contractors}]
           verbs: [get, list, watch]
@@ -40,11 +40,11 @@ from flask import Blueprint, Flask, Response, current_app, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import MethodNotAllowed, RequestEntityTooLarge
 
-from policy.authz import DenyRule, decide, parse_deny_rules
 from policy.errors import InvalidPolicyError
-from policy.rbac import RBACPolicy
-from policy.rbac_load import load_rbac_paths
-from policy.sar import build_sar_response, parse_subject_access_review
+from policy.rbac.authz import DenyRule, decide, parse_deny_rules
+from policy.rbac.evaluator import RBACPolicy
+from policy.rbac.load import load_rbac_paths
+from policy.rbac.sar import build_sar_response, parse_subject_access_review
 from webhook.errors import ConfigError, InvalidReviewError
 from webhook.tokenreview import MAX_BODY_BYTES, build_status, parse_json_body
 from webhook.views import ALL_METHODS, read_body

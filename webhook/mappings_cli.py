@@ -30,12 +30,14 @@ from authenticator.mapping_lint import (
     TrustSummary,
     build_effective_table,
     lint_mappings,
-    parse_trust_policies,
+    trust_documents,
 )
 from authenticator.mapping_model import (
     DEFAULT_RESERVED_GROUP_PREFIXES,
     with_group_prefixes,
 )
+from policy.errors import InvalidPolicyError
+from policy.iam.trust import who_can_assume
 from webhook.settings_compat import (
     is_authenticator_config,
     translate_authenticator_config,
@@ -282,13 +284,45 @@ def _show(args: argparse.Namespace, loaded: _Loaded) -> int:
     return 0
 
 
+def trust_summaries(doc: object, source: str = "") -> dict[str, TrustSummary]:
+    """Ask the IAM engine who may assume each role whose trust policy is given.
+
+    Args:
+        doc: ``get-account-authorization-details`` output, a list of
+            ``{"Arn", "AssumeRolePolicyDocument"}`` or ARN -> trust policy.
+        source: The file, for errors.
+
+    Returns:
+        Role match key -> who may assume it.
+
+    Raises:
+        ConfigError: A trust policy the IAM engine refuses.
+    """
+    out: dict[str, TrustSummary] = {}
+    for key, (arn, document) in trust_documents(doc).items():
+        try:
+            if not isinstance(document, Mapping):
+                raise InvalidPolicyError("the trust policy must be a JSON object")
+            answer = who_can_assume(arn, document)
+        except InvalidPolicyError as exc:
+            where = f"{source}: " if source else ""
+            raise ConfigError(f"{where}trust policy of {arn}: {exc}") from exc
+        out[key] = TrustSummary(
+            answer.people,
+            answer.services,
+            tuple(f"{p} (if {', '.join(keys)})" for p, keys in answer.conditional),
+        )
+    return out
+
+
 def _lint(args: argparse.Namespace, loaded: _Loaded) -> int:
     trust: dict[str, TrustSummary] | None = None
     if args.trust_policies:
         try:
-            trust = parse_trust_policies(json.loads(_read(Path(args.trust_policies))))
+            doc = json.loads(_read(Path(args.trust_policies)))
         except ValueError as exc:
             raise ConfigError(f"{args.trust_policies}: not JSON: {exc}") from exc
+        trust = trust_summaries(doc, args.trust_policies)
     findings = lint_mappings(
         loaded.sets,
         labels=loaded.labels,

@@ -41,6 +41,8 @@ from gunicorn.glogging import Logger as GunicornLogger
 
 from webhook import check_settings, create_app
 from webhook.errors import ConfigError
+from webhook.imds import with_region
+from webhook.portcheck import check_port_free
 from webhook.server_worker import MAX_CONNECTIONS
 from webhook.settings import WebhookSettings, load_settings
 
@@ -424,6 +426,8 @@ def main(argv: list[str]) -> int:
         settings = _apply_flags(load_settings(args.config), args)
         _check_tls(settings)
         check_settings(settings)
+        check_port_free(settings.server.address, settings.server.port)
+        settings, region_from = with_region(settings)  # IMDS when sts.region unset
     except ConfigError as exc:
         print(f"kubeiam server: {exc}", file=sys.stderr)
         return 1
@@ -447,6 +451,8 @@ def main(argv: list[str]) -> int:
                 "threads": settings.server.threads,
                 "mtls": settings.server.client_ca_file is not None,
                 "clusterID": settings.cluster_id,
+                "stsRegion": settings.sts.region or "(partition default)",
+                "stsRegionFrom": region_from,
             }
         },
     )

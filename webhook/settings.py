@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from authenticator.partitions import PARTITIONS
+from authenticator.hosts import parse_endpoint
+from authenticator.partitions import PARTITIONS, REGION_RE
 from webhook.errors import ConfigError
 from webhook.settings_compat import (
     is_authenticator_config,
@@ -286,13 +287,21 @@ def _parse_sts(r: _Reader, raw: object) -> STSSettings:
     doc = r.mapping(raw, "sts", keys)
     d = STSSettings()
     region = doc.get("region")
+    if region is not None and not REGION_RE.fullmatch(r.string(region, "sts.region")):
+        raise r.fail("sts.region", f"{region!r} is not a region name (e.g. us-west-2)")
+    endpoints = r.strings(doc.get("extraEndpoints", []), "sts.extraEndpoints")
+    for i, url in enumerate(endpoints):
+        try:
+            parse_endpoint(url)
+        except ConfigError as exc:
+            raise r.fail(f"sts.extraEndpoints[{i}]", str(exc)) from exc
     return STSSettings(
         region=None if region is None else r.string(region, "sts.region"),
         # The API server gives each attempt 30 s (kubernetes.md section 1.6).
         timeout_s=r.number(
             doc.get("timeoutSeconds", d.timeout_s), "sts.timeoutSeconds", 0.1, 30
         ),
-        extra_endpoints=r.strings(doc.get("extraEndpoints", []), "sts.extraEndpoints"),
+        extra_endpoints=endpoints,
         max_body_bytes=r.integer(
             doc.get("maxBodyBytes", d.max_body_bytes), "sts.maxBodyBytes", 1024, 1 << 20
         ),

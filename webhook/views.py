@@ -77,7 +77,7 @@ _STS_MISBEHAVED_REASONS = frozenset(
     }
 )
 
-# What status.error says; the detail stays in the log (STYLE.md "Errors").
+# What status.error says; the detail stays in the log (never a secret in an answer).
 _UNAVAILABLE_MESSAGE = "kubeiam: STS is unavailable; try again"
 _THROTTLED_MESSAGE = "kubeiam: STS is throttling requests"
 _TEMPLATE_MESSAGE = "kubeiam: the identity's mapping could not be rendered"

@@ -19,7 +19,7 @@ from authenticator.mapping_lint import (
     TrustSummary,
     build_effective_table,
     lint_mappings,
-    parse_trust_policies,
+    trust_documents,
 )
 
 ACCT = "111122223333"
@@ -204,30 +204,12 @@ class TestEffectiveTable:
         assert build_effective_table([ms])[0].shadowed_by == ""
 
 
-class TestTrustPolicies:
-    """Reading role trust policies."""
+class TestTrustDocuments:
+    """Finding role trust policies (who may assume is the IAM engine's question)."""
 
     def test_account_authorization_details(self) -> None:
-        """RoleDetailList with URL-encoded and decoded documents."""
-        people = {
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "arn:aws:iam::1:root"},
-                    "Action": "sts:AssumeRole",
-                }
-            ]
-        }
-        service = {
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": ["ec2.amazonaws.com"]},
-                    "Action": ["sts:AssumeRole"],
-                },
-                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"},
-            ]
-        }
+        """RoleDetailList with URL-encoded and decoded documents, by match key."""
+        people = {"Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole"}]}
         doc = {
             "RoleDetailList": [
                 {
@@ -236,31 +218,31 @@ class TestTrustPolicies:
                 },
                 {
                     "Arn": f"arn:aws:iam::{ACCT}:role/Node",
-                    "AssumeRolePolicyDocument": service,
+                    "AssumeRolePolicyDocument": {},
                 },
+                {"Arn": "not an arn", "AssumeRolePolicyDocument": {}},
             ]
         }
-        trust = parse_trust_policies(doc)
-        assert trust[f"arn:aws:iam::{ACCT}:role/people"].people == (
-            "AWS:arn:aws:iam::1:root",
-        )
-        assert trust[f"arn:aws:iam::{ACCT}:role/node"] == TrustSummary(
-            (), ("Service:ec2.amazonaws.com",)
-        )
+        docs = trust_documents(doc)
+        assert docs == {
+            f"arn:aws:iam::{ACCT}:role/people": (
+                f"arn:aws:iam::{ACCT}:role/path/People",
+                people,
+            ),
+            f"arn:aws:iam::{ACCT}:role/node": (f"arn:aws:iam::{ACCT}:role/Node", {}),
+        }
 
-    @pytest.mark.parametrize(
-        "statement",
-        [
-            {"Effect": "Allow", "Principal": "*", "Action": "sts:AssumeRole"},
-            {
-                "Effect": "Allow",
-                "Principal": {"Federated": "cognito-identity.amazonaws.com"},
-                "Action": "sts:AssumeRoleWithWebIdentity",
-            },
-            {"Effect": "Allow", "NotPrincipal": {"AWS": "x"}, "Action": "sts:*"},
-        ],
-    )
-    def test_people_principals(self, statement: dict[str, object]) -> None:
-        """*, Federated and NotPrincipal all count as people."""
-        trust = parse_trust_policies({ROLE: {"Statement": [statement]}})
-        assert trust[ROLE.lower()].people
+    def test_arn_to_policy_mapping(self) -> None:
+        """A mapping of role ARN to trust policy is read as well."""
+        assert trust_documents({ROLE: {"Statement": []}}) == {
+            ROLE.lower(): (ROLE, {"Statement": []})
+        }
+
+    def test_conditional_people_are_medium(self) -> None:
+        """People who may assume only when condition keys hold: medium, named."""
+        ms = one(username="node:{{SessionName}}")
+        summary = TrustSummary((), (), ("AWS:* (if aws:PrincipalOrgID)",))
+        findings = lint_mappings([ms], trust={ROLE.lower(): summary})
+        [template] = [f for f in findings if f.code == "session-template"]
+        assert template.severity is Severity.MEDIUM
+        assert "AWS:* (if aws:PrincipalOrgID)" in template.message

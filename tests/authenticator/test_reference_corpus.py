@@ -1098,15 +1098,8 @@ IDENTITY_CASES = [
         "AIDAIYCCCMMMMMMMMGGDA",
         "AIDAIYCCCMMMMMMMMGGDA",
     ),
-    # The case wants the bare role ID kept. (The current reference actually
-    # errors, "malformed UserID", and its loop skips errors silently; STS never
-    # answers with an iam role ARN, so kubeiam follows the case's stated intent.)
-    (
-        "Role",
-        "arn:aws:iam::123456789012:role/Alice",
-        "AROAZZCCCNNNNNNNNFFFA",
-        "AROAZZCCCNNNNNNNNFFFA",
-    ),
+    # The case "Role" (an iam role ARN with a bare role ID) is refused, as the
+    # current reference does ("malformed UserID"): test_role_without_session.
     # commit 9fa86f7d: a federated user keeps its whole UserId (not the root's)
     (
         "Federated User",
@@ -1141,6 +1134,20 @@ class TestGetIdentityFromSTSResponse:
             access_key_id=REF_KEY,
         )
 
+    def test_role_without_session(self) -> None:
+        """token_test.go's "Role": ARN type and UserId shape disagree, so refused."""
+        with pytest.raises(STSRejectedError) as info:
+            parse_get_caller_identity(
+                ref_json(
+                    "arn:aws:iam::123456789012:role/Alice",
+                    REF_ACCOUNT,
+                    "AROAZZCCCNNNNNNNNFFFA",
+                ),
+                content_type="application/json",
+                access_key_id=REF_KEY,
+            )
+        assert info.value.reason == "sts_bad_identity"
+
     def test_federated_uid_differs_from_root(self) -> None:
         """Advisory 7: a federated user's UserId is not the root's (uid collision)."""
         fed, root = (
@@ -1149,7 +1156,7 @@ class TestGetIdentityFromSTSResponse:
                 content_type="application/json",
                 access_key_id=REF_KEY,
             )
-            for _, arn, uid, _ in (IDENTITY_CASES[3], IDENTITY_CASES[0])
+            for _, arn, uid, _ in (IDENTITY_CASES[-1], IDENTITY_CASES[0])
         )
         assert fed.user_id != root.user_id
 

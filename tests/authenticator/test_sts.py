@@ -529,16 +529,6 @@ BAD_JSON = [
         _json(
             {
                 "GetCallerIdentityResponse": {
-                    "GetCallerIdentityResult": {**_RESULT, "Extra": "x"}
-                }
-            }
-        ),
-    ),
-    (
-        "sts_bad_body",
-        _json(
-            {
-                "GetCallerIdentityResponse": {
                     "GetCallerIdentityResult": {**_RESULT, "Account": 111122223333}
                 }
             }
@@ -573,17 +563,6 @@ BAD_JSON = [
                     "ResponseMetadata": _META,
                 },
                 "Other": {},
-            }
-        ),
-    ),
-    (
-        "sts_bad_body",
-        _json(
-            {
-                "GetCallerIdentityResponse": {
-                    "GetCallerIdentityResult": _RESULT,
-                    "ResponseMetadata": {"X": "y"},
-                }
             }
         ),
     ),
@@ -647,7 +626,6 @@ BAD_XML = [
         "sts_bad_body",
         xml_body(*USER, extra="<Arn>arn:aws:iam::111122223333:user/admin</Arn>"),
     ),
-    ("sts_bad_body", xml_body(*USER, extra="<Extra>x</Extra>")),
     ("sts_bad_body", xml_body(*USER).replace(b"<Account>111122223333</Account>", b"")),
     (
         "sts_bad_body",
@@ -725,6 +703,32 @@ BAD_XML = [
 
 class TestStrictParsing:
     """Anything but exactly one well-formed result is rejected."""
+
+    def test_fields_sts_may_add_are_ignored(self) -> None:
+        """Unknown result/metadata fields (an additive API change) don't refuse.
+
+        The three fields read are still checked: a repeated known element or a
+        non-string value rejects (see BAD_JSON / BAD_XML).
+        """
+        bodies = [
+            (
+                "application/json",
+                _json(
+                    {
+                        "GetCallerIdentityResponse": {
+                            "GetCallerIdentityResult": {**_RESULT, "Extra": [1]},
+                            "ResponseMetadata": {**_META, "X": "y"},
+                        }
+                    }
+                ),
+            ),
+            ("text/xml", xml_body(*USER, extra="<Extra>x</Extra>")),
+        ]
+        for content_type, body in bodies:
+            identity = parse_get_caller_identity(
+                body, content_type=content_type, access_key_id=KEY
+            )
+            assert identity.arn == USER[0]
 
     @pytest.mark.parametrize(("reason", "body"), BAD_JSON)
     def test_bad_json(self, reason: str, body: bytes) -> None:

@@ -479,7 +479,7 @@ URL_CASES: list[tuple[str, str]] = [
     # rule: exactly host;x-k8s-aws-id
     ("extra_signed_header", build_url(X_Amz_SignedHeaders="x-k8s-aws-id")),
     ("extra_signed_header", build_url(X_Amz_SignedHeaders="x-k8s-aws-id%3Bhost")),
-    ("extra_signed_header", build_url(X_Amz_SignedHeaders="host%3BX-K8S-AWS-ID")),
+    # (host;X-K8S-AWS-ID passes: names compare ignoring case, test_verify_compat.py)
     (
         "extra_signed_header",
         build_url(X_Amz_SignedHeaders="host%3Bhost%3Bx-k8s-aws-id"),
@@ -653,11 +653,12 @@ class TestCanaryEndpoint:
         """Endpoints match on exact scheme, host and port; userinfo never passes."""
         query = build_query(SERVER_REGION)
         cases = [
-            ("port", f"https://127.0.0.1:{canary.port}/?{query}"),
-            ("bad_scheme", f"http://127.0.0.1:{canary.port + 1}/?{query}"),
-            ("bad_scheme", f"http://127.0.0.2:{canary.port}/?{query}"),
+            # an unconfigured loopback endpoint is "not allowed" (issue 14)
+            ("host_not_allowed", f"https://127.0.0.1:{canary.port}/?{query}"),
+            ("host_not_allowed", f"http://127.0.0.1:{canary.port + 1}/?{query}"),
+            ("host_not_allowed", f"http://127.0.0.2:{canary.port}/?{query}"),
             ("bad_scheme", f"http://localhost:{canary.port}/?{query}"),
-            ("bad_scheme", f"http://127.0.0.1/?{query}"),
+            ("host_not_allowed", f"http://127.0.0.1/?{query}"),
             ("userinfo", f"http://x@127.0.0.1:{canary.port}/?{query}"),
             (
                 "userinfo",
@@ -931,7 +932,8 @@ class TestValidTokens:
                 now=NOW,
                 allowed_hosts=allowed,
             )
-        assert info.value.reason == "bad_scheme"
+        assert info.value.reason == "host_not_allowed"  # not allowed, not bad_scheme
+        assert "endpoint http://[::1]:8081 is not allowed" in info.value.message
 
     def test_url_is_rebuilt_from_validated_parts(self, canary: LocalServer) -> None:
         """An upper-case scheme is normalised; the query stays byte-identical."""

@@ -515,7 +515,7 @@ class TestServerAuthorizationSection:
 
     def test_authorization_section_and_rbac_file_load(self, tmp_path: Path) -> None:
         """authorization parses, and rbacPaths names the ConfigMap's rbac.yaml."""
-        from policy.rbac_load import load_rbac_paths
+        from policy.rbac.load import load_rbac_paths
         from webhook.authorize import AuthorizationSettings
 
         data = _one("ConfigMap", "kubeiam-config")["data"]

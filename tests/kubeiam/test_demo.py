@@ -56,7 +56,7 @@ class TestHumanOutput:
             r"arn\s+arn:aws:sts::\d{12}:assumed-role/deployer/alice-session", out
         )
         assert re.search(r"canonicalArn\s+arn:aws:iam::\d{12}:role/deployer\n", out)
-        assert "rejected (STSRejectedError, reason sts_rejected)" in out
+        assert "refused by STS (reason sts_rejected)" in out
         assert "SignatureDoesNotMatch" in out
 
     def test_no_secret_is_printed(self, human_output: str) -> None:

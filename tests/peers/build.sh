@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the Go peers (kube-apiserver, kube-controller-manager, etcd, aws-iam-authenticator)
 # from the Go module proxy into a per-machine cache keyed by the pinned versions, once.
-# Prints the bin directory on stdout; progress goes to stderr.
+# Prints the bin directory on stdout; progress goes to stderr. Arguments: build only
+# the named peers (default: all four).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=/dev/null
@@ -12,6 +13,8 @@ key="$(cat "$here/versions.env" "$here"/kube/go.mod "$here"/kube/go.sum \
 cache="${KUBEIAM_PEERS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/kubeiam/peers}/$key"
 bin="$cache/bin"
 want=(kube-apiserver kube-controller-manager etcd aws-iam-authenticator)
+# `build.sh aws-iam-authenticator` (or any subset): only those, without waiting for the rest.
+if (($#)); then want=("$@"); fi
 missing=()
 for b in "${want[@]}"; do [[ -x "$bin/$b" ]] || missing+=("$b"); done
 if ((${#missing[@]} == 0)); then echo "$bin"; exit 0; fi

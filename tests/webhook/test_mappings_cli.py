@@ -258,3 +258,76 @@ def test_dispatcher_runs_mappings(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert kubeiam_main(["mappings", "validate", AWS_AUTH]) == 0
     assert "OK: 6 entries" in capsys.readouterr().out
+
+
+class TestLintTrustThroughTheEngine:
+    """--trust-policies is answered by the IAM engine: conditions and Deny count."""
+
+    NODE = "arn:aws:iam::111122223333:role/node"
+
+    def _template(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], trust: object
+    ) -> tuple[int, list[dict[str, str]]]:
+        mapping = tmp_path / "aws-auth.yaml"
+        mapping.write_text(
+            f"mapRoles:\n- rolearn: {self.NODE}\n  username: node:{{{{SessionName}}}}\n"
+        )
+        policies = tmp_path / "trust.json"
+        policies.write_text(json.dumps({self.NODE: trust}))
+        code = main(
+            ["lint", str(mapping), "--trust-policies", str(policies), "-o", "json"]
+        )
+        out = capsys.readouterr().out
+        found = json.loads(out) if out else []
+        return code, [f for f in found if f["code"] == "session-template"]
+
+    def test_condition_makes_it_conditional(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Principal * limited to an organisation: medium, naming the key."""
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": "*",
+                    "Action": "sts:AssumeRole",
+                    "Condition": {"StringEquals": {"aws:PrincipalOrgID": "o-1"}},
+                }
+            ],
+        }
+        _, [finding] = self._template(tmp_path, capsys, trust)
+        assert finding["severity"] == "medium"
+        assert "AWS:* (if aws:PrincipalOrgID)" in finding["message"]
+
+    def test_deny_leaves_no_one(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An Allow undone by a Deny for everyone: info, no one can assume it."""
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::444455556666:root"},
+                    "Action": "sts:AssumeRole",
+                },
+                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"},
+            ],
+        }
+        _, [finding] = self._template(tmp_path, capsys, trust)
+        assert finding["severity"] == "info"
+
+    def test_invalid_trust_policy_is_an_error(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """A trust policy the engine refuses: one error line naming the role."""
+        trust = {"Statement": [{"Effect": "Maybe", "Action": "sts:AssumeRole"}]}
+        mapping = tmp_path / "aws-auth.yaml"
+        mapping.write_text(f"mapRoles:\n- rolearn: {self.NODE}\n  username: n\n")
+        policies = tmp_path / "trust.json"
+        policies.write_text(json.dumps({self.NODE: trust}))
+        assert main(["lint", str(mapping), "--trust-policies", str(policies)]) == 1
+        captured = capsys.readouterr()
+        assert f"trust policy of {self.NODE}" in captured.err
+        assert captured.out == ""

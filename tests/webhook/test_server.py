@@ -633,7 +633,7 @@ class TestCLI:
         path.write_text(json.dumps(doc))
         code, err = self._run(["--config", str(path)], capsys)
         assert code == 1
-        assert f"{path}: sts:" in err
+        assert f"{path}: sts.extraEndpoints[0]:" in err
         assert "loopback" in err
 
     @pytest.mark.parametrize(

@@ -1,0 +1,217 @@
+"""Server differential: the same mappings, the same TokenReviews, both servers.
+
+aws-iam-authenticator's own server config file (``server.mapRoles``,
+``server.mapUsers``, ``server.mapAccounts``, the mounted-file backend) and
+kubeiam's file source hold the same mappings; a corpus of identities (IAM users
+with and without paths, role sessions, roles with paths, templates with
+``{{SessionName}}``, ``{{SessionNameRaw}}``, ``{{AccessKeyID}}`` and
+``{{AccountID}}``, an IAM Identity Center permission-set role, an identity that
+only mapAccounts covers) signs tokens with kubeiam's presigner, and each server
+must answer with the same username, uid, groups and extra. Bad tokens (another
+cluster, expired, tampered) are refused by both.
+
+The aws-auth ConfigMap variant (a real kube-apiserver) waits for the control-plane
+fixture (issue 10).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from authenticator.emulator import Credentials, STSEmulator
+from authenticator.presign import StaticCredentials, presign_get_caller_identity
+from tests.differential.harness import (
+    CLUSTER_ID,
+    Server,
+    start_go_server,
+    start_kubeiam_server,
+    user_of,
+)
+from tests.fixtures.sts import unique_name
+from tests.fixtures.stsnamespace import STSNamespace
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    creds: Credentials
+
+
+def _static(creds: Credentials) -> StaticCredentials:
+    return StaticCredentials(
+        creds.access_key_id, creds.secret_access_key, creds.session_token
+    )
+
+
+def token_for(
+    creds: Credentials, *, cluster_id: str = CLUSTER_ID, when: datetime | None = None
+) -> str:
+    """A kubeiam token signed for the real regional STS host."""
+    return presign_get_caller_identity(
+        credentials=_static(creds),
+        region="us-east-1",
+        cluster_id=cluster_id,
+        now=when or datetime.now(UTC),
+    ).token
+
+
+@dataclass
+class Corpus:
+    cases: list[Case]
+    mappings: dict[str, Any]
+    # kubeiam's file: byte-for-byte the same document (``sso:`` included).
+    kubeiam_mappings: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def corpus(sts_emulator: STSEmulator) -> Corpus:
+    """Identities and the mappings that name them."""
+    account = sts_emulator.account_id
+    e = sts_emulator
+    admin = e.create_user(unique_name("srv-admin"))
+    pathed_user = e.create_user(unique_name("srv-pathed"), path="/team/ops/")
+    templated_user = e.create_user(unique_name("srv-tpl"))
+    account_only = e.create_user(unique_name("srv-acct"))
+    dev_role = e.create_role(unique_name("srv-dev"))
+    path_role = e.create_role(unique_name("srv-pathrole"), path="/eng/platform/")
+    raw_role = e.create_role(unique_name("srv-raw"))
+    sso_role = e.create_role(
+        "AWSReservedSSO_PowerUser_0123456789abcdef",
+        path="/aws-reserved/sso.amazonaws.com/",
+    )
+    unmapped_role = e.create_role(unique_name("srv-unmapped"))
+
+    def strip_path(arn: str) -> str:
+        kind, _, name = arn.rpartition(":")[2].partition("/")
+        return f"arn:aws:iam::{account}:{kind}/{name.rsplit('/', 1)[-1]}"
+
+    mappings: dict[str, Any] = {
+        "mapRoles": [
+            {
+                "rolearn": dev_role,
+                "username": "dev:{{SessionName}}",
+                "groups": ["devs", "acct-{{AccountID}}"],
+            },
+            {
+                # mapped without its path: paths are ignored when matching
+                "rolearn": strip_path(path_role),
+                "username": "platform:{{AccessKeyID}}",
+                "groups": ["platform"],
+            },
+            {
+                "rolearn": raw_role,
+                "username": "raw:{{SessionNameRaw}}",
+                "groups": ["raw"],
+            },
+            {
+                "sso": {"permissionSetName": "PowerUser", "accountID": account},
+                "username": "sso:{{SessionName}}",
+                "groups": ["power-users"],
+            },
+        ],
+        "mapUsers": [
+            {"userarn": admin.arn, "username": "admin", "groups": ["system:masters"]},
+            {
+                "userarn": pathed_user.arn,
+                "username": "pathed-user",
+                "groups": ["ops"],
+            },
+            {
+                "userarn": templated_user.arn,
+                "username": "u-{{AccountID}}-{{AccessKeyID}}",
+                "groups": ["tpl"],
+            },
+        ],
+        "mapAccounts": [account],
+    }
+    kubeiam_mappings = mappings
+    cases = [
+        Case("iam user", admin),
+        Case("iam user with a path", pathed_user),
+        Case("user template AccountID/AccessKeyID", templated_user),
+        Case("mapAccounts only", account_only),
+        Case("role session, SessionName", e.assume_role(admin, dev_role, "alice")),
+        Case(
+            "role session, SessionName with @",
+            e.assume_role(admin, dev_role, "bob@example.com"),
+        ),
+        Case("role with a path", e.assume_role(admin, path_role, "carol")),
+        Case("SessionNameRaw", e.assume_role(admin, raw_role, "dave@example.com")),
+        Case("SSO permission set", e.assume_role(admin, sso_role, "erin@example.com")),
+        Case(
+            "unmapped role (account mapping)", e.assume_role(admin, unmapped_role, "x")
+        ),
+    ]
+    return Corpus(cases=cases, mappings=mappings, kubeiam_mappings=kubeiam_mappings)
+
+
+@pytest.fixture(scope="module")
+def servers(
+    sts_namespace: STSNamespace,
+    tmp_path_factory: pytest.TempPathFactory,
+    corpus: Corpus,
+) -> Iterator[tuple[Server, Server]]:
+    go = start_go_server(
+        sts_namespace, Path(tmp_path_factory.mktemp("go-srv")), corpus.mappings
+    )
+    try:
+        ours = start_kubeiam_server(
+            sts_namespace,
+            Path(tmp_path_factory.mktemp("kubeiam-srv")),
+            corpus.kubeiam_mappings,
+        )
+    except BaseException:
+        go.stop()
+        raise
+    yield go, ours
+    go.stop()
+    ours.stop()
+
+
+def test_same_identity_for_every_case(
+    servers: tuple[Server, Server], corpus: Corpus
+) -> None:
+    go, ours = servers
+    differences = []
+    for case in corpus.cases:
+        token = token_for(case.creds)
+        g, k = user_of(go.review(token)), user_of(ours.review(token))
+        assert g is not None, (
+            case.name,
+            "refused by aws-iam-authenticator",
+            go.output()[-2000:],
+        )
+        assert k is not None, (case.name, "refused by kubeiam", ours.output()[-2000:])
+        for key in ("username", "uid", "groups", "extra"):
+            gv, kv = g.get(key), k.get(key)
+            if key == "groups":
+                gv, kv = sorted(gv or []), sorted(kv or [])
+            if gv != kv:
+                differences.append((case.name, key, gv, kv))
+    assert not differences, "\n".join(map(str, differences))
+
+
+def test_bad_tokens_are_refused_by_both(
+    servers: tuple[Server, Server], corpus: Corpus
+) -> None:
+    go, ours = servers
+    creds = corpus.cases[0].creds
+    good = token_for(creds)
+    bad = {
+        "another cluster": token_for(creds, cluster_id="other-cluster"),
+        "expired": token_for(creds, when=datetime.now(UTC) - timedelta(minutes=20)),
+        "tampered signature": good[:-3]
+        + ("AAA" if not good.endswith("AAA") else "BBB"),
+        "not a token": "k8s-aws-v1.bm90IGEgdG9rZW4",
+        "empty": "",
+    }
+    for name, token in bad.items():
+        g, k = go.review(token), ours.review(token)
+        assert user_of(g) is None, (name, g)
+        assert user_of(k) is None, (name, k)
