@@ -16,14 +16,12 @@ parsing the answer; this module only keeps idle connections per
 ``(scheme, host, port)``, at most ``maxsize`` each. A connection goes back to
 the pool only after its answer was read to the end and the server did not ask
 to close it; one that the server closed while idle is noticed before reuse
-(:attr:`~urllib3.connection.HTTPConnection.is_connected`), and a request that
-fails on a reused connection before any answer is retried once on a new one
-(a GET, and STS never saw it).
+(:attr:`~urllib3.connection.HTTPConnection.is_connected`). A failed request is
+never retried (STS may have seen it: one STS call per review), as before.
 """
 
 from __future__ import annotations
 
-import http.client
 import ssl
 import threading
 from collections.abc import Mapping
@@ -36,14 +34,6 @@ __all__ = ["PooledResponse", "STSConnections", "split_url"]
 
 _Key = tuple[str, str, int]
 _DEFAULT_PORTS = {"http": 80, "https": 443}
-# What a kept connection that the server dropped raises on the next request.
-_STALE_ERRORS = (
-    ConnectionResetError,
-    BrokenPipeError,
-    ConnectionAbortedError,
-    http.client.RemoteDisconnected,
-    http.client.BadStatusLine,
-)
 
 
 def split_url(url: str) -> tuple[_Key, str]:
@@ -163,26 +153,21 @@ class STSConnections:
             urllib3.exceptions.HTTPError: urllib3 refused the connection or answer.
         """
         key, target = split_url(url)
-        while True:
-            conn, reused = self._take(key)
-            try:
-                conn.request(
-                    "GET",
-                    target,
-                    headers=dict(headers),
-                    preload_content=False,
-                    decode_content=False,
-                )
-                response = conn.getresponse()
-            except _STALE_ERRORS:
-                conn.close()
-                if reused:
-                    continue  # dropped while idle: STS never saw it; a new one
-                raise
-            except BaseException:
-                conn.close()
-                raise
-            return PooledResponse(response, conn, key, self)
+        conn = self._take(key)
+        try:
+            conn.request(
+                "GET",
+                target,
+                headers=dict(headers),
+                preload_content=False,
+                decode_content=False,
+            )
+            response = conn.getresponse()
+        except BaseException:
+            # Never retried: STS may have seen the request (one call per review).
+            conn.close()
+            raise
+        return PooledResponse(response, conn, key, self)
 
     def put(self, key: _Key, conn: HTTPConnection) -> None:
         """Keep an idle connection for the next call (or close it when full)."""
@@ -202,15 +187,15 @@ class STSConnections:
         for conn in conns:
             conn.close()
 
-    def _take(self, key: _Key) -> tuple[HTTPConnection, bool]:
+    def _take(self, key: _Key) -> HTTPConnection:
         while True:
             with self._lock:
                 idle = self._idle.get(key)
                 conn = idle.pop() if idle else None
             if conn is None:
-                return self._new(key), False
+                return self._new(key)
             if conn.is_connected:
-                return conn, True
+                return conn
             conn.close()  # closed by the server while idle
 
     def _new(self, key: _Key) -> HTTPConnection:
