@@ -147,14 +147,14 @@ class _PreloadedTLSAdapter(HTTPAdapter):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        self._ssl_context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+        self.ssl_context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
         super().__init__(**kwargs)
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
         """The pool manager, with the preloaded context for every HTTPS pool."""
-        pool_kwargs["ssl_context"] = self._ssl_context
+        pool_kwargs["ssl_context"] = self.ssl_context
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
@@ -234,8 +234,10 @@ class STSClient:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._session = session
+        # The direct (unproxied) calls verify with the adapter's context: the
+        # bundle is read once per client.
         self._connections = STSConnections(
-            timeout=timeout, maxsize=pool_maxsize, cafile=DEFAULT_CA_BUNDLE_PATH
+            timeout=timeout, maxsize=pool_maxsize, ssl_context=adapter.ssl_context
         )
 
     def call_get_caller_identity(self, call: PresignedCall) -> Identity:

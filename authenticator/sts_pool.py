@@ -10,14 +10,15 @@ the query restricted to characters that need no encoding), so this module
 splits it with two string operations and hands the target to a urllib3
 :class:`~urllib3.connection.HTTPConnection` as it is.
 
-urllib3 still does the connecting, TLS (one shared context with requests' CA
-bundle, verifying the host name, as requests does), writing the request and
-parsing the answer; this module only keeps idle connections per
-``(scheme, host, port)``, at most ``maxsize`` each. A connection goes back to
-the pool only after its answer was read to the end and the server did not ask
-to close it; one that the server closed while idle is noticed before reuse
-(:attr:`~urllib3.connection.HTTPConnection.is_connected`). A failed request is
-never retried (STS may have seen it: one STS call per review), as before.
+urllib3 still does the connecting, TLS (the client's one context with
+requests' CA bundle, loaded when the client is made; host names checked, as
+requests does), writing the request and parsing the answer; this module only
+keeps idle connections per ``(scheme, host, port)``, at most ``maxsize`` each.
+A connection goes back to the pool only after its answer was read to the end
+and the server did not ask to close it; one that the server closed while idle
+is noticed before reuse (:attr:`~urllib3.connection.HTTPConnection.is_connected`).
+A failed request is never retried (STS may have seen it: one STS call per
+review), as before.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from collections.abc import Mapping
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.response import BaseHTTPResponse
-from urllib3.util.ssl_ import create_urllib3_context
 
 __all__ = ["PooledResponse", "STSConnections", "split_url"]
 
@@ -123,16 +123,18 @@ class STSConnections:
     Args:
         timeout: Socket timeout for connecting and each read, in seconds.
         maxsize: Idle connections kept per host (more are closed after use).
-        cafile: The CA bundle HTTPS answers are verified against (loaded once).
+        ssl_context: Verifies HTTPS answers (its CA bundle already loaded, once,
+            by the caller; host names are checked).
     """
 
-    def __init__(self, *, timeout: float, maxsize: int, cafile: str) -> None:
-        self._cafile = cafile
+    def __init__(
+        self, *, timeout: float, maxsize: int, ssl_context: ssl.SSLContext
+    ) -> None:
+        self._tls = ssl_context
         self._timeout = timeout
         self._maxsize = max(maxsize, 1)
         self._lock = threading.Lock()
         self._idle: dict[_Key, list[HTTPConnection]] = {}
-        self._tls: ssl.SSLContext | None = None
         self._closed = False
 
     def get(self, url: str, headers: Mapping[str, str]) -> PooledResponse:
@@ -203,15 +205,9 @@ class STSConnections:
         if scheme == "http":
             return HTTPConnection(host, port, timeout=self._timeout)
         return HTTPSConnection(
-            host, port, timeout=self._timeout, ssl_context=self._context()
+            host,
+            port,
+            timeout=self._timeout,
+            ssl_context=self._tls,
+            cert_reqs=ssl.CERT_REQUIRED,
         )
-
-    def _context(self) -> ssl.SSLContext:
-        with self._lock:
-            if self._tls is None:
-                # urllib3's defaults (TLS 1.2+, CERT_REQUIRED, host name checked),
-                # with the CA bundle requests uses, loaded once per client.
-                context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
-                context.load_verify_locations(cafile=self._cafile)
-                self._tls = context
-            return self._tls

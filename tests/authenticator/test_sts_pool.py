@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
@@ -92,13 +95,27 @@ def test_connection_close_is_honoured(server: LocalServer) -> None:
 def test_connection_closed_while_idle_is_replaced(server: LocalServer) -> None:
     """A server that drops the idle connection unannounced: the next call reconnects."""
     answer = reply(200, json_body(*USER))
+    closed = threading.Event()
 
     def respond_then_drop(handler: BaseHTTPRequestHandler) -> None:
         answer(handler)
-        handler.close_connection = True  # closes without saying so
+        handler.wfile.flush()
+        handler.connection.shutdown(socket.SHUT_RDWR)  # without saying so
+        handler.close_connection = True
+        closed.set()
 
     server.respond = respond_then_drop
-    ports = _client_ports(server, 3)
+    call = call_for(server)
+    client = STSClient(timeout=2.0)
+    try:
+        for _ in range(3):
+            closed.clear()
+            assert client.call_get_caller_identity(call).arn == USER[0]
+            assert closed.wait(5)
+            time.sleep(0.05)  # the FIN reaches the client's socket
+    finally:
+        client.close()
+    ports = [r.client_port for r in server.requests]
     assert len(ports) == 3
     assert len(set(ports)) == 3
 
