@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers peer-npm differential
+.PHONY: demo test lint bench soak fuzz-atheris kind-up clean deps-system peers peer-npm differential cluster
 
 $(STAMP): pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { apt-get update && apt-get install -y python3 python3-venv; }
@@ -72,6 +72,11 @@ soak: $(STAMP)
 fuzz-atheris: $(STAMP)
 	$(PY) -m pip install -q 'atheris>=2.3,<3'
 	$(PY) bench/fuzz_atheris.py -max_total_time=300
+
+# A local control plane (etcd + kube-apiserver built by `make peers`) with kubeiam wired in,
+# no Docker needed; prints the kubectl commands to try. See docs/getting-started-local-cluster.md.
+cluster: $(STAMP) deps-system peers
+	$(PY) -m tests.fixtures.controlplane
 
 # Needs Docker and kind (not available on the CI machines); see docs/getting-started-kind.md.
 kind-up:

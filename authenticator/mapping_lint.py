@@ -18,13 +18,13 @@ by the IAM engine in ``policy.iam.trust``), into findings with a severity
 
 from __future__ import annotations
 
-import enum
 import json
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from authenticator.arn import strip_role_path
+from authenticator.findings import Finding, Severity
 from authenticator.mapping_model import (
     MappingEntry,
     MappingProblem,
@@ -42,42 +42,21 @@ EXPECTED_SYSTEM_GROUPS = frozenset(
 SERVICE_LINKED_PATH = "aws-service-role/"
 
 
-class Severity(enum.Enum):
-    """How much a finding matters; the order is the enum's order."""
+def finding_json(finding: Finding) -> dict[str, str]:
+    """A lint finding as ``kubeiam mappings lint -o json`` prints it.
 
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-    INFO = "info"
+    Args:
+        finding: The finding.
 
-
-SEVERITY_ORDER = {s: i for i, s in enumerate(Severity)}
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One lint finding.
-
-    Attributes:
-        severity: How much it matters.
-        code: A stable, kebab-case code.
-        where: The entry (``file.yaml: mapRoles[2]``).
-        message: What is wrong and why.
+    Returns:
+        ``severity``, ``code``, ``where`` and ``message``.
     """
-
-    severity: Severity
-    code: str
-    where: str
-    message: str
-
-    def to_json(self) -> dict[str, str]:
-        """Return the finding as a JSON object."""
-        return {
-            "severity": self.severity.value,
-            "code": self.code,
-            "where": self.where,
-            "message": self.message,
-        }
+    return {
+        "severity": finding.severity.value,
+        "code": finding.code,
+        "where": finding.where,
+        "message": finding.message,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +260,7 @@ def lint_mappings(
         for entry in (*mapping_set.roles, *mapping_set.users):
             findings.extend(_entry_findings(entry, mapping_set, trust))
     order = {id(f): i for i, f in enumerate(findings)}
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER[f.severity], order[id(f)]))
+    return sorted(findings, key=lambda f: (f.severity.rank, order[id(f)]))
 
 
 def _row_findings(row: TableRow) -> list[Finding]:

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -113,6 +111,10 @@ data:
 
 def step_paths(ctx: DemoContext) -> None:
     """Find the developer role's path to AWS administrator and draw it."""
+    import json
+
+    import yaml
+
     from policy.iam.accounts import parse_account_authorization_details
     from policy.paths.cli import build_inputs, build_mapper
     from policy.paths.graph import AccessGraph
@@ -130,14 +132,23 @@ def step_paths(ctx: DemoContext) -> None:
     path = shortest_path(graph, source, parse_target("aws-admin"))
     if path is None:
         raise RuntimeError("the demo's cross-border path was not found")
-    text = render_paths(
-        graph, [path], title="kubeiam policy paths --from role/developer --to aws-admin"
+    account = ctx.write_file(
+        "paths/auth.json", json.dumps(DEMO_PATHS_ACCOUNT, indent=2) + "\n"
     )
+    k8s = ctx.write_file("paths/k8s.yaml", yaml.safe_dump_all(DEMO_PATHS_K8S))
+    aws_auth = ctx.write_file("paths/aws-auth.yaml", DEMO_PATHS_AWS_AUTH)
+    ctx.say(f"The account changes again: AWS account {_A} runs an EKS cluster whose")
+    ctx.say("aws-auth maps the 'developer' role into the group 'developers'. Can that")
+    ctx.say(
+        "role end up with AWS administrator rights? kubeiam follows the path across"
+    )
+    ctx.say("IAM and Kubernetes, each step with the statement or binding behind it:")
+    ctx.say()
+    text = render_paths(graph, [path], title="role/developer -> aws-admin")
     for line in text.splitlines():
         ctx.say(line)
     dot = render_dot(graph, [path], title="role/developer -> aws-admin")
-    out_dir = Path(tempfile.gettempdir()) / "kubeiam-demo"
-    out_dir.mkdir(mode=0o700, exist_ok=True)
+    out_dir = account.parent
     exe = shutil.which("dot")
     if exe is not None:
         picture = out_dir / "access-path.svg"
@@ -155,5 +166,13 @@ def step_paths(ctx: DemoContext) -> None:
         picture = out_dir / "access-path.dot"
         picture.write_text(dot, encoding="utf-8")
     ctx.say()
-    ctx.say(f"picture: {picture}")
+    ctx.say(f"The picture of this path: {picture}")
+    ctx.say("The same query, from the files this step wrote:")
+    ctx.say(f"  kubeiam policy paths --account {account} \\")
+    ctx.say(f"      --mapping {aws_auth} --k8s {k8s} \\")
+    ctx.say("      --from role/developer --to aws-admin")
     ctx.record("paths", {"path": path.to_json(), "picture": str(picture)})
+    ctx.conclude(
+        f"role/developer reaches AWS administrator in {len(path.edges)} steps "
+        "across the IAM/Kubernetes border"
+    )

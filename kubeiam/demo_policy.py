@@ -189,7 +189,7 @@ def step_tiers(ctx: DemoContext) -> None:
         ctx.say(f"cluster tier: {row.principal} may {acts}")
     ctx.say()
     rows: list[tuple[str, ...]] = [("severity", "id", "finding")]
-    rows += [(f.severity.value, f.id, f.title) for f in report.sorted_findings()]
+    rows += [(f.severity.value, f.code, f.message) for f in report.sorted_findings()]
     ctx.table(rows)
     ctx.say()
     ctx.say("The same report, from the files this step wrote:")

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.webhook",
     "tests.fixtures.faultsts",
     "tests.fixtures.kubeapi",
+    "tests.fixtures.controlplane",
 ]
 
 

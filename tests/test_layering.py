@@ -14,7 +14,12 @@ PACKAGES = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig")
 # package -> first-party packages its non-cli modules may import (docs/architecture.md).
 ALLOWED_FIRST_PARTY: dict[str, set[str]] = {
     "authenticator": {"authenticator"},
-    "policy": {"policy", "authenticator.arn", "authenticator.errors"},
+    "policy": {
+        "policy",
+        "authenticator.arn",
+        "authenticator.errors",
+        "authenticator.findings",
+    },
     "kubeconfig": {"kubeconfig", "authenticator"},
     "webhook": {"webhook", "authenticator", "policy"},
     "kubeiam": {"kubeiam", "authenticator", "policy", "webhook", "kubeconfig"},
@@ -241,3 +246,79 @@ def test_top_level_packages_come_from_this_repository(pkg: str) -> None:
     assert mod.__file__ is not None
     assert Path(mod.__file__).resolve().is_relative_to(ROOT / pkg)
     assert hasattr(mod, "__all__")
+
+
+# The one home of the finding and severity types every lint and report shares.
+FINDINGS_HOME = "authenticator.findings"
+SEVERITY_WORDS = {"critical", "high", "medium", "low", "info", "error", "warning"}
+
+
+def _classes(tree: ast.Module) -> list[ast.ClassDef]:
+    return [node for node in ast.walk(tree) if isinstance(node, ast.ClassDef)]
+
+
+def _is_severity_enum(node: ast.ClassDef) -> bool:
+    """A class whose body assigns two or more severity words: a severity scale."""
+    words = {
+        stmt.value.value.lower()
+        for stmt in node.body
+        if isinstance(stmt, ast.Assign)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    }
+    return len(words & SEVERITY_WORDS) >= 2
+
+
+def _severity_fields(node: ast.ClassDef) -> list[tuple[str, str]]:
+    """``severity``-named class attributes and their annotations."""
+    return [
+        (stmt.target.id, ast.unparse(stmt.annotation))
+        for stmt in node.body
+        if isinstance(stmt, ast.AnnAssign)
+        and isinstance(stmt.target, ast.Name)
+        and "severity" in stmt.target.id.lower()
+    ]
+
+
+class TestOneFindingType:
+    """Lint, tiers and paths share one Finding and one Severity (one home)."""
+
+    def test_one_finding_and_one_severity_class(self) -> None:
+        """Only authenticator.findings defines a Finding or a severity scale."""
+        found = sorted(
+            (module, node.name)
+            for module, path in MODULES
+            for node in _classes(ast.parse(path.read_text(encoding="utf-8")))
+            if node.name in ("Finding", "Severity") or _is_severity_enum(node)
+        )
+        assert found == [(FINDINGS_HOME, "Finding"), (FINDINGS_HOME, "Severity")]
+
+    def test_every_severity_field_is_the_shared_enum(self) -> None:
+        """No class carries a severity as a bare string or another type."""
+        bad = sorted(
+            (module, node.name, name, annotation)
+            for module, path in MODULES
+            for node in _classes(ast.parse(path.read_text(encoding="utf-8")))
+            for name, annotation in _severity_fields(node)
+            if annotation != "Severity"
+        )
+        assert not bad
+
+    def test_the_home_imports_nothing_first_party(self) -> None:
+        """Every package may import the home, so it imports none of them."""
+        path = ROOT / (FINDINGS_HOME.replace(".", "/") + ".py")
+        assert not {i for i in _imports(path) if i.split(".")[0] in PACKAGES}
+
+    def test_every_user_imports_the_one_home(self) -> None:
+        """Mapping lint, policy lint, tiers and paths all import the shared types."""
+        users = {
+            "authenticator.mapping_lint",
+            "policy.iam.model",
+            "policy.tiers.model",
+            "policy.paths.query",
+        }
+        for module, path in MODULES:
+            if module in users:
+                assert f"{FINDINGS_HOME}.Severity" in _imports(path) or (
+                    f"{FINDINGS_HOME}.Finding" in _imports(path)
+                ), module

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from authenticator.errors import ConfigError
+from authenticator.findings import Severity
 from authenticator.mapping import (
     MappingProblem,
     MappingSet,
@@ -25,10 +26,9 @@ from authenticator.mapping import (
     parse_yaml_text,
 )
 from authenticator.mapping_lint import (
-    SEVERITY_ORDER,
-    Severity,
     TrustSummary,
     build_effective_table,
+    finding_json,
     lint_mappings,
     trust_documents,
 )
@@ -331,7 +331,7 @@ def _lint(args: argparse.Namespace, loaded: _Loaded) -> int:
         trust=trust,
     )
     if args.output == "json":
-        _print_json([f.to_json() for f in findings])
+        _print_json([finding_json(f) for f in findings])
     else:
         for f in findings:
             sys.stdout.write(
@@ -343,8 +343,8 @@ def _lint(args: argparse.Namespace, loaded: _Loaded) -> int:
             sys.stdout.write("no findings\n")
     if args.fail_on == "never":
         return 0
-    threshold = SEVERITY_ORDER[Severity(args.fail_on)]
-    failing = [f for f in findings if SEVERITY_ORDER[f.severity] <= threshold]
+    threshold = Severity(args.fail_on)
+    failing = [f for f in findings if f.severity.at_least(threshold)]
     if failing:
         count = len(failing)
         sys.stderr.write(
@@ -399,7 +399,7 @@ def _parser() -> argparse.ArgumentParser:
             )
             cmd.add_argument(
                 "--fail-on",
-                choices=("high", "medium", "low", "info", "never"),
+                choices=(*(s.value for s in Severity), "never"),
                 default="high",
                 help="exit 1 when a finding is at least this severe (default: high)",
             )

@@ -9,9 +9,10 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from authenticator.findings import Finding, Severity
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam.model import compile_policy, load_policy_json
-from policy.iam.statement import Finding, PolicyKind
+from policy.iam.statement import PolicyKind
 from policy.iam.suite import (
     Outcome,
     Suite,
@@ -301,21 +302,21 @@ def _lint(args: argparse.Namespace) -> int:
         try:
             docs = _lint_documents(path, args.kind)
         except (OSError, InvalidPolicyError) as exc:
-            findings.append((path, Finding("error", "", str(exc))))
+            findings.append((path, _error("", str(exc))))
             continue
         for name, doc, kind in docs:
             try:
                 policy = compile_policy(doc, name=name, kind=kind)
             except InvalidPolicyError as exc:
-                findings.append((name, Finding("error", exc.pointer, exc.detail)))
+                findings.append((name, _error(exc.pointer, exc.detail)))
                 continue
             findings.extend((name, w) for w in policy.warnings)
     if args.output == "json":
         data = [
             {
                 "policy": n,
-                "severity": f.severity,
-                "pointer": f.pointer,
+                "severity": _lint_level(f),
+                "pointer": f.where,
                 "message": f.message,
             }
             for n, f in findings
@@ -323,11 +324,21 @@ def _lint(args: argparse.Namespace) -> int:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         for name, f in findings:
-            where = f"{name}: {f.pointer}" if f.pointer else name
-            sys.stdout.write(f"{f.severity}: {where}: {f.message}\n")
-        errors = sum(1 for _, f in findings if f.severity == "error")
+            where = f"{name}: {f.where}" if f.where else name
+            sys.stdout.write(f"{_lint_level(f)}: {where}: {f.message}\n")
+        errors = sum(1 for _, f in findings if _lint_level(f) == "error")
         sys.stdout.write(f"{errors} error(s), {len(findings) - errors} warning(s)\n")
-    return 1 if any(f.severity == "error" for _, f in findings) else 0
+    return 1 if any(_lint_level(f) == "error" for _, f in findings) else 0
+
+
+def _error(pointer: str, message: str) -> Finding:
+    """A policy ``lint`` cannot compile: an error, as severe as lint gets."""
+    return Finding(Severity.HIGH, "invalid", pointer, message)
+
+
+def _lint_level(finding: Finding) -> str:
+    """``error`` (the policy is refused) or ``warning``, as ``lint`` prints it."""
+    return "error" if finding.severity.at_least(Severity.HIGH) else "warning"
 
 
 def main(argv: Sequence[str]) -> int:

@@ -24,6 +24,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
+from authenticator.findings import Finding, Severity
 from policy.errors import InvalidPolicyError
 from policy.iam.arnmatch import Chunks, arn_regex, count_arn_separators, flat_regex
 from policy.iam.conditions import (
@@ -37,7 +38,6 @@ from policy.iam.statement import (
     ActionMatcher,
     CompiledPolicy,
     Effect,
-    Finding,
     PolicyKind,
     PrincipalSpec,
     ResourcePattern,
@@ -348,6 +348,11 @@ def _statement_principal(
     return spec, False
 
 
+def _warning(code: str, where: str, message: str) -> Finding:
+    """A ``kubeiam policy lint`` warning: valid, but likely not what was meant."""
+    return Finding(Severity.MEDIUM, code, where, message)
+
+
 def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
     out: list[Finding] = []
     ptr = st.pointer
@@ -359,8 +364,8 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
         and not st.not_resource
     ):
         out.append(
-            Finding(
-                "warning",
+            _warning(
+                "not-action-allow",
                 f"{ptr}/NotAction",
                 'Allow + NotAction on "*" grants almost everything',
             )
@@ -387,31 +392,37 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
     for clause in st.conditions:
         where = f"{ptr}/Condition/{clause.operator.name}/{clause.key}"
         if clause.operator.qualifier and is_single_valued(clause.key):
-            out.append(Finding("warning", where, "set operator on a single-valued key"))
+            out.append(
+                _warning(
+                    "set-operator-single-valued",
+                    where,
+                    "set operator on a single-valued key",
+                )
+            )
         if (
             not clause.operator.qualifier
             and clause.operator.base != "Null"
             and is_multi_valued(clause.key)
         ):
             out.append(
-                Finding(
-                    "warning",
+                _warning(
+                    "multivalued-key-unqualified",
                     where,
                     "multivalued key: use ForAllValues: or ForAnyValue:",
                 )
             )
         if st.effect is Effect.ALLOW and clause.operator.qualifier == "ForAllValues":
             out.append(
-                Finding(
-                    "warning",
+                _warning(
+                    "for-all-values-allow",
                     f"{ptr}/Condition/{clause.operator.name}",
                     "ForAllValues under Allow is also true when the key is absent",
                 )
             )
         if clause.operator.name != clause.operator.canonical:
             out.append(
-                Finding(
-                    "warning",
+                _warning(
+                    "operator-spelling",
                     f"{ptr}/Condition/{clause.operator.name}",
                     f"write the operator as {clause.operator.canonical}",
                 )
@@ -424,8 +435,8 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
     )
     if kind is PolicyKind.RCP and st.effect is Effect.ALLOW and not full_access:
         out.append(
-            Finding(
-                "warning",
+            _warning(
+                "rcp-allow",
                 f"{ptr}/Effect",
                 "RCP Allow is only supported in RCPFullAWSAccess",
             )
@@ -435,8 +446,8 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
         for entry in st.principal.aws:
             if "*" in entry or "?" in entry:
                 out.append(
-                    Finding(
-                        "warning",
+                    _warning(
+                        "principal-wildcard",
                         ptr,
                         f'principal {entry!r}: wildcards only work as the whole "*"',
                     )
@@ -469,8 +480,8 @@ def _resource_mismatch(st: Statement) -> list[Finding]:
             for p in parts
         ):
             out.append(
-                Finding(
-                    "warning",
+                _warning(
+                    "resource-type-mismatch",
                     f"{st.pointer}/Resource",
                     f"{action} is authorized against {' or '.join(types)} ARNs: these "
                     "resources grant nothing for it (scope clusters with ecs:cluster)",
@@ -527,8 +538,8 @@ def compile_policy(
     warnings: list[Finding] = []
     if version is None:
         warnings.append(
-            Finding(
-                "warning",
+            _warning(
+                "no-version",
                 "/Version",
                 "no Version: policy variables are not substituted",
             )
@@ -546,7 +557,7 @@ def compile_policy(
     )
     sids = [s.sid for s in statements if s.sid]
     if len(sids) != len(set(sids)):
-        warnings.append(Finding("warning", "/Statement", "Sids are not unique"))
+        warnings.append(_warning("duplicate-sid", "/Statement", "Sids are not unique"))
     by_service, any_service = _index(statements)
     return CompiledPolicy(
         name=name,

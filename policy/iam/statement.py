@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from authenticator.findings import Finding
 from policy.iam.conditions import ConditionClause
 from policy.iam.variables import Template
 
@@ -17,7 +18,6 @@ __all__ = [
     "ActionMatcher",
     "CompiledPolicy",
     "Effect",
-    "Finding",
     "PolicyKind",
     "PrincipalSpec",
     "ResourcePattern",
@@ -47,21 +47,6 @@ class Effect(enum.Enum):
 
     ALLOW = "Allow"
     DENY = "Deny"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """A validation finding (``lint``).
-
-    Attributes:
-        severity: ``error`` or ``warning``.
-        pointer: Where, e.g. ``/Statement/0 (Sid "X")/Action``.
-        message: What.
-    """
-
-    severity: str
-    pointer: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from authenticator.findings import Severity
 from policy.errors import InvalidPolicyError
 from policy.paths.graph import AccessGraph
 from policy.paths.model import (
@@ -181,14 +182,14 @@ class PathFinding:
     principal: Node
     target: str
     path: Path
-    severity: str
+    severity: Severity
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready dict."""
         return {
             "principal": self.principal.to_json(),
             "target": self.target,
-            "severity": self.severity,
+            "severity": self.severity.value,
             "path": self.path.to_json(),
         }
 
@@ -224,7 +225,13 @@ def find_findings(graph: AccessGraph) -> list[PathFinding]:
         if len(path.edges) < 2:
             continue
         hops = len(path.edges)
-        severity = "critical" if hops == 2 else "high" if hops <= 4 else "medium"
+        severity = (
+            Severity.CRITICAL
+            if hops == 2
+            else Severity.HIGH
+            if hops <= 4
+            else Severity.MEDIUM
+        )
         out.append(PathFinding(node, path.target, path, severity))
     out.sort(
         key=lambda f: (

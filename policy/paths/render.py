@@ -76,7 +76,7 @@ def render_findings(graph: AccessGraph, findings: Sequence[PathFinding]) -> str:
     for n, f in enumerate(findings, 1):
         chain = " -> ".join(_label(graph, x) for x in f.path.nodes)
         lines.append(
-            f"{n:>3}. [{f.severity}] {_label(graph, f.principal.id)} can reach "
+            f"{n:>3}. [{f.severity.value}] {_label(graph, f.principal.id)} can reach "
             f"{f.target} in {len(f.path.edges)} steps"
         )
         lines.append(f"       {chain}")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from authenticator.findings import Finding, Severity
 from policy.iam.accounts import Account, Principal
 from policy.tiers.checks import ask
-from policy.tiers.model import AppGrant, Check, Finding, Severity, TierReport
+from policy.tiers.model import AppGrant, Check, TierReport
 
 __all__ = ["application_tier", "summarize"]
 
@@ -164,12 +165,12 @@ def application_tier(
         if a.allowed:
             report.add(
                 Finding(
-                    fid,
-                    Severity.MEDIUM,
-                    "application",
-                    f"{label} may {what}",
-                    f"{action} is allowed on a resource name nobody uses",
-                    role.arn,
+                    code=fid,
+                    severity=Severity.MEDIUM,
+                    tier="application",
+                    message=f"{label} may {what}",
+                    detail=f"{action} is allowed on a resource name nobody uses",
+                    where=role.arn,
                     granted_by=a.granted_by,
                     remediation=f"scope {action} to the application's own resources "
                     "(ARN prefix, or a tag condition)",
@@ -179,13 +180,15 @@ def application_tier(
         if "NotAction" in line.flags:
             report.add(
                 Finding(
-                    "KI-A010",
-                    Severity.MEDIUM,
-                    "application",
-                    f"{label} {line.wording}",
-                    "an Allow with NotAction grants every other action, including "
-                    "ones added to AWS later",
-                    f"{role.arn} {line.granted_by}",
+                    code="KI-A010",
+                    severity=Severity.MEDIUM,
+                    tier="application",
+                    message=f"{label} {line.wording}",
+                    detail=(
+                        "an Allow with NotAction grants every other action, including "
+                        "ones added to AWS later"
+                    ),
+                    where=f"{role.arn} {line.granted_by}",
                     granted_by=line.granted_by,
                     remediation="list the allowed actions instead of NotAction",
                 )
@@ -193,12 +196,12 @@ def application_tier(
         elif "NotResource" in line.flags:
             report.add(
                 Finding(
-                    "KI-A011",
-                    Severity.LOW,
-                    "application",
-                    f"{label} {line.wording}",
-                    "an Allow with NotResource grants every other resource",
-                    f"{role.arn} {line.granted_by}",
+                    code="KI-A011",
+                    severity=Severity.LOW,
+                    tier="application",
+                    message=f"{label} {line.wording}",
+                    detail="an Allow with NotResource grants every other resource",
+                    where=f"{role.arn} {line.granted_by}",
                     granted_by=line.granted_by,
                     remediation="list the allowed resources instead of NotResource",
                 )

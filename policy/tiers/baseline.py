@@ -68,7 +68,7 @@ def apply_baseline(report: TierReport, entries: list[tuple[str, str, str]]) -> N
             (
                 i
                 for i, (fid, subject, _r) in enumerate(entries)
-                if fid == f.id and subject in ("*", f.subject)
+                if fid == f.code and subject in ("*", f.where)
             ),
             None,
         )
@@ -95,7 +95,7 @@ def baseline_document(report: TierReport, reason: str) -> dict[str, object]:
     """
     return {
         "suppressions": [
-            {"id": f.id, "subject": f.subject, "reason": reason, "title": f.title}
+            {"id": f.code, "subject": f.where, "reason": reason, "title": f.message}
             for f in report.sorted_findings()
         ]
     }

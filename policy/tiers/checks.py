@@ -11,20 +11,13 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from authenticator.findings import Finding, Severity
 from policy.iam.accounts import Account, Principal
 from policy.iam.evaluator import evaluate
 from policy.iam.request import Decision, PolicySet, Request
 from policy.iam.statement import CompiledPolicy
 from policy.iam.trace import StatementResult
-from policy.tiers.model import (
-    DEPENDS,
-    Check,
-    Finding,
-    KubeMapper,
-    PrincipalAccess,
-    Severity,
-    TierReport,
-)
+from policy.tiers.model import DEPENDS, Check, KubeMapper, PrincipalAccess, TierReport
 from policy.tiers.workloads import AccessEntry, ECSTask, EKSWorkload
 
 __all__ = [
@@ -289,11 +282,11 @@ def task_role_grants(
     if admin.allowed:
         report.add(
             Finding(
-                "KI-T001",
-                Severity.CRITICAL,
-                "task",
-                f"{label} may perform every action on every resource",
-                subject=role.arn,
+                code="KI-T001",
+                severity=Severity.CRITICAL,
+                tier="task",
+                message=f"{label} may perform every action on every resource",
+                where=role.arn,
                 granted_by=admin.granted_by,
                 remediation="replace the grant with the actions and resources the "
                 "application uses (see the application tier)",
@@ -318,13 +311,13 @@ def task_role_grants(
     if a.allowed:
         report.add(
             Finding(
-                "KI-T002",
-                Severity.HIGH,
-                "task",
-                f"{label} may pass any role to any service (iam:PassRole on *)",
-                "with a compute service it can run code as any role the service "
+                code="KI-T002",
+                severity=Severity.HIGH,
+                tier="task",
+                message=f"{label} may pass any role to any service (iam:PassRole on *)",
+                detail="with a compute service it can run code as any role the service "
                 "may assume",
-                role.arn,
+                where=role.arn,
                 granted_by=a.granted_by,
                 remediation="list the roles in Resource and add a StringEquals "
                 "iam:PassedToService condition",
@@ -333,12 +326,12 @@ def task_role_grants(
     for where in _wildcard_statements(role):
         report.add(
             Finding(
-                "KI-T004",
-                Severity.MEDIUM,
-                "task",
-                f"{label} has wildcard actions on every resource",
-                where,
-                f"{role.arn} {where}",
+                code="KI-T004",
+                severity=Severity.MEDIUM,
+                tier="task",
+                message=f"{label} has wildcard actions on every resource",
+                detail=where,
+                where=f"{role.arn} {where}",
                 granted_by=where.rsplit(": ", 1)[0],
                 remediation="name the actions the application calls and the "
                 "resources it uses",
@@ -353,12 +346,12 @@ def foreign_principal_trust(
     if _trust_allows(account, role, foreign, "sts:AssumeRole", {}):
         report.add(
             Finding(
-                "KI-T011",
-                Severity.CRITICAL,
-                "task",
-                f"{label} can be assumed from any AWS account",
-                f"the trust policy lets {foreign} assume it",
-                role.arn,
+                code="KI-T011",
+                severity=Severity.CRITICAL,
+                tier="task",
+                message=f"{label} can be assumed from any AWS account",
+                detail=f"the trust policy lets {foreign} assume it",
+                where=role.arn,
                 granted_by=f"trust policy of {role.name}",
                 remediation=(
                     'name the principals allowed to assume the role (no Principal "*" '
@@ -406,13 +399,13 @@ def ecs_trust(
         )
         report.add(
             Finding(
-                fid,
-                sev,
-                tier,
-                f"{label} cannot be assumed by {ECS_TASKS}",
-                "the task gets no credentials for it (tasks fail to start "
+                code=fid,
+                severity=sev,
+                tier=tier,
+                message=f"{label} cannot be assumed by {ECS_TASKS}",
+                detail="the task gets no credentials for it (tasks fail to start "
                 "when it is the execution role)",
-                role.arn,
+                where=role.arn,
                 denied_by=f"trust policy of {role.name}",
                 remediation=f"allow Principal.Service {ECS_TASKS} sts:AssumeRole, "
                 f"with aws:SourceAccount {acct} and aws:SourceArn "
@@ -430,13 +423,13 @@ def ecs_trust(
         sev = Severity.LOW if tier == "housekeeping" else Severity.MEDIUM
         report.add(
             Finding(
-                "KI-T010",
-                sev,
-                tier,
-                f"{label} trusts {ECS_TASKS} without confused-deputy guards",
-                "add StringEquals aws:SourceAccount and ArnLike aws:SourceArn "
+                code="KI-T010",
+                severity=sev,
+                tier=tier,
+                message=f"{label} trusts {ECS_TASKS} without confused-deputy guards",
+                detail="add StringEquals aws:SourceAccount and ArnLike aws:SourceArn "
                 f"arn:{part}:ecs:{region}:{acct}:*",
-                role.arn,
+                where=role.arn,
                 granted_by=f"trust policy of {role.name}",
                 remediation=f'"Condition": {{"StringEquals": {{"aws:SourceAccount": '
                 f'"{acct}"}}, "ArnLike": {{"aws:SourceArn": '
@@ -453,12 +446,12 @@ def irsa_trust(
     if not providers:
         report.add(
             Finding(
-                "KI-T020",
-                Severity.HIGH,
-                "task",
-                "IRSA role does not trust any OIDC provider",
-                "pods of the service account cannot assume it",
-                role.arn,
+                code="KI-T020",
+                severity=Severity.HIGH,
+                tier="task",
+                message="IRSA role does not trust any OIDC provider",
+                detail="pods of the service account cannot assume it",
+                where=role.arn,
                 remediation=(
                     f"trust the cluster's OIDC provider (Federated) with "
                     f"StringEquals <issuer>:sub "
@@ -488,12 +481,12 @@ def irsa_trust(
         if not ok(sa):
             report.add(
                 Finding(
-                    "KI-T020",
-                    Severity.HIGH,
-                    "task",
-                    f"IRSA trust does not let {sa} assume the role",
-                    f"provider {issuer}",
-                    role.arn,
+                    code="KI-T020",
+                    severity=Severity.HIGH,
+                    tier="task",
+                    message=f"IRSA trust does not let {sa} assume the role",
+                    detail=f"provider {issuer}",
+                    where=role.arn,
                     denied_by=f"trust policy of {role.name}",
                     remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
@@ -502,36 +495,41 @@ def irsa_trust(
         if ok(f"system:serviceaccount:{_PROBE}:{_PROBE}"):
             report.add(
                 Finding(
-                    "KI-T021",
-                    Severity.CRITICAL,
-                    "task",
-                    "IRSA trust lets every service account of the cluster assume it",
-                    f"no effective {issuer}:sub condition",
-                    role.arn,
+                    code="KI-T021",
+                    severity=Severity.CRITICAL,
+                    tier="task",
+                    message=(
+                        "IRSA trust lets every service account of the cluster assume it"
+                    ),
+                    detail=f"no effective {issuer}:sub condition",
+                    where=role.arn,
                     remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
         elif ok(f"system:serviceaccount:{w.namespace}:{_PROBE}"):
             report.add(
                 Finding(
-                    "KI-T022",
-                    Severity.HIGH,
-                    "task",
-                    f"IRSA trust lets every service account in {w.namespace} assume it",
-                    f"{issuer}:sub matches a wildcard",
-                    role.arn,
+                    code="KI-T022",
+                    severity=Severity.HIGH,
+                    tier="task",
+                    message=(
+                        f"IRSA trust lets every service account in {w.namespace} "
+                        "assume it"
+                    ),
+                    detail=f"{issuer}:sub matches a wildcard",
+                    where=role.arn,
                     remediation=f"StringEquals {issuer}:sub = {sa}",
                 )
             )
         if ok(sa, aud=_PROBE):
             report.add(
                 Finding(
-                    "KI-T023",
-                    Severity.MEDIUM,
-                    "task",
-                    "IRSA trust does not check the token audience",
-                    f"add StringEquals {issuer}:aud = {STS_AUDIENCE}",
-                    role.arn,
+                    code="KI-T023",
+                    severity=Severity.MEDIUM,
+                    tier="task",
+                    message="IRSA trust does not check the token audience",
+                    detail=f"add StringEquals {issuer}:aud = {STS_AUDIENCE}",
+                    where=role.arn,
                     remediation=f"StringEquals {issuer}:aud = {STS_AUDIENCE}",
                 )
             )
@@ -605,13 +603,13 @@ def pod_identity_trust(
     if missing:
         report.add(
             Finding(
-                "KI-T030",
-                Severity.CRITICAL,
-                "task",
-                f"Pod Identity trust does not allow {' and '.join(missing)} "
+                code="KI-T030",
+                severity=Severity.CRITICAL,
+                tier="task",
+                message=f"Pod Identity trust does not allow {' and '.join(missing)} "
                 f"for {EKS_PODS}",
-                "the association cannot deliver credentials (pods get none)",
-                role.arn,
+                detail="the association cannot deliver credentials (pods get none)",
+                where=role.arn,
                 denied_by=f"trust policy of {role.name}",
                 remediation=f"allow Principal.Service {EKS_PODS} the actions "
                 "sts:AssumeRole and sts:TagSession",
@@ -630,12 +628,14 @@ def pod_identity_trust(
     if _trust_allows(account, role, EKS_PODS, "sts:AssumeRole", foreign):
         report.add(
             Finding(
-                "KI-T031",
-                Severity.MEDIUM,
-                "task",
-                "Pod Identity trust has no aws:SourceAccount/aws:SourceArn guard",
-                "any cluster's association could use the role",
-                role.arn,
+                code="KI-T031",
+                severity=Severity.MEDIUM,
+                tier="task",
+                message=(
+                    "Pod Identity trust has no aws:SourceAccount/aws:SourceArn guard"
+                ),
+                detail="any cluster's association could use the role",
+                where=role.arn,
                 granted_by=f"trust policy of {role.name}",
                 remediation=f"add StringEquals aws:SourceAccount {account.account_id}"
                 f" and ArnEquals aws:SourceArn {cluster_arn}",
@@ -650,12 +650,14 @@ def find_role(
     if role is None:
         report.add(
             Finding(
-                fid,
-                Severity.HIGH,
-                tier,
-                f"{label} {arn} is not in the account data",
-                "it cannot be analysed (and the task fails if it does not exist)",
-                arn,
+                code=fid,
+                severity=Severity.HIGH,
+                tier=tier,
+                message=f"{label} {arn} is not in the account data",
+                detail=(
+                    "it cannot be analysed (and the task fails if it does not exist)"
+                ),
+                where=arn,
             )
         )
     return role
@@ -726,13 +728,15 @@ def ecs_cluster_tier(
         if runs and passes:
             report.add(
                 Finding(
-                    "KI-C001",
-                    Severity.MEDIUM,
-                    "cluster",
-                    f"{p.kind} {p.name} can start this task definition in {cluster} "
-                    "and pass its roles",
-                    ", ".join(sorted(runs)),
-                    p.arn,
+                    code="KI-C001",
+                    severity=Severity.MEDIUM,
+                    tier="cluster",
+                    message=(
+                        f"{p.kind} {p.name} can start this task definition in "
+                        f"{cluster} and pass its roles"
+                    ),
+                    detail=", ".join(sorted(runs)),
+                    where=p.arn,
                     remediation=(
                         "expected for a deployer; otherwise remove "
                         "ecs:RunTask/StartTask/CreateService/UpdateService on this "
@@ -743,13 +747,15 @@ def ecs_cluster_tier(
         if "ecs:ExecuteCommand" in allowed:
             report.add(
                 Finding(
-                    "KI-C002",
-                    Severity.HIGH,
-                    "cluster",
-                    f"{p.kind} {p.name} can open a shell in the cluster's tasks "
-                    "(ecs:ExecuteCommand)",
-                    "",
-                    p.arn,
+                    code="KI-C002",
+                    severity=Severity.HIGH,
+                    tier="cluster",
+                    message=(
+                        f"{p.kind} {p.name} can open a shell in the cluster's tasks "
+                        "(ecs:ExecuteCommand)"
+                    ),
+                    detail="",
+                    where=p.arn,
                     remediation=(
                         "limit ecs:ExecuteCommand with ecs:cluster and "
                         "aws:ResourceTag conditions to the people who debug this "
@@ -773,13 +779,13 @@ def ecs_cluster_tier(
             ):
                 report.add(
                     Finding(
-                        "KI-C003",
-                        Severity.LOW,
-                        "cluster",
-                        f"{p.kind} {p.name} can point the service at any task "
+                        code="KI-C003",
+                        severity=Severity.LOW,
+                        tier="cluster",
+                        message=f"{p.kind} {p.name} can point the service at any task "
                         "definition",
-                        "no ecs:task-definition condition",
-                        p.arn,
+                        detail="no ecs:task-definition condition",
+                        where=p.arn,
                         remediation=(
                             "add an ArnEquals ecs:task-definition condition on "
                             "ecs:UpdateService"
@@ -801,14 +807,16 @@ def _access_policy_findings(
         if arn.endswith("/AmazonEKSClusterAdminPolicy") and scope == "cluster":
             report.add(
                 Finding(
-                    "KI-C013",
-                    Severity.HIGH,
-                    "cluster",
-                    f"{p.kind} {p.name} is cluster-admin of {cluster} through an "
-                    "access policy",
-                    "AmazonEKSClusterAdminPolicy, cluster scope (invisible to "
+                    code="KI-C013",
+                    severity=Severity.HIGH,
+                    tier="cluster",
+                    message=(
+                        f"{p.kind} {p.name} is cluster-admin of {cluster} through an "
+                        "access policy"
+                    ),
+                    detail="AmazonEKSClusterAdminPolicy, cluster scope (invisible to "
                     "kubectl auth can-i --list)",
-                    p.arn,
+                    where=p.arn,
                     remediation=(
                         "use a namespace-scoped access policy (AmazonEKSEditPolicy / "
                         "AmazonEKSViewPolicy) unless this principal administers the "
@@ -867,12 +875,12 @@ def eks_cluster_tier(
         if "system:masters" in groups:
             report.add(
                 Finding(
-                    "KI-C010",
-                    Severity.CRITICAL,
-                    "cluster",
-                    f"{p.kind} {p.name} maps to group system:masters in {name}",
-                    "it bypasses every authorizer; use a narrower RBAC group",
-                    p.arn,
+                    code="KI-C010",
+                    severity=Severity.CRITICAL,
+                    tier="cluster",
+                    message=f"{p.kind} {p.name} maps to group system:masters in {name}",
+                    detail="it bypasses every authorizer; use a narrower RBAC group",
+                    where=p.arn,
                     remediation=(
                         "map the principal to an RBAC group bound to the ClusterRole "
                         "it needs, not system:masters"
@@ -882,13 +890,15 @@ def eks_cluster_tier(
         if {"eks:CreateAccessEntry", "eks:AssociateAccessPolicy"} <= set(allowed):
             report.add(
                 Finding(
-                    "KI-C011",
-                    Severity.HIGH,
-                    "cluster",
-                    f"{p.kind} {p.name} can create access entries and associate "
-                    f"access policies on {name}",
-                    "it can make itself cluster-admin",
-                    p.arn,
+                    code="KI-C011",
+                    severity=Severity.HIGH,
+                    tier="cluster",
+                    message=(
+                        f"{p.kind} {p.name} can create access entries and associate "
+                        f"access policies on {name}"
+                    ),
+                    detail="it can make itself cluster-admin",
+                    where=p.arn,
                     remediation=(
                         "limit eks:CreateAccessEntry / eks:AssociateAccessPolicy to "
                         "cluster administrators (condition eks:accessPolicyArn / "
@@ -912,13 +922,15 @@ def eks_cluster_tier(
         ):
             report.add(
                 Finding(
-                    "KI-C012",
-                    Severity.MEDIUM,
-                    "cluster",
-                    f"{p.kind} {p.name} can associate the workload role with any "
-                    "service account",
-                    "eks:CreatePodIdentityAssociation + iam:PassRole",
-                    p.arn,
+                    code="KI-C012",
+                    severity=Severity.MEDIUM,
+                    tier="cluster",
+                    message=(
+                        f"{p.kind} {p.name} can associate the workload role with any "
+                        "service account"
+                    ),
+                    detail="eks:CreatePodIdentityAssociation + iam:PassRole",
+                    where=p.arn,
                     remediation=(
                         "limit iam:PassRole of the workload role to the platform "
                         "pipeline, or eks:CreatePodIdentityAssociation with "

@@ -26,6 +26,7 @@ import yaml
 
 from authenticator.arn import canonicalize_arn, parse_arn
 from authenticator.errors import ConfigError, InvalidARNError
+from authenticator.findings import Severity
 from authenticator.identity import Identity
 from authenticator.mapping import (
     MappingOutcome,
@@ -43,7 +44,7 @@ from policy.tiers.baseline import (
     parse_baseline,
     resource_policy_document,
 )
-from policy.tiers.model import KubeMapper, Severity, TierReport
+from policy.tiers.model import KubeMapper, TierReport
 from policy.tiers.report import evaluate_ecs_tiers, evaluate_eks_tiers
 from policy.tiers.workloads import (
     parse_access_entries,
@@ -353,7 +354,7 @@ def render_report(report: TierReport) -> str:
     )
     lines += ["", f"FINDINGS ({len(findings)}{': ' + counts if counts else ''})"]
     for f in findings:
-        lines.append(f"  [{f.severity.value}] {f.id} {f.title}")
+        lines.append(f"  [{f.severity.value}] {f.code} {f.message}")
         if f.detail:
             lines.append(f"      {f.detail}")
         if f.granted_by:
@@ -365,7 +366,7 @@ def render_report(report: TierReport) -> str:
     if report.suppressed:
         lines += ["", f"SUPPRESSED BY THE BASELINE ({len(report.suppressed)})"]
         for f, why in report.suppressed:
-            lines.append(f"  [{f.severity.value}] {f.id} {f.title}  ({why})")
+            lines.append(f"  [{f.severity.value}] {f.code} {f.message}  ({why})")
     for fid, subject in report.unused_suppressions:
         lines.append(f"  baseline entry {fid} {subject} matches nothing")
     return "\n".join(lines) + "\n"
@@ -410,7 +411,7 @@ def main(argv: list[str]) -> int:
     else:
         sys.stdout.write(render_report(report))
     if args.fail_on:
-        threshold = Severity(args.fail_on).rank
-        if any(f.severity.rank <= threshold for f in report.findings):
+        threshold = Severity(args.fail_on)
+        if any(f.severity.at_least(threshold) for f in report.findings):
             return FINDINGS_EXIT
     return 0

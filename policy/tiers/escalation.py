@@ -17,11 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from authenticator.findings import Finding, Severity
 from policy.iam.accounts import Account, Principal
 from policy.iam.evaluator import evaluate
 from policy.iam.request import PolicySet, Request
 from policy.tiers.checks import Answer, ask
-from policy.tiers.model import Finding, Severity, TierReport
+from policy.tiers.model import TierReport
 
 __all__ = ["Power", "escalations", "power"]
 
@@ -210,15 +211,15 @@ def escalations(
         )
         report.add(
             Finding(
-                "KI-T003",
-                Severity.CRITICAL if boundary_escape else Severity.MEDIUM,
-                "task",
-                f"{label} may rewrite its own permissions",
-                ", ".join(f"{a} on {r}" for a, r, _ in granted)
+                code="KI-T003",
+                severity=Severity.CRITICAL if boundary_escape else Severity.MEDIUM,
+                tier="task",
+                message=f"{label} may rewrite its own permissions",
+                detail=", ".join(f"{a} on {r}" for a, r, _ in granted)
                 + (
                     "" if boundary_escape else " (its permissions boundary still holds)"
                 ),
-                role.arn,
+                where=role.arn,
                 granted_by="; ".join(sorted({ans.granted_by for _, _, ans in granted})),
                 remediation="remove IAM write actions on the role itself and its "
                 "policies from the workload role",
@@ -247,12 +248,12 @@ def escalations(
         )
         report.add(
             Finding(
-                "KI-E010" if takeover else "KI-E011",
-                sev,
-                "task",
-                f"{label} {what}",
-                ", ".join(sorted(names)) + f" on {p.arn}",
-                p.arn,
+                code="KI-E010" if takeover else "KI-E011",
+                severity=sev,
+                tier="task",
+                message=f"{label} {what}",
+                detail=", ".join(sorted(names)) + f" on {p.arn}",
+                where=p.arn,
                 granted_by="; ".join(sorted({ans.granted_by for _, ans in hits})),
                 remediation=f"remove {', '.join(sorted(names))} on {p.arn} from the "
                 "workload role",
@@ -264,12 +265,12 @@ def escalations(
         if hits:
             report.add(
                 Finding(
-                    "KI-E012",
-                    Severity.HIGH,
-                    "task",
-                    f"{label} can change group {g}'s members or permissions",
-                    ", ".join(a for a, _ in hits) + f" on {garn}",
-                    garn,
+                    code="KI-E012",
+                    severity=Severity.HIGH,
+                    tier="task",
+                    message=f"{label} can change group {g}'s members or permissions",
+                    detail=", ".join(a for a, _ in hits) + f" on {garn}",
+                    where=garn,
                     granted_by="; ".join(sorted({ans.granted_by for _, ans in hits})),
                     remediation=f"remove group writes on {garn} from the workload role",
                 )
@@ -337,13 +338,13 @@ def escalations(
             continue
         report.add(
             Finding(
-                "KI-E001",
-                sev,
-                "task",
-                f"{label} has a path to role {target_role.name}'s permissions "
+                code="KI-E001",
+                severity=sev,
+                tier="task",
+                message=f"{label} has a path to role {target_role.name}'s permissions "
                 f"({target.describe()})",
-                "; ".join(paths),
-                target_role.arn,
+                detail="; ".join(paths),
+                where=target_role.arn,
                 granted_by="; ".join(sorted(g for g in grants if g)),
                 remediation=f"limit iam:PassRole / sts:AssumeRole to roles no more "
                 f"privileged than the workload, or narrow {target_role.name}",

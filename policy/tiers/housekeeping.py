@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from authenticator.findings import Finding, Severity
 from policy.iam.accounts import Account, Principal
 from policy.iam.evaluator import evaluate
 from policy.iam.request import PolicySet, Request
 from policy.tiers.checks import ask, find_role
-from policy.tiers.model import Check, Finding, Severity, TierReport
+from policy.tiers.model import Check, TierReport
 
 __all__ = ["CNI_ACTIONS", "eks_housekeeping", "node_role_candidates"]
 
@@ -106,15 +107,17 @@ def eks_housekeeping(
     if not agents:
         report.add(
             Finding(
-                "KI-H050",
-                Severity.CRITICAL if named else Severity.HIGH,
-                _HK,
-                "no node role may call eks-auth:AssumeRoleForPodIdentity on the "
-                "cluster",
-                "the Pod Identity agent acts as the node role; pods get no "
+                code="KI-H050",
+                severity=Severity.CRITICAL if named else Severity.HIGH,
+                tier=_HK,
+                message=(
+                    "no node role may call eks-auth:AssumeRoleForPodIdentity on the "
+                    "cluster"
+                ),
+                detail="the Pod Identity agent acts as the node role; pods get no "
                 "credentials"
                 + ("" if named else " (node roles guessed: give --node-role)"),
-                cluster_arn,
+                where=cluster_arn,
                 denied_by="; ".join(
                     c.denied_by
                     for c in report.checks
@@ -157,12 +160,12 @@ def _node_role(
     if missing_ecr:
         report.add(
             Finding(
-                "KI-H052",
-                Severity.HIGH,
-                _HK,
-                f"node role {role.name} cannot pull images from ECR",
-                "missing: " + ", ".join(missing_ecr),
-                role.arn,
+                code="KI-H052",
+                severity=Severity.HIGH,
+                tier=_HK,
+                message=f"node role {role.name} cannot pull images from ECR",
+                detail="missing: " + ", ".join(missing_ecr),
+                where=role.arn,
                 remediation="attach AmazonEC2ContainerRegistryReadOnly (or "
                 "AmazonEC2ContainerRegistryPullOnly) to the node role",
             )
@@ -170,15 +173,15 @@ def _node_role(
     if missing_cni:
         report.add(
             Finding(
-                "KI-H053",
-                Severity.LOW,
-                _HK,
-                f"node role {role.name} has no VPC CNI permissions",
-                "missing: "
+                code="KI-H053",
+                severity=Severity.LOW,
+                tier=_HK,
+                message=f"node role {role.name} has no VPC CNI permissions",
+                detail="missing: "
                 + ", ".join(missing_cni)
                 + " (correct when aws-node uses its own IRSA role, as AWS "
                 "recommends)",
-                role.arn,
+                where=role.arn,
                 remediation="attach AmazonEKS_CNI_Policy to the aws-node IRSA role "
                 "(or the node role)",
             )

@@ -5,21 +5,20 @@ See :mod:`policy.tiers.report` for the analysis.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from authenticator.findings import Finding, Severity
 from policy.iam.request import Decision
 
 __all__ = [
     "DEPENDS",
     "AppGrant",
     "Check",
-    "Finding",
     "KubeMapper",
     "PrincipalAccess",
-    "Severity",
     "TierReport",
+    "finding_json",
 ]
 
 # The third answer: the identity side allows, the resource's own policy decides.
@@ -29,58 +28,34 @@ DEPENDS = "DependsOnResourcePolicy"
 KubeMapper = Callable[[str], tuple[str, tuple[str, ...]] | None]
 
 
-class Severity(enum.Enum):
-    """Finding severities, most severe first."""
+def finding_json(finding: Finding) -> dict[str, str]:
+    """A tier finding as ``kubeiam policy tiers -o json`` prints it.
 
-    CRITICAL = "critical"
-    HIGH = "high"
-    MEDIUM = "medium"
-    LOW = "low"
-    INFO = "info"
+    ``id`` and ``subject`` are the baseline key; ``grantedBy``, ``deniedBy``
+    and ``remediation`` appear when known.
 
-    @property
-    def rank(self) -> int:
-        """0 for critical ... 4 for info."""
-        return list(Severity).index(self)
+    Args:
+        finding: The finding.
 
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One result worth a human's attention."""
-
-    id: str
-    severity: Severity
-    tier: str
-    title: str
-    detail: str = ""
-    subject: str = ""
-    granted_by: str = ""
-    denied_by: str = ""
-    remediation: str = ""
-
-    @property
-    def key(self) -> tuple[str, str]:
-        """The baseline key: (id, subject)."""
-        return self.id, self.subject
-
-    def to_json(self) -> dict[str, str]:
-        """The finding as JSON (grantedBy/deniedBy/remediation when known)."""
-        out = {
-            "id": self.id,
-            "severity": self.severity.value,
-            "tier": self.tier,
-            "title": self.title,
-            "detail": self.detail,
-            "subject": self.subject,
-        }
-        for key, value in (
-            ("grantedBy", self.granted_by),
-            ("deniedBy", self.denied_by),
-            ("remediation", self.remediation),
-        ):
-            if value:
-                out[key] = value
-        return out
+    Returns:
+        The JSON object.
+    """
+    out = {
+        "id": finding.code,
+        "severity": finding.severity.value,
+        "tier": finding.tier,
+        "title": finding.message,
+        "detail": finding.detail,
+        "subject": finding.where,
+    }
+    for key, value in (
+        ("grantedBy", finding.granted_by),
+        ("deniedBy", finding.denied_by),
+        ("remediation", finding.remediation),
+    ):
+        if value:
+            out[key] = value
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,14 +172,12 @@ class TierReport:
         Args:
             finding: The finding.
         """
-        if not any(
-            f.id == finding.id and f.subject == finding.subject for f in self.findings
-        ):
+        if not any(f.key == finding.key for f in self.findings):
             self.findings.append(finding)
 
     def sorted_findings(self) -> list[Finding]:
         """Findings by severity, then id."""
-        return sorted(self.findings, key=lambda f: (f.severity.rank, f.id, f.subject))
+        return sorted(self.findings, key=lambda f: (f.severity.rank, f.code, f.where))
 
     def to_json(self) -> dict[str, object]:
         """The whole report as JSON (``kubeiam policy tiers -o json``)."""
@@ -218,8 +191,10 @@ class TierReport:
                 ],
                 "application": [g.to_json() for g in self.application],
             },
-            "findings": [f.to_json() for f in self.sorted_findings()],
-            "suppressed": [f.to_json() | {"reason": why} for f, why in self.suppressed],
+            "findings": [finding_json(f) for f in self.sorted_findings()],
+            "suppressed": [
+                finding_json(f) | {"reason": why} for f, why in self.suppressed
+            ],
             "unusedSuppressions": [
                 {"id": i, "subject": s} for i, s in self.unused_suppressions
             ],

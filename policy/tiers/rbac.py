@@ -11,9 +11,10 @@ reported by the cluster tier's mapping checks.
 
 from __future__ import annotations
 
+from authenticator.findings import Finding, Severity
 from policy.rbac.evaluator import RBACPolicy, who_can
 from policy.rbac.model import ResourceAttributes
-from policy.tiers.model import Finding, Severity, TierReport
+from policy.tiers.model import TierReport
 
 __all__ = ["rbac_operators"]
 
@@ -83,13 +84,13 @@ def rbac_operators(
         rows.append({"subject": who, "can": verbs, "grantedBy": sorted(set(by))})
         report.add(
             Finding(
-                "KI-C020",
-                Severity.MEDIUM,
-                "cluster",
-                f"{who} can run pods in {namespace} and so use {role_label}",
-                ", ".join(verbs) + f" (any pod may name serviceAccountName "
+                code="KI-C020",
+                severity=Severity.MEDIUM,
+                tier="cluster",
+                message=f"{who} can run pods in {namespace} and so use {role_label}",
+                detail=", ".join(verbs) + f" (any pod may name serviceAccountName "
                 f"{service_account})",
-                who,
+                where=who,
                 granted_by="; ".join(sorted(set(by))),
                 remediation=f"expected for the deployers of {namespace}; otherwise "
                 "remove the binding, or move the workload to a namespace only its "
@@ -102,17 +103,17 @@ def rbac_operators(
         rows.append({"subject": who, "can": ["create serviceaccounts/token"]})
         report.add(
             Finding(
-                "KI-C021",
-                Severity.HIGH if irsa else Severity.LOW,
-                "cluster",
-                f"{who} can mint tokens for {namespace}/{service_account}",
-                "create serviceaccounts/token"
+                code="KI-C021",
+                severity=Severity.HIGH if irsa else Severity.LOW,
+                tier="cluster",
+                message=f"{who} can mint tokens for {namespace}/{service_account}",
+                detail="create serviceaccounts/token"
                 + (
                     f": with IRSA a token is enough to assume {role_label}"
                     if irsa
                     else " (Pod Identity needs a pod as well)"
                 ),
-                who,
+                where=who,
                 granted_by=g.describe(),
                 remediation="grant serviceaccounts/token only to the components "
                 "that need it (resourceNames)",

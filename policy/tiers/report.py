@@ -40,6 +40,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 
+from authenticator.findings import Finding, Severity
 from policy.errors import InvalidPolicyError
 from policy.iam.accounts import Account, Principal
 from policy.iam.request import PolicySet
@@ -62,14 +63,7 @@ from policy.tiers.checks import (
 )
 from policy.tiers.escalation import escalations
 from policy.tiers.housekeeping import eks_housekeeping
-from policy.tiers.model import (
-    DEPENDS,
-    Check,
-    Finding,
-    KubeMapper,
-    Severity,
-    TierReport,
-)
+from policy.tiers.model import DEPENDS, Check, KubeMapper, TierReport
 from policy.tiers.rbac import rbac_operators
 from policy.tiers.workloads import (
     AccessEntry,
@@ -152,12 +146,12 @@ def _require(
             )
         report.add(
             Finding(
-                fid,
-                Severity.CRITICAL,
-                _HK,
-                f"execution role {role.name} cannot {purpose}",
-                "missing: " + "; ".join(missing) + " (the task fails to start)",
-                subject,
+                code=fid,
+                severity=Severity.CRITICAL,
+                tier=_HK,
+                message=f"execution role {role.name} cannot {purpose}",
+                detail="missing: " + "; ".join(missing) + " (the task fails to start)",
+                where=subject,
                 denied_by="; ".join(denied_by),
                 remediation=remediation,
             )
@@ -165,15 +159,17 @@ def _require(
     elif depends:
         report.add(
             Finding(
-                "KI-H012",
-                Severity.MEDIUM,
-                _HK,
-                f"whether execution role {role.name} can {purpose} depends on a "
-                "resource policy",
-                "the identity side allows "
+                code="KI-H012",
+                severity=Severity.MEDIUM,
+                tier=_HK,
+                message=(
+                    f"whether execution role {role.name} can {purpose} depends on a "
+                    "resource policy"
+                ),
+                detail="the identity side allows "
                 + "; ".join(depends)
                 + "; the resource is in another account and its policy decides",
-                subject,
+                where=subject,
                 remediation="give --resource-policy ARN=FILE with the output of "
                 "aws ecr get-repository-policy / kms get-key-policy / "
                 "secretsmanager get-resource-policy",
@@ -245,12 +241,12 @@ def _ecs_housekeeping(
     if reasons and not task.execution_role_arn:
         report.add(
             Finding(
-                "KI-H001",
-                Severity.CRITICAL,
-                _HK,
-                "the task has no execution role but needs one",
-                f"needed for {', '.join(reasons)} (the task fails to start)",
-                task.arn,
+                code="KI-H001",
+                severity=Severity.CRITICAL,
+                tier=_HK,
+                message="the task has no execution role but needs one",
+                detail=f"needed for {', '.join(reasons)} (the task fails to start)",
+                where=task.arn,
                 remediation="set executionRoleArn to a role with "
                 "AmazonECSTaskExecutionRolePolicy (and secret reads)",
             )
@@ -377,13 +373,13 @@ def _ecs_housekeeping(
         sev = Severity.MEDIUM if task.network_mode == "awsvpc" else Severity.LOW
         report.add(
             Finding(
-                "KI-H040",
-                sev,
-                _HK,
-                f"the ECS service-linked role {ECS_SLR_NAME} is missing",
-                "ECS creates it on first use only if the caller may "
+                code="KI-H040",
+                severity=sev,
+                tier=_HK,
+                message=f"the ECS service-linked role {ECS_SLR_NAME} is missing",
+                detail="ECS creates it on first use only if the caller may "
                 "iam:CreateServiceLinkedRole; awsvpc tasks and services need it",
-                ECS_SLR_NAME,
+                where=ECS_SLR_NAME,
                 remediation="aws iam create-service-linked-role "
                 "--aws-service-name ecs.amazonaws.com",
             )
@@ -398,13 +394,13 @@ def _unresolved(report: TierReport, account: Account) -> None:
     for arn in account.unresolved:
         report.add(
             Finding(
-                "KI-X001",
-                Severity.LOW,
-                "input",
-                "a managed policy is attached but its document is not in the "
+                code="KI-X001",
+                severity=Severity.LOW,
+                tier="input",
+                message="a managed policy is attached but its document is not in the "
                 "account data",
-                "results that depend on it may be wrong",
-                arn,
+                detail="results that depend on it may be wrong",
+                where=arn,
                 remediation="export with aws iam get-account-authorization-details "
                 "(it includes the managed policies)",
             )
@@ -439,12 +435,14 @@ def _ecs_exec(
     if role is None:
         report.add(
             Finding(
-                "KI-T050",
-                Severity.HIGH,
-                "task",
-                "ECS Exec is enabled on the service but the task has no task role",
-                "execute-command sessions fail",
-                str(report.workload.get("service", "")),
+                code="KI-T050",
+                severity=Severity.HIGH,
+                tier="task",
+                message=(
+                    "ECS Exec is enabled on the service but the task has no task role"
+                ),
+                detail="execute-command sessions fail",
+                where=str(report.workload.get("service", "")),
                 remediation="set taskRoleArn to a role allowing "
                 + ", ".join(ECS_EXEC_ACTIONS),
             )
@@ -474,13 +472,17 @@ def _ecs_exec(
     if missing:
         report.add(
             Finding(
-                "KI-T050",
-                Severity.HIGH,
-                "task",
-                f"ECS Exec is enabled but task role {role.name} cannot open the "
-                "SSM channels",
-                "missing: " + ", ".join(missing) + " (execute-command sessions fail)",
-                role.arn,
+                code="KI-T050",
+                severity=Severity.HIGH,
+                tier="task",
+                message=(
+                    f"ECS Exec is enabled but task role {role.name} cannot open the "
+                    "SSM channels"
+                ),
+                detail="missing: "
+                + ", ".join(missing)
+                + " (execute-command sessions fail)",
+                where=role.arn,
                 denied_by="; ".join(denied),
                 remediation="allow " + ", ".join(ECS_EXEC_ACTIONS) + " on *",
             )
@@ -570,14 +572,16 @@ def _association_mismatch(report: TierReport, workload: EKSWorkload) -> None:
     if want != got:
         report.add(
             Finding(
-                "KI-T032",
-                Severity.HIGH if workload.irsa_role_arn else Severity.CRITICAL,
-                "task",
-                f"the Pod Identity association is for {got[0]}/{got[1]}, not the "
-                f"workload's {want[0]}/{want[1]}",
-                "pods of the workload's service account do not get the "
+                code="KI-T032",
+                severity=Severity.HIGH if workload.irsa_role_arn else Severity.CRITICAL,
+                tier="task",
+                message=(
+                    f"the Pod Identity association is for {got[0]}/{got[1]}, not the "
+                    f"workload's {want[0]}/{want[1]}"
+                ),
+                detail="pods of the workload's service account do not get the "
                 "association's role",
-                pia.association_arn or pia.role_arn,
+                where=pia.association_arn or pia.role_arn,
                 remediation="create the association for namespace "
                 f"{want[0]} and service account {want[1]}",
             )

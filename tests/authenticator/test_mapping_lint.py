@@ -7,6 +7,7 @@ import urllib.parse
 
 import pytest
 
+from authenticator.findings import Severity
 from authenticator.mapping import (
     MappingEntry,
     MappingProblem,
@@ -15,7 +16,6 @@ from authenticator.mapping import (
 )
 from authenticator.mapping_lint import (
     NEVER_MATCHES,
-    Severity,
     TrustSummary,
     build_effective_table,
     lint_mappings,

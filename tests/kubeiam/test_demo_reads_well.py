@@ -73,7 +73,7 @@ def test_printed_commands_run(run: tuple[str, Path]) -> None:
     """Each printed command reads files that exist and gives the demo's answer."""
     out, files = run
     commands = _commands(out)
-    assert [c[2] for c in commands] == ["tiers", "can-i"]
+    assert [c[2] for c in commands] == ["tiers", "can-i", "paths"]
     for argv in commands:
         for arg in argv:
             if arg.startswith(str(files)):
@@ -84,6 +84,8 @@ def test_printed_commands_run(run: tuple[str, Path]) -> None:
         assert done.returncode == 0, (argv, done.stderr)
         if argv[2] == "can-i":
             assert done.stdout == "yes\n"
+        elif argv[2] == "paths":
+            assert "aws-admin" in done.stdout and "[irsa]" in done.stdout
         else:
             assert "KI-H030" in done.stdout  # the worst finding the demo showed
 
@@ -96,7 +98,7 @@ def test_closing_summary_covers_every_step(run: tuple[str, Path]) -> None:
     assert [int(n) for n, _ in lines] == list(range(1, len(STEPS) + 1))
     # These steps say what they showed (a step added later falls back to its title).
     own = {"sts", "iam", "mint", "decode", "verify", "reject", "webhook", "tiers"}
-    own.add("can-i")
+    own.update({"can-i", "paths"})
     for step, (_, text) in zip(STEPS, lines, strict=True):
         if step.name in own:
             assert text != step.title, step.name

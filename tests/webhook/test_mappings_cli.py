@@ -144,6 +144,9 @@ class TestLint:
             == 1
         )
         findings = json.loads(capsys.readouterr().out)
+        assert {tuple(sorted(f)) for f in findings} == {
+            ("code", "message", "severity", "where")
+        }
         got = {
             (f["severity"], f["code"], f["where"].rsplit("/", 1)[-1]) for f in findings
         }
@@ -184,7 +187,15 @@ class TestLint:
         assert "--trust-policies" in node[0]["message"]
 
     @pytest.mark.parametrize(
-        ("fail_on", "code"), [("high", 0), ("medium", 0), ("low", 1), ("never", 0)]
+        ("fail_on", "code"),
+        [
+            ("critical", 0),
+            ("high", 0),
+            ("medium", 0),
+            ("low", 1),
+            ("info", 1),
+            ("never", 0),
+        ],
     )
     def test_fail_on(
         self,

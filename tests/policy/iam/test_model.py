@@ -442,7 +442,7 @@ class TestKeyWarnings:
         assert compile_policy(_doc(full), kind="rcp").warnings == ()
         limited = {**full, "Action": "s3:*"}
         warnings = compile_policy(_doc(limited), kind="rcp").warnings
-        assert [w.pointer for w in warnings] == ["/Statement/0/Effect"]
+        assert [w.where for w in warnings] == ["/Statement/0/Effect"]
 
 
 def test_runtask_with_cluster_arn_warns() -> None:

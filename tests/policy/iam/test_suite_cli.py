@@ -376,6 +376,43 @@ class TestLint:
             in out
         )
 
+    def test_json_shape_and_levels(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """-o json: policy/severity/pointer/message; severity is error or warning."""
+        (tmp_path / "w.json").write_text(
+            json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Sid": "A",
+                            "Effect": "Allow",
+                            "Action": "s3:*",
+                            "Resource": "*",
+                        },
+                        {
+                            "Sid": "A",
+                            "Effect": "Allow",
+                            "Action": "s3:*",
+                            "Resource": "*",
+                        },
+                    ],
+                }
+            )
+        )
+        (tmp_path / "e.json").write_text('{"Statement": "nope"}')
+        files = [str(tmp_path / "w.json"), str(tmp_path / "e.json")]
+        assert iam_cli.main(["lint", "-o", "json", *files]) == 1
+        findings = json.loads(capsys.readouterr().out)
+        assert {tuple(sorted(f)) for f in findings} == {
+            ("message", "pointer", "policy", "severity")
+        }
+        levels = {(f["policy"].rsplit("/", 1)[-1], f["severity"]) for f in findings}
+        assert levels == {("w.json", "warning"), ("e.json", "error")}
+        assert iam_cli.main(["lint", str(tmp_path / "w.json")]) == 0
+        assert "0 error(s), 1 warning(s)" in capsys.readouterr().out
+
     def test_kind_and_json(
         self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

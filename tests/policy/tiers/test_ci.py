@@ -187,7 +187,7 @@ class TestContext:
             report.workload["cluster"] == f"arn:aws:eks:eu-west-1:{A}:cluster/prod-eks"
         )
         # The role's S3 grant is ${aws:PrincipalTag/kubernetes-namespace}/*: jobs/.
-        assert not any(f.id == "KI-A004" for f in report.findings)
+        assert not any(f.code == "KI-A004" for f in report.findings)
         line = next(g for g in report.application if g.service == "s3")
         assert "PrincipalTag/kubernetes-namespace" in line.wording
         # Another namespace in the association: the trust's tag condition refuses.
@@ -195,7 +195,7 @@ class TestContext:
             {**s["podIdentityAssociation"], "namespace": "web"}
         )
         report = evaluate_eks_tiers(account, EKSWorkload("web", "worker", "", other))
-        assert {f.id for f in report.findings if f.tier == "task"} == {"KI-T030"}
+        assert {f.code for f in report.findings if f.tier == "task"} == {"KI-T030"}
 
     def test_resource_policy_outputs(self):
         """The three services' get-*-policy outputs and a bare document."""
@@ -287,13 +287,13 @@ class TestEscalationRoutes:
             }
         )
         report = evaluate_ecs_tiers(account, task)
-        (f,) = [f for f in report.findings if f.id == "KI-E001"]
-        assert f.subject == admin["Arn"] and f.severity.value == "critical"
+        (f,) = [f for f in report.findings if f.code == "KI-E001"]
+        assert f.where == admin["Arn"] and f.severity.value == "critical"
         assert route in f.detail and "Pass" in f.granted_by
         src["RolePolicyList"][0]["PolicyDocument"]["Statement"].pop(0)
         account = parse_account_authorization_details({"RoleDetailList": [src, admin]})
         report = evaluate_ecs_tiers(account, task)
-        assert not any(f.id == "KI-E001" for f in report.findings)
+        assert not any(f.code == "KI-E001" for f in report.findings)
 
 
 def test_application_wording():
@@ -333,7 +333,7 @@ def test_application_wording():
     assert words['"AllButProd")'] == (
         "may s3:GetObject on every resource except arn:aws:s3:::prod/*"
     )
-    ids = {f.id: f for f in report.findings if f.tier == "application"}
+    ids = {f.code: f for f in report.findings if f.tier == "application"}
     assert set(ids) >= {"KI-A010", "KI-A011", "KI-A004"}
     assert 'Sid "AllButProd"' in ids["KI-A004"].granted_by
 

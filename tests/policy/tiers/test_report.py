@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from authenticator.findings import Severity
 from policy.errors import InvalidPolicyError
 from policy.iam.accounts import Account, parse_account_authorization_details, parse_scps
 from policy.tiers.cli import main
-from policy.tiers.model import Severity, TierReport
+from policy.tiers.model import TierReport
 from policy.tiers.report import evaluate_ecs_tiers, evaluate_eks_tiers
 from policy.tiers.workloads import (
     ecr_repository,
@@ -50,7 +51,7 @@ def _ecs(account: Account, td: str) -> TierReport:
 
 def _ids(report: TierReport, tier: str | None = None) -> set[tuple[str, str]]:
     return {
-        (f.id, f.subject) for f in report.findings if tier is None or f.tier == tier
+        (f.code, f.where) for f in report.findings if tier is None or f.tier == tier
     }
 
 
@@ -119,7 +120,7 @@ class TestECS:
         report = _ecs(account, "td-no-pull.json")
         (f,) = [f for f in report.findings if f.tier == "housekeeping"]
         image = f"{A}.dkr.ecr.us-east-1.amazonaws.com/web:1.4.2"
-        assert (f.id, f.severity, f.subject) == ("KI-H010", Severity.CRITICAL, image)
+        assert (f.code, f.severity, f.where) == ("KI-H010", Severity.CRITICAL, image)
         assert "ecr:GetAuthorizationToken on *" in f.detail
         assert (
             f"ecr:BatchGetImage on arn:aws:ecr:us-east-1:{A}:repository/web" in f.detail
@@ -135,16 +136,16 @@ class TestECS:
         """No confused-deputy guard, iam:PassRole on *, s3:* on *."""
         report = _ecs(account, "td-legacy.json")
         role = ROLE + "legacy-task-role"
-        task = {(f.id, f.severity) for f in report.findings if f.tier == "task"}
+        task = {(f.code, f.severity) for f in report.findings if f.tier == "task"}
         assert task == {
             ("KI-T010", Severity.MEDIUM),
             ("KI-T002", Severity.HIGH),
             ("KI-T004", Severity.MEDIUM),
         }
-        t010 = next(f for f in report.findings if f.id == "KI-T010")
-        assert t010.subject == role
+        t010 = next(f for f in report.findings if f.code == "KI-T010")
+        assert t010.where == role
         assert "aws:SourceAccount" in t010.detail
-        t004 = next(f for f in report.findings if f.id == "KI-T004")
+        t004 = next(f for f in report.findings if f.code == "KI-T004")
         assert t004.detail == "inline:legacy statement 0: s3:* on *"
 
     def test_scps_remove_exec(self, account):
@@ -152,7 +153,7 @@ class TestECS:
         scps = parse_scps(_load("scps.json"))
         acct = parse_account_authorization_details(_load("account.json"), scps=scps)
         report = _ecs(acct, "td-web.json")
-        assert not any(f.id == "KI-C002" for f in report.findings)
+        assert not any(f.code == "KI-C002" for f in report.findings)
 
     def test_missing_roles_and_slr(self):
         """No execution role, unknown task role, no ECS service-linked role."""
@@ -170,7 +171,7 @@ class TestECS:
             }
         }
         report = evaluate_ecs_tiers(acct, parse_task_definition(td))
-        found = {(f.id, f.severity) for f in report.findings}
+        found = {(f.code, f.severity) for f in report.findings}
         assert ("KI-H001", Severity.CRITICAL) in found
         assert ("KI-T040", Severity.HIGH) in found
         assert ("KI-H040", Severity.MEDIUM) in found
@@ -189,7 +190,7 @@ class TestECS:
             account, parse_task_definition(td), cluster_arn=ECS_CLUSTER, kms_keys=[key]
         )
         assert {
-            (f.id, f.subject) for f in report.findings if f.tier == "housekeeping"
+            (f.code, f.where) for f in report.findings if f.tier == "housekeeping"
         } == {("KI-H020", "/ecs/web"), ("KI-H031", key)}
 
 
@@ -223,7 +224,7 @@ class TestEKS:
         report = self._eks(account, "sa-open.yaml")
         assert _ids(report, "task") == {("KI-T021", ROLE + "irsa-open-role")}
         assert (
-            next(f for f in report.findings if f.id == "KI-T021").severity
+            next(f for f in report.findings if f.code == "KI-T021").severity
             is Severity.CRITICAL
         )
 
@@ -263,7 +264,7 @@ class TestEKS:
         }
         acct = parse_account_authorization_details(details)
         report = self._eks(acct, "sa-web-api.yaml")
-        assert {f.id for f in report.findings if f.tier == "task"} == expected
+        assert {f.code for f in report.findings if f.tier == "task"} == expected
 
     def test_pod_identity(self, account):
         """Pod Identity with TagSession and a guard; a node role can serve it."""
@@ -287,7 +288,7 @@ class TestEKS:
             "sa-worker.yaml",
             "pia-worker.json",
         )
-        assert {f.id for f in report.findings if f.tier == "task"} == {"KI-T030"}
+        assert {f.code for f in report.findings if f.tier == "task"} == {"KI-T030"}
         del role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]
         role["AssumeRolePolicyDocument"]["Statement"][0]["Action"] = [
             "sts:AssumeRole",
@@ -298,7 +299,7 @@ class TestEKS:
             "sa-worker.yaml",
             "pia-worker.json",
         )
-        assert {f.id for f in report.findings if f.tier == "task"} == {"KI-T031"}
+        assert {f.code for f in report.findings if f.tier == "task"} == {"KI-T031"}
 
     def test_cluster_tier(self, account):
         """system:masters mapping, access-entry self-grant, Pod Identity rebinding."""
