@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 # Tests need a real kubectl (an exec-plugin consumer), openssl-free TLS only, and
 # Graphviz's dot (`kubeiam policy paths -o svg`); `make bench` uses hyperfine for
-# the `kubeiam token` start-up row.
+# the `kubeiam token` start-up row and drives the webhook servers with wrk.
 deps-system:
 	@if ls /usr/lib/google-cloud-sdk/bin/kubectl.1.* >/dev/null 2>&1 || command -v kubectl >/dev/null; then :; \
 	else apt-get update && apt-get install -y kubernetes-client; fi

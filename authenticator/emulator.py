@@ -27,6 +27,7 @@ secret held in memory. moto keeps its state in process-global backends.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import json
 import re
@@ -39,7 +40,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 from xml.sax.saxutils import escape
 
 from botocore.auth import SigV4QueryAuth
@@ -192,6 +193,9 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Seconds an idle keep-alive connection to the emulator stays open.
+KEEPALIVE_IDLE_S = 15.0
+
 StartResponse = Callable[[str, list[tuple[str, str]]], object]
 
 
@@ -272,11 +276,71 @@ class _Front:
 
 
 class _RequestHandler(MotoRequestHandler):
-    """moto's handler, logging one line per request without the query string.
+    """moto's handler: keep-alive for body-less requests, a log line without the query.
 
     The query of a presigned URL holds a signature and maybe a session token:
     it never reaches a log.
+
+    Werkzeug's handler closes every connection (``Connection: close``), so each
+    presigned call cost its client a new TCP connection. A GET or HEAD without
+    a body whose answer has a ``Content-Length`` leaves nothing unread on
+    either side, so its connection is kept open for the next request; anything
+    else (a body to drain, a chunked answer, an HTTP/1.0 client) still closes.
+    An idle connection ends after :data:`KEEPALIVE_IDLE_S`.
     """
+
+    protocol_version = "HTTP/1.1"
+    # socketserver.StreamRequestHandler: the socket timeout; a read past it ends
+    # the connection (werkzeug's handle() treats it as a dropped connection).
+    timeout = KEEPALIVE_IDLE_S
+    _kubeiam_reusable = False
+    _kubeiam_sized = False
+
+    def setup(self) -> None:
+        super().setup()
+        # The status line, headers and body go out in separate writes: without
+        # TCP_NODELAY a kept-alive connection waits out the peer's delayed ACK.
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def run_wsgi(self) -> None:
+        headers = self.headers
+        self._kubeiam_reusable = (
+            self.command in ("GET", "HEAD")
+            and headers.get("Content-Length", "0").strip() == "0"
+            and "Transfer-Encoding" not in headers
+        )
+        self._kubeiam_sized = False
+        real_rfile = self.rfile
+        try:
+            super().run_wsgi()
+        finally:
+            self.rfile = real_rfile
+
+    def make_environ(self) -> Any:
+        environ = super().make_environ()
+        if self._kubeiam_reusable:
+            # After answering, werkzeug drains whatever the socket holds (it
+            # assumes the connection closes): that would swallow the client's
+            # next request. The environ keeps the real stream (a body-less
+            # request has nothing in it); the drain reads this empty one.
+            self.rfile = io.BytesIO()
+        return environ
+
+    def send_header(self, keyword: str, value: str) -> None:
+        name = keyword.lower()
+        if name == "content-length":
+            self._kubeiam_sized = True
+        elif name == "transfer-encoding":
+            self._kubeiam_sized = False
+        elif (
+            name == "connection"
+            and value.lower() == "close"
+            and self._kubeiam_reusable
+            and self._kubeiam_sized
+        ):
+            return  # keep the connection: nothing is left to read on either side
+        super().send_header(keyword, value)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if getattr(self.server, "kubeiam_verbose", False):

@@ -1,25 +1,30 @@
 """The STS call: GET a validated presigned GetCallerIdentity URL (docs/token-format.md).
 
-``STSClient`` is the I/O shell (one pooled ``requests.Session``, no redirects, a
-timeout, a capped body); ``parse_get_caller_identity`` is the pure, strict
-parser of STS's answer (JSON or XML) into an :class:`Identity`.
+``STSClient`` is the I/O shell (kept-alive connections from
+:mod:`authenticator.sts_pool` that take the validated URL as it is, or a
+``requests.Session`` through a proxy; no redirects, a timeout, a capped body);
+``parse_get_caller_identity`` is the pure, strict parser of STS's answer (JSON
+or XML) into an :class:`Identity`.
 
 What goes on the wire: ``GET /?<query>`` with the headers ``Host`` (added by
 the HTTP library from the pinned host; it is signed), ``x-k8s-aws-id`` and
-``Accept: application/json``. requests' session defaults (``User-Agent``,
-``Accept-Encoding``, ``Connection``) are removed, and urllib3's automatic
-``User-Agent`` and ``Accept-Encoding`` are suppressed with its ``SKIP_HEADER``
-marker, so nothing else is sent and nothing from the client is forwarded.
+``Accept: application/json``. urllib3's automatic ``User-Agent`` and
+``Accept-Encoding`` are suppressed with its ``SKIP_HEADER`` marker (and, on a
+proxied call, requests' session defaults are removed), so nothing else is sent,
+no cookie is kept and nothing from the client is forwarded.
 
 Proxies: an ``https`` STS URL goes through ``HTTPS_PROXY`` (or ``https_proxy``)
 unless ``NO_PROXY`` matches its host, as aws-iam-authenticator's Go client does.
 The environment is read once, when the client is made; nothing else from it is
 used (no ``.netrc``, no CA bundle). A plain ``http`` URL (a loopback emulator)
 is never proxied. Only a token that passed every offline check gets this far.
+A call that is not proxied skips requests altogether (its URL preparation
+was most of a cold review's CPU): see :mod:`authenticator.sts_pool`.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
@@ -36,7 +41,12 @@ import requests
 from requests.adapters import HTTPAdapter
 from requests.cookies import RequestsCookieJar
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
-from urllib3.exceptions import HTTPError, ReadTimeoutError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ReadTimeoutError,
+)
 from urllib3.util import SKIP_HEADER
 
 from authenticator.arn import canonicalize_arn, parse_arn
@@ -47,6 +57,7 @@ from authenticator.errors import (
     STSUnavailableError,
 )
 from authenticator.identity import Identity
+from authenticator.sts_pool import PooledResponse, STSConnections
 from authenticator.verify import PresignedCall
 from authenticator.wire import CLUSTER_ID_HEADER, STS_XML_NAMESPACE
 
@@ -135,14 +146,14 @@ class _PreloadedTLSAdapter(HTTPAdapter):
     """
 
     def __init__(self, **kwargs: Any) -> None:
-        self._ssl_context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
+        self.ssl_context = ssl.create_default_context(cafile=DEFAULT_CA_BUNDLE_PATH)
         super().__init__(**kwargs)
 
     def init_poolmanager(
         self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any
     ) -> None:
         """The pool manager, with the preloaded context for every HTTPS pool."""
-        pool_kwargs["ssl_context"] = self._ssl_context
+        pool_kwargs["ssl_context"] = self.ssl_context
         super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
 
     def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
@@ -151,6 +162,28 @@ class _PreloadedTLSAdapter(HTTPAdapter):
         if verify is True:
             conn.ca_certs = None  # the preloaded context already trusts the bundle
             conn.ca_cert_dir = None
+
+
+class _ProxiedResponse:
+    """A requests answer (a proxied call) with :class:`PooledResponse`'s interface."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+        self.status = response.status_code
+        self.headers = response.headers
+
+    def read1(self, amt: int) -> bytes:
+        chunk: bytes = self._response.raw.read1(amt, decode_content=False)
+        return chunk
+
+    def __enter__(self) -> _ProxiedResponse:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._response.close()
+
+
+_Answer = PooledResponse | _ProxiedResponse
 
 
 class _SlowAnswerError(Exception):
@@ -200,6 +233,11 @@ class STSClient:
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         self._session = session
+        # The direct (unproxied) calls verify with the adapter's context: the
+        # bundle is read once per client.
+        self._connections = STSConnections(
+            timeout=timeout, maxsize=pool_maxsize, ssl_context=adapter.ssl_context
+        )
 
     def call_get_caller_identity(self, call: PresignedCall) -> Identity:
         """GET the presigned URL and return the identity STS reports.
@@ -225,27 +263,51 @@ class STSClient:
             "Accept-Encoding": SKIP_HEADER,
         }
         deadline = time.monotonic() + self._timeout
+        proxies = self._proxies_for(call.url)
+        response: _Answer
         try:
-            response = self._session.get(
-                call.url,
-                proxies=self._proxies_for(call.url),
-                headers=headers,
-                timeout=self._timeout,
-                allow_redirects=False,
-                stream=True,
-            )
-        except requests.Timeout as exc:
+            if proxies is None:
+                response = self._connections.get(call.url, headers)
+            else:
+                response = _ProxiedResponse(
+                    self._session.get(
+                        call.url,
+                        proxies=proxies,
+                        headers=headers,
+                        timeout=self._timeout,
+                        allow_redirects=False,
+                        stream=True,
+                    )
+                )
+        except (requests.Timeout, TimeoutError) as exc:
             self._observe("timeout")
             raise STSUnavailableError(
                 "sts_timeout", f"STS did not answer within {self._timeout:g} s"
             ) from exc
-        except requests.RequestException as exc:
+        except ConnectTimeoutError as exc:
+            # urllib3's NewConnectionError (refused, no route) is a subclass.
+            timed_out = not isinstance(exc, NewConnectionError)
+            self._observe("timeout" if timed_out else "error")
+            if timed_out:
+                raise STSUnavailableError(
+                    "sts_timeout", f"STS did not answer within {self._timeout:g} s"
+                ) from exc
+            raise STSUnavailableError(
+                "sts_unreachable", f"could not reach STS: {type(exc).__name__}"
+            ) from exc
+        except (
+            requests.RequestException,
+            OSError,
+            HTTPError,
+            http.client.HTTPException,
+            ValueError,
+        ) as exc:
             self._observe("error")
             raise STSUnavailableError(
                 "sts_unreachable", f"could not reach STS: {type(exc).__name__}"
             ) from exc
         with response:
-            self._observe(str(response.status_code))
+            self._observe(str(response.status))
             body = self._read(response, deadline)
             return self._outcome(response, body, call)
 
@@ -268,9 +330,10 @@ class STSClient:
 
     def close(self) -> None:
         """Close the pooled connections."""
+        self._connections.close()
         self._session.close()
 
-    def _read(self, response: requests.Response, deadline: float) -> bytes:
+    def _read(self, response: _Answer, deadline: float) -> bytes:
         """Read at most ``max_body_bytes`` + 1 raw bytes, within the deadline."""
         chunks: list[bytes] = []
         size = 0
@@ -279,7 +342,7 @@ class STSClient:
                 want = min(_CHUNK, self._max_body + 1 - size)
                 # read1: one socket read, so a dripping body cannot outlast
                 # the deadline inside a single call.
-                chunk = response.raw.read1(want, decode_content=False)
+                chunk = response.read1(want)
                 if not chunk:
                     break
                 chunks.append(chunk)
@@ -291,16 +354,19 @@ class STSClient:
                 "sts_timeout",
                 f"STS did not finish its answer within {self._timeout:g} s",
             ) from exc
-        except (OSError, HTTPError, requests.RequestException) as exc:
+        except (
+            OSError,
+            HTTPError,
+            http.client.HTTPException,
+            requests.RequestException,
+        ) as exc:
             raise STSUnavailableError(
                 "sts_unreachable", f"reading STS's answer failed: {type(exc).__name__}"
             ) from exc
         return b"".join(chunks)
 
-    def _outcome(
-        self, response: requests.Response, body: bytes, call: PresignedCall
-    ) -> Identity:
-        status = response.status_code
+    def _outcome(self, response: _Answer, body: bytes, call: PresignedCall) -> Identity:
+        status = response.status
         if 300 <= status < 400:
             raise STSRejectedError(
                 "sts_redirect",

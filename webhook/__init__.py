@@ -290,4 +290,8 @@ def create_app(
 
     base_dir = settings.config_file.parent if settings.config_file else None
     install_authorizer(app, settings.authorization, base_dir=base_dir)
+    # POST /authenticate answered without Flask's per-request machinery.
+    from webhook.front import TokenReviewFront
+
+    app.wsgi_app = TokenReviewFront(app.wsgi_app, services)  # type: ignore[method-assign]
     return app

@@ -41,7 +41,17 @@ from webhook.tokenreview import (
     parse_review,
 )
 
-__all__ = ["ALL_METHODS", "bp", "log", "read_body"]
+__all__ = [
+    "ALL_METHODS",
+    "Outcome",
+    "Review",
+    "bp",
+    "finish",
+    "internal_error",
+    "log",
+    "read_body",
+    "review_outcome",
+]
 
 log = logging.getLogger("kubeiam.webhook")
 
@@ -74,8 +84,8 @@ _TEMPLATE_MESSAGE = "kubeiam: the identity's mapping could not be rendered"
 
 
 @dataclass(slots=True)
-class _Review:
-    """Per-request facts for the log line (kept in ``flask.g``)."""
+class Review:
+    """Per-request facts for the log line (in ``flask.g``, or the front's local)."""
 
     start: float
     api_version: str = ""
@@ -92,42 +102,53 @@ def _services() -> Services:
     return services
 
 
-def _review() -> _Review:
+def _review() -> Review:
     review = g.get("kubeiam_review")
     if review is None:
-        review = _Review(start=time.perf_counter())
+        review = Review(start=time.perf_counter())
         g.kubeiam_review = review
-    assert isinstance(review, _Review)  # noqa: S101 - only this module sets it
+    assert isinstance(review, Review)  # noqa: S101 - only this module sets it
     return review
 
 
-def _json(body: dict[str, object], status: int) -> Response:
-    text = json.dumps(body, separators=(",", ":"))
-    return Response(text, status=status, mimetype="application/json")
+def finish(
+    svc: Services,
+    review: Review,
+    result: Result,
+    reason: str,
+    status: int,
+    body: dict[str, object],
+) -> bytes:
+    """Observe, log one line and serialize the answer (every outcome ends here).
+
+    Shared by the Flask view and the WSGI front (:mod:`webhook.front`).
+    """
+    seconds = time.perf_counter() - review.start
+    svc.metrics.observe_review(result, seconds)
+    if log.isEnabledFor(logging.INFO if result is Result.SUCCESS else logging.WARNING):
+        fields: dict[str, object] = {
+            "event": "tokenreview",
+            "result": result.value,
+            "reason": reason,
+            "status": status,
+            "apiVersion": review.api_version,
+            "arn": review.arn,
+            "username": review.username,
+            "source": review.source,
+            "cache": review.cache,
+            "latencyMs": round(seconds * 1000, 3),
+        }
+        level = logging.INFO if result is Result.SUCCESS else logging.WARNING
+        log.log(level, "tokenreview %s", result.value, extra={"kubeiam": fields})
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def _answer(
     result: Result, reason: str, status: int, body: dict[str, object]
 ) -> Response:
-    """Observe, log one line, and build the response (every outcome ends here)."""
-    review = _review()
-    seconds = time.perf_counter() - review.start
-    _services().metrics.observe_review(result, seconds)
-    fields: dict[str, object] = {
-        "event": "tokenreview",
-        "result": result.value,
-        "reason": reason,
-        "status": status,
-        "apiVersion": review.api_version,
-        "arn": review.arn,
-        "username": review.username,
-        "source": review.source,
-        "cache": review.cache,
-        "latencyMs": round(seconds * 1000, 3),
-    }
-    level = logging.INFO if result is Result.SUCCESS else logging.WARNING
-    log.log(level, "tokenreview %s", result.value, extra={"kubeiam": fields})
-    return _json(body, status)
+    """:func:`finish` inside a Flask request."""
+    text = finish(_services(), _review(), result, reason, status, body)
+    return Response(text, status=status, mimetype="application/json")
 
 
 def read_body() -> bytes:
@@ -170,7 +191,7 @@ def read_body() -> bytes:
     return b"".join(parts)
 
 
-def _identity(svc: Services, token: str) -> Identity:
+def _identity(svc: Services, review: Review, token: str) -> Identity:
     """The cache, else the offline checks and STS (docs/architecture.md steps 2-4).
 
     A hit skips the offline checks safely: an entry exists only for these exact
@@ -179,7 +200,6 @@ def _identity(svc: Services, token: str) -> Identity:
     token's age) is covered by the entry's deadline, never later than the
     token's expiry.
     """
-    review = _review()
     now = svc.clock()
     cached = svc.cache.get(token, now=now)
     if cached is not None:
@@ -197,40 +217,106 @@ def _identity(svc: Services, token: str) -> Identity:
     return identity
 
 
+Outcome = tuple[Result, str, int, dict[str, object]]
+
+
+def _mapped(svc: Services, review: Review, body: bytes) -> Outcome:
+    parsed = parse_review(body)
+    review.api_version = parsed.api_version
+    identity = _identity(svc, review, parsed.token)
+    review.arn = identity.arn
+    mapped = evaluate_mapping(
+        identity, svc.registry.snapshot(), ec2_private_dns=svc.ec2_private_dns
+    )
+    review.source = mapped.source
+    version = parsed.api_version
+    if mapped.user is not None:
+        review.username = mapped.user.username
+        allow = build_allow(mapped.user, api_version=version)
+        return Result.SUCCESS, mapped.outcome.value, 200, allow
+    if mapped.outcome is MappingOutcome.RESERVED_PREFIX:
+        # A grant the source may never make: permanent, so a plain (cached) deny.
+        deny = build_deny(api_version=version)
+    elif mapped.outcome is MappingOutcome.TEMPLATE_ERROR:
+        # e.g. the EC2 lookup failed: may recover, so not cacheable.
+        deny = build_deny(api_version=version, error=_TEMPLATE_MESSAGE)
+    else:
+        # Not cached by the API server: a mapping added a moment later works at once.
+        message = f"kubeiam: {identity.canonical_arn} is not mapped"
+        deny = build_deny(api_version=version, error=message)
+    return Result.UNKNOWN_USER, mapped.outcome.value, 200, deny
+
+
+def review_outcome(svc: Services, review: Review, body: bytes) -> Outcome:
+    """Decide one TokenReview body: (result, reason, HTTP status, answer).
+
+    Framework-free: the Flask view and the WSGI front (:mod:`webhook.front`)
+    both call it. Every named failure becomes its answer here; anything else
+    propagates (a 500 from the caller).
+    """
+    try:
+        return _mapped(svc, review, body)
+    except InvalidReviewError as exc:
+        message = f"expected a TokenReview: {exc.message}"
+        status = build_status(400, "BadRequest", message)
+        return Result.MALFORMED_REQUEST, exc.reason, 400, status
+    except MalformedTokenError as exc:
+        # Can never become valid: a plain deny the API server caches.
+        version = review.api_version
+        return Result.INVALID_TOKEN, exc.reason, 200, build_deny(api_version=version)
+    except STSRejectedError as exc:
+        # Wrong cluster, expired or unknown credentials: permanent, so cacheable.
+        version = review.api_version
+        misbehaved = exc.reason in _STS_MISBEHAVED_REASONS
+        result = Result.STS_ERROR if misbehaved else Result.INVALID_TOKEN
+        return result, exc.reason, 200, build_deny(api_version=version)
+    except STSThrottledError as exc:
+        # 429 without Retry-After: the API server's webhook client retries it with
+        # its own backoff, client-go's Retry-After loop does not join in (k8s 1.6).
+        status = build_status(429, "TooManyRequests", _THROTTLED_MESSAGE)
+        return Result.STS_THROTTLING, exc.reason, 429, status
+    except STSUnavailableError as exc:
+        # status.error: an error to the API server, so neither cached nor retried.
+        version = review.api_version
+        deny = build_deny(api_version=version, error=_UNAVAILABLE_MESSAGE)
+        return Result.STS_ERROR, exc.reason, 200, deny
+
+
+def internal_error(review: Review, exc: BaseException) -> bytes:
+    """Log an unexpected failure (its type and place only); the 500 body.
+
+    A bug or an unexpected library failure: 500, which the API server retries
+    (kubernetes.md 1.6). Only the exception's type is logged: its text could
+    quote input; the innermost frame says where it happened.
+    """
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+    log.error(
+        "tokenreview failed",
+        extra={
+            "kubeiam": {
+                "event": "tokenreview",
+                "result": "internal_error",
+                "reason": type(exc).__name__,
+                "where": where,
+                "status": 500,
+                "apiVersion": review.api_version,
+                "latencyMs": round((time.perf_counter() - review.start) * 1000, 3),
+            }
+        },
+    )
+    body = build_status(500, "InternalError", "kubeiam: internal error")
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
 @bp.route("/authenticate", methods=list(ALL_METHODS), provide_automatic_options=False)
 def authenticate() -> ResponseReturnValue:
     """Answer one TokenReview (docs/operations.md)."""
     review = _review()
     if request.method != "POST":
         raise MethodNotAllowed(valid_methods=["POST"])
-    parsed = parse_review(read_body())
-    review.api_version = parsed.api_version
-    svc = _services()
-    identity = _identity(svc, parsed.token)
-    review.arn = identity.arn
-    mapped = evaluate_mapping(
-        identity, svc.registry.snapshot(), ec2_private_dns=svc.ec2_private_dns
-    )
-    review.source = mapped.source
-    if mapped.user is not None:
-        review.username = mapped.user.username
-        return _answer(
-            Result.SUCCESS,
-            mapped.outcome.value,
-            200,
-            build_allow(mapped.user, api_version=parsed.api_version),
-        )
-    if mapped.outcome is MappingOutcome.RESERVED_PREFIX:
-        # A grant the source may never make: permanent, so a plain (cached) deny.
-        body = build_deny(api_version=parsed.api_version)
-    elif mapped.outcome is MappingOutcome.TEMPLATE_ERROR:
-        # e.g. the EC2 lookup failed: may recover, so not cacheable.
-        body = build_deny(api_version=parsed.api_version, error=_TEMPLATE_MESSAGE)
-    else:
-        # Not cached by the API server: a mapping added a moment later works at once.
-        message = f"kubeiam: {identity.canonical_arn} is not mapped"
-        body = build_deny(api_version=parsed.api_version, error=message)
-    return _answer(Result.UNKNOWN_USER, mapped.outcome.value, 200, body)
+    outcome = review_outcome(_services(), review, read_body())
+    return _answer(*outcome)
 
 
 @bp.errorhandler(MethodNotAllowed)
@@ -256,80 +342,12 @@ def _too_large(exc: RequestEntityTooLarge) -> ResponseReturnValue:
     )
 
 
-@bp.errorhandler(InvalidReviewError)
-def _invalid_review(exc: InvalidReviewError) -> ResponseReturnValue:
-    message = f"expected a TokenReview: {exc.message}"
-    return _answer(
-        Result.MALFORMED_REQUEST,
-        exc.reason,
-        400,
-        build_status(400, "BadRequest", message),
-    )
-
-
-@bp.errorhandler(MalformedTokenError)
-def _malformed_token(exc: MalformedTokenError) -> ResponseReturnValue:
-    # Can never become valid: a plain deny the API server caches.
-    version = _review().api_version
-    return _answer(
-        Result.INVALID_TOKEN, exc.reason, 200, build_deny(api_version=version)
-    )
-
-
-@bp.errorhandler(STSRejectedError)
-def _sts_rejected(exc: STSRejectedError) -> ResponseReturnValue:
-    # Wrong cluster, expired or unknown credentials: permanent, so cacheable.
-    version = _review().api_version
-    misbehaved = exc.reason in _STS_MISBEHAVED_REASONS
-    result = Result.STS_ERROR if misbehaved else Result.INVALID_TOKEN
-    return _answer(result, exc.reason, 200, build_deny(api_version=version))
-
-
-@bp.errorhandler(STSThrottledError)
-def _sts_throttled(exc: STSThrottledError) -> ResponseReturnValue:
-    # 429 without Retry-After: the API server's webhook client retries it with
-    # its own backoff, client-go's Retry-After loop does not join in (k8s 1.6).
-    return _answer(
-        Result.STS_THROTTLING,
-        exc.reason,
-        429,
-        build_status(429, "TooManyRequests", _THROTTLED_MESSAGE),
-    )
-
-
-@bp.errorhandler(STSUnavailableError)
-def _sts_unavailable(exc: STSUnavailableError) -> ResponseReturnValue:
-    # status.error: an error to the API server, so neither cached nor retried.
-    version = _review().api_version
-    body = build_deny(api_version=version, error=_UNAVAILABLE_MESSAGE)
-    return _answer(Result.STS_ERROR, exc.reason, 200, body)
-
-
 @bp.errorhandler(Exception)
 def _unexpected(exc: Exception) -> ResponseReturnValue:
     if isinstance(exc, HTTPException):
         return exc  # werkzeug's own answer (e.g. 400 for a client that disconnected)
-    # A bug or an unexpected library failure: 500, which the API server retries
-    # (kubernetes.md 1.6). Only the exception's type is logged: its text could
-    # quote input; the innermost frame says where it happened.
-    review = _review()
-    frames = traceback.extract_tb(exc.__traceback__)
-    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
-    log.error(
-        "tokenreview failed",
-        extra={
-            "kubeiam": {
-                "event": "tokenreview",
-                "result": "internal_error",
-                "reason": type(exc).__name__,
-                "where": where,
-                "status": 500,
-                "apiVersion": review.api_version,
-                "latencyMs": round((time.perf_counter() - review.start) * 1000, 3),
-            }
-        },
-    )
-    return _json(build_status(500, "InternalError", "kubeiam: internal error"), 500)
+    body = internal_error(_review(), exc)
+    return Response(body, status=500, mimetype="application/json")
 
 
 @bp.get("/healthz")

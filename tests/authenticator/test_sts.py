@@ -27,6 +27,7 @@ from tests.fixtures.verifier import (
     SERVER_REGION,
     USER,
     LocalServer,
+    call_for,
     json_body,
     presign,
     reply,
@@ -73,15 +74,6 @@ def server() -> Iterator[LocalServer]:
         yield srv
     finally:
         srv.close()
-
-
-def call_for(server: LocalServer, url: str | None = None) -> PresignedCall:
-    """A verified call aimed at ``server`` (a botocore-presigned token)."""
-    url = url or presign(server.url, SERVER_REGION)
-    allowed = build_allowed_hosts("aws", [server.url], region=SERVER_REGION)
-    return verify_token(
-        tok(url), cluster_id=CLUSTER, now=signed_at(url), allowed_hosts=allowed
-    )
 
 
 def run(

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import responses
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -30,6 +29,7 @@ from authenticator.identity import Identity
 from authenticator.mapping import MappingSet, parse_mappings
 from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from authenticator.verify import PresignedCall
+from tests.fixtures.verifier import LocalServer, reply
 from webhook import create_app
 from webhook.metrics import WebhookMetrics
 from webhook.services import Services
@@ -388,8 +388,18 @@ class TestErrors:
         assert len(harness.sts.calls) == 2
 
 
+@pytest.fixture
+def local_sts() -> Iterator[LocalServer]:
+    """A local HTTP server standing in for STS (answers as each test says)."""
+    server = LocalServer().start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
 class TestRealSTSClient:
-    """The real STSClient: a closed port, and `responses` for throttling/5xx."""
+    """The real STSClient: a closed port, and a local HTTP server for throttling/5xx."""
 
     def _app(self, endpoint: str) -> tuple[Flask, WebhookMetrics]:
         metrics = WebhookMetrics()
@@ -418,19 +428,14 @@ class TestRealSTSClient:
         finally:
             app.extensions["kubeiam"].close()
 
-    @responses.activate
-    def test_throttling_body_is_429(self) -> None:
+    def test_throttling_body_is_429(self, local_sts: LocalServer) -> None:
         """STS's 400 Throttling answer becomes a 429 without Retry-After."""
-        responses.add(
-            responses.GET,
-            re.compile(re.escape(ENDPOINT) + r"/\?.*"),
-            status=400,
-            body=THROTTLE_BODY,
-            content_type="text/xml",
-        )
-        app, metrics = self._app(ENDPOINT)
+        local_sts.respond = reply(400, THROTTLE_BODY.encode(), content_type="text/xml")
+        app, metrics = self._app(local_sts.url)
         try:
-            resp = app.test_client().post("/authenticate", json=_review(_token()))
+            resp = app.test_client().post(
+                "/authenticate", json=_review(_token(endpoint=local_sts.url))
+            )
             assert resp.status_code == 429
             assert "Retry-After" not in resp.headers
             assert (
@@ -442,18 +447,14 @@ class TestRealSTSClient:
         finally:
             app.extensions["kubeiam"].close()
 
-    @responses.activate
-    def test_server_error_is_unavailable(self) -> None:
+    def test_server_error_is_unavailable(self, local_sts: LocalServer) -> None:
         """STS 503: 200 with status.error."""
-        responses.add(
-            responses.GET,
-            re.compile(re.escape(ENDPOINT) + r"/\?.*"),
-            status=503,
-            body="{}",
-        )
-        app, _ = self._app(ENDPOINT)
+        local_sts.respond = reply(503, b"{}")
+        app, _ = self._app(local_sts.url)
         try:
-            resp = app.test_client().post("/authenticate", json=_review(_token()))
+            resp = app.test_client().post(
+                "/authenticate", json=_review(_token(endpoint=local_sts.url))
+            )
             assert resp.status_code == 200
             assert _status(resp.get_json())["error"]
         finally:

@@ -1,0 +1,83 @@
+"""Mapping lookups against table size: 100,000 entries vs 1,000, same code, same run.
+
+Each table holds ``mapRoles`` entries for distinct roles (with paths, which
+matching ignores) built by :func:`authenticator.mapping.parse_mappings`; the
+lookups are :func:`authenticator.mapping.evaluate_mapping` for assumed-role
+sessions of roles spread over the whole table (a hit) plus one unmapped role
+(a miss, which visits every source). A lookup is an index lookup by canonical
+ARN, so the time per lookup should not grow with the table: the row's ratio
+is the 1,000-entry time over the 100,000-entry time (1.0 = independent).
+"""
+
+from __future__ import annotations
+
+import time
+
+from authenticator.identity import Identity
+from authenticator.mapping import MappingSet, evaluate_mapping, parse_mappings
+from bench.common import Row, paired_row
+
+ACCOUNT = "111122223333"
+SMALL = 1_000
+LARGE = 100_000
+LOOKUPS = 2_000
+SAMPLES = 5
+
+
+def _table(size: int) -> MappingSet:
+    doc = {
+        "mapRoles": [
+            {
+                "rolearn": f"arn:aws:iam::{ACCOUNT}:role/team-{i % 97}/role-{i}",
+                "username": "role-{{SessionName}}",
+                "groups": [f"group-{i % 50}"],
+            }
+            for i in range(size)
+        ]
+    }
+    return parse_mappings(doc, source="file", where=f"{size} entries")
+
+
+def _identity(role: str) -> Identity:
+    return Identity(
+        arn=f"arn:aws:sts::{ACCOUNT}:assumed-role/{role}/alice",
+        canonical_arn=f"arn:aws:iam::{ACCOUNT}:role/{role}",
+        account_id=ACCOUNT,
+        user_id="AROAEXAMPLEROLEID0001",
+        session_name="alice",
+        access_key_id="ASIAEXAMPLE",
+    )
+
+
+def _per_lookup_us(table: MappingSet, size: int) -> list[float]:
+    step = max(size // LOOKUPS, 1)
+    identities = [_identity(f"role-{i}") for i in range(0, size, step)][:LOOKUPS]
+    identities.append(_identity("not-mapped"))
+    sources = (table,)
+    out: list[float] = []
+    for _ in range(SAMPLES):
+        start = time.perf_counter()
+        for identity in identities:
+            evaluate_mapping(identity, sources)
+        out.append((time.perf_counter() - start) * 1e6 / len(identities))
+    mapped = evaluate_mapping(identities[0], sources)
+    if mapped.user is None:
+        raise RuntimeError("the bench's identities are not mapped: a broken table")
+    return out
+
+
+def run() -> list[Row]:
+    """Time lookups in a 100,000-entry and a 1,000-entry table."""
+    large = _per_lookup_us(_table(LARGE), LARGE)
+    small = _per_lookup_us(_table(SMALL), SMALL)
+    return [
+        paired_row(
+            f"mapping lookup (evaluate_mapping), {LARGE:,} mapRoles entries",
+            "us/lookup",
+            ours=large,
+            peer=small,
+            peer_name=f"same code, {SMALL:,} entries",
+            labels=(f"{LARGE:,} entries", f"{SMALL:,} entries"),
+            target="independent of table size (ratio ~1.0)",
+        )
+    ]
