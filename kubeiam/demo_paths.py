@@ -113,8 +113,7 @@ def step_paths(ctx: DemoContext) -> None:
     """Find the developer role's path to AWS administrator and draw it."""
     import json
 
-    import yaml
-
+    from authenticator.yamlio import dump_yaml
     from policy.iam.accounts import parse_account_authorization_details
     from policy.paths.cli import build_inputs, build_mapper
     from policy.paths.graph import AccessGraph
@@ -135,7 +134,9 @@ def step_paths(ctx: DemoContext) -> None:
     account = ctx.write_file(
         "paths/auth.json", json.dumps(DEMO_PATHS_ACCOUNT, indent=2) + "\n"
     )
-    k8s = ctx.write_file("paths/k8s.yaml", yaml.safe_dump_all(DEMO_PATHS_K8S))
+    k8s = ctx.write_file(
+        "paths/k8s.yaml", "---\n".join(dump_yaml(doc) for doc in DEMO_PATHS_K8S)
+    )
     aws_auth = ctx.write_file("paths/aws-auth.yaml", DEMO_PATHS_AWS_AUTH)
     ctx.say(f"The account changes again: AWS account {_A} runs an EKS cluster whose")
     ctx.say("aws-auth maps the 'developer' role into the group 'developers'. Can that")

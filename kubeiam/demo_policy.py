@@ -13,9 +13,8 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import yaml
-
 from authenticator.mapping import evaluate_mapping, parse_mappings
+from authenticator.yamlio import dump_yaml
 
 if TYPE_CHECKING:
     from kubeiam.demo_context import DemoContext
@@ -260,8 +259,10 @@ def step_can_i(ctx: DemoContext) -> None:
         )
         answers.append({"request": ask, "allowed": answer == "yes"})
     ctx.table(rows)
-    rbac = ctx.write_file("rbac/shop.yaml", yaml.safe_dump_all(DEMO_RBAC))
-    map_roles = yaml.safe_dump(mapping_entries, sort_keys=False)
+    rbac = ctx.write_file(
+        "rbac/shop.yaml", "---\n".join(dump_yaml(doc) for doc in DEMO_RBAC)
+    )
+    map_roles = dump_yaml(mapping_entries)
     aws_auth = ctx.write_file(
         "aws-auth.yaml",
         "apiVersion: v1\nkind: ConfigMap\n"

@@ -10,10 +10,11 @@ import time
 from pathlib import Path
 
 from authenticator.emulator import STSEmulator
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.sts import unique_name
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = ROOT / ".venv/bin"
+BIN = Path(KUBEIAM).parent
 
 
 def _clean_env(tmp_path: Path) -> dict[str, str]:
@@ -69,7 +70,7 @@ def test_busy_port_fails_in_the_foreground(
     """A start-up error comes back on stderr with exit 1, and no export lines."""
     done = subprocess.run(
         [
-            str(BIN / "kubeiam"),
+            KUBEIAM,
             "sts-emulator",
             "--port",
             str(sts_emulator.port),

@@ -25,11 +25,11 @@ from authenticator.hosts import build_allowed_hosts
 from authenticator.sts import STSClient
 from authenticator.token import decode_token
 from authenticator.verify import PresignedCall, verify_token
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.sts import aws_env
 from tests.fixtures.verifier import build_url, tok
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBEIAM = str(ROOT / ".venv/bin/kubeiam")
 CLUSTER = "net-cluster"
 
 

@@ -25,6 +25,7 @@ import pytest
 from authenticator.emulator import Credentials
 from authenticator.presign import StaticCredentials, presign_get_caller_identity
 from tests.differential.harness import CLUSTER_ID, Server, user_of
+from tests.fixtures.executables import KUBEIAM
 from tests.fixtures.stsnamespace import STSNamespace, peer_bin
 
 REGION = "us-east-1"
@@ -54,7 +55,7 @@ def client_env(creds: Credentials, cache_dir: Path) -> dict[str, str]:
 
 CLIENTS: dict[str, list[str]] = {
     "aws-iam-authenticator": ["{peer}", "token", "-i", CLUSTER_ID],
-    "kubeiam": [str(_VENV_BIN / "kubeiam"), "token", "-i", CLUSTER_ID],
+    "kubeiam": [KUBEIAM, "token", "-i", CLUSTER_ID],
     "aws eks get-token": [
         str(_VENV_BIN / "aws"),
         "eks",

@@ -10,14 +10,12 @@ from __future__ import annotations
 import re
 import shlex
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from kubeiam.demo import STEPS
-
-KUBEIAM = str(Path(sys.executable).with_name("kubeiam"))
+from tests.fixtures.executables import KUBEIAM
 
 
 @pytest.fixture(scope="module")
