@@ -10,19 +10,32 @@ only mapAccounts covers) signs tokens with kubeiam's presigner, and each server
 must answer with the same username, uid, groups and extra. Bad tokens (another
 cluster, expired, tampered) are refused by both.
 
-The aws-auth ConfigMap variant (a real kube-apiserver) waits for the control-plane
-fixture (issue 10).
+Every test runs twice (the ``servers`` fixture's two parameters):
+
+``config-file``
+    the mappings in aws-iam-authenticator's server config file (the MountedFile
+    backend) and in kubeiam's file source;
+``aws-auth-configmap``
+    the same mappings in ``kube-system/aws-auth`` on the real kube-apiserver of
+    ``tests/fixtures/controlplane.py``, read by aws-iam-authenticator's
+    ``--backend-mode=EKSConfigMap`` and by kubeiam's ``configMap`` source, both
+    with one kubeconfig. Both servers run in the STS namespace, whose loopback is
+    its own; a :class:`tests.differential.relay.LoopbackRelay` carries their
+    connections (TLS end to end) to the API server on the host's loopback.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from authenticator.emulator import Credentials, STSEmulator
 from authenticator.presign import StaticCredentials, presign_get_caller_identity
@@ -33,6 +46,8 @@ from tests.differential.harness import (
     start_kubeiam_server,
     user_of,
 )
+from tests.differential.relay import LoopbackRelay
+from tests.fixtures.controlplane import ControlPlane
 from tests.fixtures.sts import unique_name
 from tests.fixtures.stsnamespace import STSNamespace
 
@@ -151,27 +166,164 @@ def corpus(sts_emulator: STSEmulator) -> Corpus:
     return Corpus(cases=cases, mappings=mappings, kubeiam_mappings=kubeiam_mappings)
 
 
-@pytest.fixture(scope="module")
-def servers(
-    sts_namespace: STSNamespace,
+# How long both servers may take to list the ConfigMap after start-up.
+CONFIGMAP_SYNC_S = 30.0
+
+
+def aws_auth(mappings: Mapping[str, Any]) -> dict[str, Any]:
+    """``kube-system/aws-auth`` holding ``mappings`` (each key a YAML document)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": {
+            key: yaml.safe_dump(value, default_flow_style=False, sort_keys=False)
+            for key, value in mappings.items()
+        },
+    }
+
+
+def _replace_aws_auth(cp: ControlPlane, doc: Mapping[str, Any] | None) -> None:
+    """Delete kube-system/aws-auth and create ``doc`` (None: leave it deleted)."""
+    cp.admin(
+        "-n", "kube-system", "delete", "configmap", "aws-auth", "--ignore-not-found"
+    )
+    if doc is not None:
+        cp.admin("create", "-f", "-", stdin=json.dumps(doc))
+
+
+def _saved_aws_auth(cp: ControlPlane) -> dict[str, Any] | None:
+    out = cp.kubectl("-n", "kube-system", "get", "configmap", "aws-auth", "-o", "json")
+    if out.returncode != 0:
+        assert "NotFound" in out.stderr, out.stderr
+        return None
+    live = json.loads(out.stdout)
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "aws-auth", "namespace": "kube-system"},
+        "data": live.get("data") or {},
+    }
+
+
+def _wait_mapped(server: Server, creds: Credentials) -> None:
+    """Until ``server`` maps ``creds`` (it has listed the ConfigMap)."""
+    deadline = time.monotonic() + CONFIGMAP_SYNC_S
+    while user_of(server.review(token_for(creds))) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{server.name} did not read kube-system/aws-auth within "
+                f"{CONFIGMAP_SYNC_S} s:\n{server.output()[-2000:]}"
+            )
+        time.sleep(0.3)
+
+
+def _start_pair(
+    namespace: STSNamespace,
     tmp_path_factory: pytest.TempPathFactory,
-    corpus: Corpus,
-) -> Iterator[tuple[Server, Server]]:
+    go_mappings: Mapping[str, Any],
+    kubeiam_mappings: Mapping[str, Any],
+    **configmap: Any,
+) -> tuple[Server, Server]:
+    go_kwargs = {k: v for k, v in configmap.items() if k in ("backend_modes",)}
+    ours_kwargs = {k: v for k, v in configmap.items() if k in ("sources",)}
+    if "kubeconfig" in configmap:
+        go_kwargs["kubeconfig"] = ours_kwargs["kubeconfig"] = configmap["kubeconfig"]
     go = start_go_server(
-        sts_namespace, Path(tmp_path_factory.mktemp("go-srv")), corpus.mappings
+        namespace, Path(tmp_path_factory.mktemp("go-srv")), go_mappings, **go_kwargs
     )
     try:
         ours = start_kubeiam_server(
-            sts_namespace,
+            namespace,
             Path(tmp_path_factory.mktemp("kubeiam-srv")),
-            corpus.kubeiam_mappings,
+            kubeiam_mappings,
+            **ours_kwargs,
         )
     except BaseException:
         go.stop()
         raise
-    yield go, ours
-    go.stop()
-    ours.stop()
+    return go, ours
+
+
+@pytest.fixture(scope="module", params=["config-file", "aws-auth-configmap"])
+def servers(
+    request: pytest.FixtureRequest,
+    sts_namespace: STSNamespace,
+    tmp_path_factory: pytest.TempPathFactory,
+    corpus: Corpus,
+) -> Iterator[tuple[Server, Server]]:
+    """Both servers with the corpus's mappings, from a file or from aws-auth."""
+    if request.param == "config-file":
+        go, ours = _start_pair(
+            sts_namespace, tmp_path_factory, corpus.mappings, corpus.kubeiam_mappings
+        )
+        yield go, ours
+        go.stop()
+        ours.stop()
+        return
+    cp: ControlPlane = request.getfixturevalue("control_plane")
+    saved = _saved_aws_auth(cp)
+    relay = LoopbackRelay(sts_namespace, int(cp.url.rsplit(":", 1)[1]))
+    directory = Path(tmp_path_factory.mktemp("aws-auth"))
+    # One kubeconfig for both: the admin's client certificate, the API server
+    # reached through the relay (its certificate names 127.0.0.1).
+    kubeconfig = directory / "kubeconfig.json"
+    kubeconfig.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "cp",
+                        "cluster": {
+                            "server": f"https://127.0.0.1:{relay.port}",
+                            "certificate-authority": str(cp.ca_file),
+                        },
+                    }
+                ],
+                "users": [
+                    {
+                        "name": "admin",
+                        "user": {
+                            "client-certificate": str(cp.directory / "pki/admin.crt"),
+                            "client-key": str(cp.directory / "pki/admin.key"),
+                        },
+                    }
+                ],
+                "contexts": [
+                    {"name": "cp", "context": {"cluster": "cp", "user": "admin"}}
+                ],
+                "current-context": "cp",
+            }
+        )
+    )
+    try:
+        _replace_aws_auth(cp, aws_auth(corpus.mappings))
+        go, ours = _start_pair(
+            sts_namespace,
+            tmp_path_factory,
+            {},  # nothing in its config file: only the ConfigMap maps
+            {},
+            backend_modes=["EKSConfigMap"],
+            sources=[{"configMap": {"namespace": "kube-system", "name": "aws-auth"}}],
+            kubeconfig=kubeconfig,
+        )
+    except BaseException:
+        relay.stop()
+        _replace_aws_auth(cp, saved)
+        raise
+    try:
+        for server in (go, ours):
+            _wait_mapped(server, corpus.cases[0].creds)
+        # Both read the API server, through the relay (no other way out).
+        assert relay.connections >= 2, relay.connections
+        yield go, ours
+    finally:
+        go.stop()
+        ours.stop()
+        relay.stop()
+        _replace_aws_auth(cp, saved)
 
 
 def test_same_identity_for_every_case(
