@@ -84,14 +84,14 @@ class Server:
         """Everything the server printed."""
         return self.log.read_text(errors="replace")
 
-    def stop(self) -> None:
-        """SIGTERM the process group; SIGKILL if it hangs."""
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM the process group; SIGKILL if it has not exited after ``grace`` s."""
         for session in self.sessions.values():
             session.close()
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(20)
+                self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
