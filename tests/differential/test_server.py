@@ -266,23 +266,30 @@ def _start_pair(
     return go, ours
 
 
-@pytest.fixture(scope="module", params=["config-file", "aws-auth-configmap"])
-def servers(
-    request: pytest.FixtureRequest,
+@pytest.fixture(scope="module")
+def file_servers(
     sts_namespace: STSNamespace,
     tmp_path_factory: pytest.TempPathFactory,
     corpus: Corpus,
 ) -> Iterator[tuple[Server, Server]]:
-    """Both servers with the corpus's mappings, from a file or from aws-auth."""
-    if request.param == "config-file":
-        go, ours = _start_pair(
-            sts_namespace, tmp_path_factory, corpus.mappings, corpus.kubeiam_mappings
-        )
-        yield go, ours
-        go.stop()
-        ours.stop()
-        return
-    cp: ControlPlane = request.getfixturevalue("control_plane")
+    """Both servers with the corpus's mappings in their config/mapping files."""
+    go, ours = _start_pair(
+        sts_namespace, tmp_path_factory, corpus.mappings, corpus.kubeiam_mappings
+    )
+    yield go, ours
+    go.stop()
+    ours.stop()
+
+
+@pytest.fixture(scope="module")
+def configmap_servers(
+    sts_namespace: STSNamespace,
+    tmp_path_factory: pytest.TempPathFactory,
+    corpus: Corpus,
+    control_plane: ControlPlane,
+) -> Iterator[tuple[Server, Server]]:
+    """Both servers reading the corpus's mappings from kube-system/aws-auth."""
+    cp = control_plane
     saved = _saved_aws_auth(cp)
     relay = LoopbackRelay(sts_namespace, int(cp.url.rsplit(":", 1)[1]))
     directory = Path(tmp_path_factory.mktemp("aws-auth"))
@@ -350,6 +357,14 @@ def servers(
         _replace_aws_auth(cp, saved)
 
 
+@pytest.fixture(scope="module", params=["config-file", "aws-auth-configmap"])
+def servers(request: pytest.FixtureRequest) -> tuple[Server, Server]:
+    """Both servers with the corpus's mappings, from a file or from aws-auth."""
+    name = "file_servers" if request.param == "config-file" else "configmap_servers"
+    pair: tuple[Server, Server] = request.getfixturevalue(name)
+    return pair
+
+
 def test_same_identity_for_every_case(
     servers: tuple[Server, Server], corpus: Corpus
 ) -> None:
@@ -399,3 +414,42 @@ def test_bad_tokens_are_refused_by_both(
         g, k = go.review(token), ours.review(token)
         assert user_of(g) is None, (name, g)
         assert user_of(k) is None, (name, k)
+
+
+def test_both_follow_an_edit_of_aws_auth(
+    configmap_servers: tuple[Server, Server],
+    control_plane: ControlPlane,
+    corpus: Corpus,
+) -> None:
+    """``kubectl apply`` of a changed aws-auth reaches both servers' watches alike."""
+    go, ours = configmap_servers
+    admin = corpus.cases[0].creds
+    edited = dict(corpus.mappings)
+    edited["mapUsers"] = [
+        {**entry, "username": "admin-edited", "groups": ["edited"]}
+        if entry["userarn"] == admin.arn
+        else entry
+        for entry in corpus.mappings["mapUsers"]
+    ]
+    control_plane.apply(aws_auth(edited))
+    try:
+        answers: dict[str, dict[str, Any] | None] = {}
+        for server in (go, ours):
+            deadline = time.monotonic() + CONFIGMAP_SYNC_S
+            while True:
+                user = user_of(server.review(token_for(admin)))
+                if user is not None and user.get("username") == "admin-edited":
+                    break
+                assert time.monotonic() < deadline, (server.name, user)
+                time.sleep(0.3)
+            answers[server.name] = user
+        g, k = answers[go.name], answers[ours.name]
+        assert g is not None and k is not None
+        assert (g["username"], g["uid"], sorted(g.get("groups") or [])) == (
+            k["username"],
+            k["uid"],
+            sorted(k.get("groups") or []),
+        )
+        assert sorted(k.get("groups") or []) == ["edited"]
+    finally:
+        control_plane.apply(aws_auth(corpus.mappings))
