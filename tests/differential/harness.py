@@ -84,14 +84,14 @@ class Server:
         """Everything the server printed."""
         return self.log.read_text(errors="replace")
 
-    def stop(self) -> None:
-        """SIGTERM the process group; SIGKILL if it hangs."""
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM the process group; SIGKILL if it has not exited after ``grace`` s."""
         for session in self.sessions.values():
             session.close()
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(20)
+                self.process.wait(grace)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
@@ -128,9 +128,14 @@ def _wait_ready(server: Server, path: str) -> None:
 
 
 def go_config(
-    mappings: Mapping[str, Any], *, state_dir: Path, port: int, cluster_id: str
+    mappings: Mapping[str, Any],
+    *,
+    state_dir: Path,
+    port: int,
+    cluster_id: str,
+    backend_modes: Sequence[str] = ("MountedFile",),
 ) -> dict[str, Any]:
-    """aws-iam-authenticator's server config file (mounted-file backend)."""
+    """aws-iam-authenticator's server config file (mounted-file backend unless told)."""
     return {
         "clusterID": cluster_id,
         "server": {
@@ -138,7 +143,7 @@ def go_config(
             "port": port,
             "stateDir": str(state_dir),
             "generateKubeconfig": str(state_dir / "kubeconfig.yaml"),
-            "backendMode": ["MountedFile"],
+            "backendMode": list(backend_modes),
             "partition": "aws",
             **{k: v for k, v in mappings.items() if k in _MAPPING_KEYS},
         },
@@ -154,8 +159,15 @@ def start_go_server(
     mappings: Mapping[str, Any],
     *,
     cluster_id: str = CLUSTER_ID,
+    backend_modes: Sequence[str] = ("MountedFile",),
+    kubeconfig: Path | None = None,
 ) -> Server:
-    """Start ``aws-iam-authenticator server`` inside the namespace."""
+    """Start ``aws-iam-authenticator server`` inside the namespace.
+
+    ``mappings`` go into its config file (the MountedFile backend);
+    ``backend_modes=("EKSConfigMap",)`` with a ``kubeconfig`` makes it read
+    ``kube-system/aws-auth`` from that API server instead.
+    """
     binary = peer_bin() / "aws-iam-authenticator"
     port = _free_port_in(namespace)
     state = directory / "state"
@@ -163,7 +175,13 @@ def start_go_server(
     config = directory / "go-config.yaml"
     config.write_text(
         json.dumps(
-            go_config(mappings, state_dir=state, port=port, cluster_id=cluster_id)
+            go_config(
+                mappings,
+                state_dir=state,
+                port=port,
+                cluster_id=cluster_id,
+                backend_modes=backend_modes,
+            )
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -179,6 +197,7 @@ def start_go_server(
             "warn",
             # `sso:` mapRoles entries match only behind this (alpha) gate.
             "--feature-gates=SSORoleMatch=true",
+            *([f"--kubeconfig={kubeconfig}"] if kubeconfig is not None else []),
         ],
         env=env,
         log=log,
@@ -214,8 +233,14 @@ def start_kubeiam_server(
     threads: int = 8,
     cache: Mapping[str, Any] | None = None,
     mtls: bool = True,
+    sources: Sequence[Mapping[str, Any]] | None = None,
+    kubeconfig: Path | None = None,
 ) -> Server:
-    """Start ``kubeiam server`` (gunicorn, TLS, mTLS unless told) in the namespace."""
+    """Start ``kubeiam server`` (gunicorn, TLS, mTLS unless told) in the namespace.
+
+    ``mappings`` go into its file source; ``sources`` replaces that source list
+    (e.g. ``[{"configMap": {}}]`` with a ``kubeconfig`` for the API server).
+    """
     pki = make_pki(directory)
     port = _free_port_in(namespace)
     mapping_path = directory / "mapping.yaml"
@@ -230,7 +255,11 @@ def start_kubeiam_server(
         threads=threads,
         mtls=mtls,
         cache=cache or {"ttlSeconds": 60, "maxEntries": 10000},
-        config={"sts": {"region": "us-east-1", "timeoutSeconds": 10}},
+        config={
+            "sts": {"region": "us-east-1", "timeoutSeconds": 10},
+            **({"sources": list(sources)} if sources is not None else {}),
+            **({"kubeconfig": str(kubeconfig)} if kubeconfig is not None else {}),
+        },
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env["AWS_EC2_METADATA_DISABLED"] = "true"
