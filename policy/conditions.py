@@ -28,7 +28,7 @@ import enum
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -41,6 +41,7 @@ __all__ = [
     "Family",
     "Operator",
     "ValueError_",
+    "clause_holds",
     "compile_clause",
     "evaluate_clause",
     "parse_date",
@@ -263,11 +264,34 @@ class ConditionClause:
     operator: Operator
     key: str
     values: tuple[_Value, ...]
+    # Precomputed once for ``clause_holds`` (the decision-only path): the folded
+    # key, the operator's dispatch, and the matchers when no value has variables.
+    _key: str = field(init=False, repr=False, compare=False)
+    _spec: _Spec = field(init=False, repr=False, compare=False)
+    _static: tuple[object, ...] | None = field(init=False, repr=False, compare=False)
+    _eq_set: frozenset[object] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spec = _BASE[self.operator.base]
+        static: tuple[object, ...] | None = None
+        if all(v.template is None or not v.template.has_variables for v in self.values):
+            static = tuple(v.parsed for v in self.values if v.parsed is not None)
+        eq_set: frozenset[object] | None = None
+        if (
+            static is not None
+            and spec.family is Family.STRING
+            and spec.test in ("eq", "eqi")
+        ):
+            eq_set = frozenset(static)
+        object.__setattr__(self, "_key", self.key.lower())
+        object.__setattr__(self, "_spec", spec)
+        object.__setattr__(self, "_static", static)
+        object.__setattr__(self, "_eq_set", eq_set)
 
     @property
     def key_lower(self) -> str:
         """The key folded for case-insensitive lookup."""
-        return self.key.lower()
+        return self._key
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,3 +544,53 @@ def evaluate_clause(
     else:
         result = any(value_ok(v) for v in request_values)
     return ClauseResult(op.name, clause.key, result, not present, request_values, shown)
+
+
+def clause_holds(clause: ConditionClause, context: Context, lookup: Lookup) -> bool:
+    """Whether a clause holds: ``evaluate_clause(...).result`` without the trace.
+
+    The decision-only path: same rules, no per-value display strings, and the
+    operator's dispatch and static matchers precomputed on the clause.
+
+    Args:
+        clause: The compiled clause.
+        context: Lower-cased key -> the request's values.
+        lookup: Single-value lookup for policy variables.
+
+    Returns:
+        True when the clause holds.
+    """
+    op = clause.operator
+    values = context.get(clause._key)
+    present = bool(values)
+    spec = clause._spec
+    matchers = clause._static
+    if matchers is None:
+        resolved = (_resolved(op, v, lookup)[0] for v in clause.values)
+        matchers = tuple(m for m in resolved if m is not None)
+    if spec.family is Family.NULL:
+        return any(
+            (m is True and not present) or (m is False and present) for m in matchers
+        )
+    qualifier = op.qualifier
+    if not present:
+        if qualifier == "ForAllValues":
+            return True
+        if qualifier == "ForAnyValue":
+            return op.if_exists
+        return op.if_exists or spec.negated
+    assert values is not None  # noqa: S101 - present
+    eq_set = clause._eq_set
+    negated = spec.negated
+    if eq_set is not None:
+        fold = spec.test == "eqi"
+        hits = [(v.lower() if fold else v) in eq_set for v in values]
+    else:
+        hits = [any(_positive(op, m, v) for m in matchers) for v in values]
+    if qualifier == "ForAllValues":
+        return all(h != negated for h in hits)
+    if qualifier == "ForAnyValue":
+        return any(h != negated for h in hits)
+    if negated:
+        return not any(hits)
+    return any(hits)

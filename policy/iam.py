@@ -51,11 +51,12 @@ docs/policy-semantics.md states every rule.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
 from policy.arnmatch import arn_regex, split_arn
-from policy.conditions import ClauseResult, evaluate_clause
+from policy.conditions import ClauseResult, clause_holds, evaluate_clause
 from policy.keys import is_multi_valued
 from policy.model import CompiledPolicy, Effect, PolicyKind, Statement, compile_policy
 from policy.principals import (
@@ -81,7 +82,9 @@ __all__ = [
     "StatementResult",
     "Trace",
     "compile_policy",
+    "decide",
     "evaluate",
+    "evaluate_traced",
 ]
 
 TRUST_ACTIONS = frozenset(
@@ -267,11 +270,41 @@ def evaluate(
 ) -> EvaluationResult:
     """Decide a request the way AWS does.
 
+    The decision comes from the decision-only path (``decide``); the trace is
+    computed when ``result.trace`` is first read, by the explaining evaluator.
+
     Args:
         policy_set: The compiled policies.
         request: The request.
         explain: Keep every statement whose action matched, and every condition
-            result, in the trace (False: only the applying ones; faster).
+            result, in the trace (False: only the applying ones).
+
+    Returns:
+        The decision and its (lazily built) trace.
+    """
+    return EvaluationResult(
+        decide(policy_set, request),
+        functools.partial(_trace, policy_set, request, explain),
+    )
+
+
+def _trace(policy_set: PolicySet, request: Request, explain: bool) -> Trace:
+    return evaluate_traced(policy_set, request, explain=explain).trace
+
+
+def evaluate_traced(
+    policy_set: PolicySet, request: Request, *, explain: bool = True
+) -> EvaluationResult:
+    """Decide a request and build its trace at once (the explaining evaluator).
+
+    ``evaluate`` gives the same decision; this is the reference it is tested
+    against, and what builds ``evaluate``'s trace on demand.
+
+    Args:
+        policy_set: The compiled policies.
+        request: The request.
+        explain: Keep every statement whose action matched, and every condition
+            result, in the trace (False: only the applying ones).
 
     Returns:
         The decision and its trace.
@@ -488,3 +521,219 @@ def _level_verdict(levels: list[list[StatementResult]]) -> str:
     if all(_allows(lvl) for lvl in levels):
         return Decision.ALLOWED.value
     return Decision.IMPLICITLY_DENIED.value
+
+
+# --- the decision-only path: same procedure, no trace, nothing built per statement
+
+
+class _Prepared:
+    """What a request implies before any policy is read (cached on the Request)."""
+
+    __slots__ = (
+        "action",
+        "bounded_kind",
+        "cross",
+        "ctx",
+        "iam",
+        "org_exempt",
+        "p",
+        "resource",
+        "root",
+        "service",
+    )
+
+    def __init__(self, req: Request) -> None:
+        p = req.principal_info
+        r_account = _resource_account(req, p)
+        self.p = p
+        self.ctx = _derived_context(req, p, r_account)
+        self.cross = (
+            p.account is not None and r_account is not None and p.account != r_account
+        )
+        self.action = req.action.lower()
+        self.service = self.action.split(":", 1)[0]
+        self.resource = req.resource
+        self.iam = p.kind.is_iam
+        self.root = p.kind is PrincipalKind.ROOT
+        self.bounded_kind = self.iam and not self.root
+        self.org_exempt = p.is_service_linked
+
+    def lookup(self, key: str) -> str | None:
+        if is_multi_valued(key):
+            return None
+        values = self.ctx.get(key)
+        return values[0] if values is not None and len(values) == 1 else None
+
+
+def _prepared(req: Request) -> _Prepared:
+    f = req._derived
+    if f is None:
+        f = _Prepared(req)
+        object.__setattr__(req, "_derived", f)
+    return cast("_Prepared", f)
+
+
+_MISS = object()
+
+
+def _match(f: _Prepared, st: Statement, bounded: bool) -> object:
+    """``_MISS`` when an action-matched statement does not apply, else its grant."""
+    if st.resources is not None and _resource_match(f, st) == st.not_resource:
+        return _MISS
+    grant = None
+    spec = st.principal
+    if spec is not None:
+        if st.not_principal:
+            if not bounded and not_principal_excepts(spec, f.p):
+                return _MISS
+            grant = Grant.DIRECT
+        else:
+            grant = grant_for(spec, f.p)
+            if grant is None:
+                return _MISS
+    if st.conditions:
+        ctx, lookup = f.ctx, f.lookup
+        for clause in st.conditions:
+            if not clause_holds(clause, ctx, lookup):
+                return _MISS
+    return grant
+
+
+def _resource_match(f: _Prepared, st: Statement) -> bool:
+    resource = f.resource
+    for pattern in st.resources or ():
+        if pattern.match_all:
+            return True
+        compiled = pattern.compiled
+        if compiled is not None:
+            if compiled.fullmatch(resource):
+                return True
+            continue
+        chunks = resolve_template(pattern.template, f.lookup)
+        if chunks is not None and arn_regex(chunks).fullmatch(resource):
+            return True
+    return False
+
+
+def _denies(f: _Prepared, policies: Iterable[CompiledPolicy], bounded: bool) -> bool:
+    action = f.action
+    for policy in policies:
+        for st in policy.by_action(action)[0]:
+            if _match(f, st, bounded) is not _MISS:
+                return True
+    return False
+
+
+def _allows_any(
+    f: _Prepared, policies: Iterable[CompiledPolicy], bounded: bool
+) -> bool:
+    action = f.action
+    for policy in policies:
+        for st in policy.by_action(action)[1]:
+            if _match(f, st, bounded) is not _MISS:
+                return True
+    return False
+
+
+def _best_grant(f: _Prepared, policy: CompiledPolicy, bounded: bool) -> Grant | None:
+    best: Grant | None = None
+    for st in policy.by_action(f.action)[1]:
+        grant = _match(f, st, bounded)
+        if grant is not _MISS and grant is not None:
+            g = cast("Grant", grant)
+            if g is Grant.DIRECT:
+                return g
+            if best is None or g > best:
+                best = g
+    return best
+
+
+def decide(policy_set: PolicySet, request: Request) -> Decision:
+    """The decision alone: ``evaluate(...).decision`` without building a trace.
+
+    Statements are looked up by action in each policy's index, the request's
+    derived context is computed once per ``Request``, and conditions are tested
+    with their dispatch precomputed (``clause_holds``).
+
+    Args:
+        policy_set: The compiled policies.
+        request: The request.
+
+    Returns:
+        The decision.
+    """
+    f = _prepared(request)
+    action = f.action
+    if action in ALWAYS_ALLOWED:
+        return Decision.ALLOWED
+    iam_principal = f.iam
+    applies_boundary = f.bounded_kind and bool(policy_set.boundaries)
+    bounded = applies_boundary
+    applies_scp = iam_principal and not f.org_exempt and bool(policy_set.scps)
+    applies_rcp = not f.org_exempt and bool(policy_set.rcps)
+    session_policies = cast("tuple[CompiledPolicy, ...]", policy_set.session)
+    applies_session = iam_principal and (
+        bool(session_policies) or f.p.kind is PrincipalKind.FEDERATED_USER
+    )
+    resource_policy = policy_set.resource
+
+    # Any applicable Deny anywhere decides.
+    if applies_scp and any(
+        _denies(f, lvl.policies, bounded) for lvl in policy_set.scp_levels
+    ):
+        return Decision.EXPLICITLY_DENIED
+    if applies_rcp and any(
+        _denies(f, lvl.policies, bounded) for lvl in policy_set.rcp_levels
+    ):
+        return Decision.EXPLICITLY_DENIED
+    if resource_policy is not None and _denies(f, (resource_policy,), bounded):
+        return Decision.EXPLICITLY_DENIED
+    if iam_principal and _denies(f, policy_set.identity, bounded):
+        return Decision.EXPLICITLY_DENIED
+    if applies_boundary and _denies(f, policy_set.boundaries, bounded):
+        return Decision.EXPLICITLY_DENIED
+    if applies_session and _denies(f, session_policies, bounded):
+        return Decision.EXPLICITLY_DENIED
+
+    if applies_scp:
+        for lvl in policy_set.scp_levels:
+            if not _allows_any(f, lvl.policies, bounded):
+                return Decision.IMPLICITLY_DENIED
+
+    grant = (
+        _best_grant(f, resource_policy, bounded)
+        if resource_policy is not None
+        else None
+    )
+    if not iam_principal:
+        return Decision.ALLOWED if grant is not None else Decision.IMPLICITLY_DENIED
+
+    def limits() -> bool:
+        if applies_boundary and not _allows_any(f, policy_set.boundaries, bounded):
+            return False
+        return not applies_session or _allows_any(f, session_policies, bounded)
+
+    def identity_ok() -> bool:
+        return f.root or _allows_any(f, policy_set.identity, bounded)
+
+    if f.cross:
+        if grant is None or not identity_ok() or not limits():
+            return Decision.IMPLICITLY_DENIED
+        return Decision.ALLOWED
+    if grant is Grant.DIRECT and f.p.kind is not PrincipalKind.ROLE:
+        return Decision.ALLOWED
+    if grant is Grant.ROLE or grant is Grant.DIRECT:
+        return Decision.ALLOWED if limits() else Decision.IMPLICITLY_DENIED
+    if (
+        grant is None
+        and resource_policy is not None
+        and (
+            resource_policy.kind is PolicyKind.TRUST
+            or action in TRUST_ACTIONS
+            or f.service == "kms"
+        )
+    ):
+        return Decision.IMPLICITLY_DENIED
+    if not identity_ok() or not limits():
+        return Decision.IMPLICITLY_DENIED
+    return Decision.ALLOWED
