@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -452,6 +453,26 @@ def _resolved(op: Operator, value: _Value, lookup: Lookup) -> tuple[object, str 
     return _fold(op, text), text
 
 
+# Request values parse the same every time: bounded, thread-safe caches keep the
+# parsing off the per-decision cost (no shared mutable state of our own).
+@functools.lru_cache(maxsize=4096)
+def _request_number(text: str) -> Decimal | None:
+    return _parse_number(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_date(text: str) -> float | None:
+    return parse_date(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
 def _positive(op: Operator, matcher: object, request_value: str) -> bool:
     """Whether one request value satisfies one (positive form) policy value."""
     spec = _BASE[op.base]
@@ -465,18 +486,17 @@ def _positive(op: Operator, matcher: object, request_value: str) -> bool:
     if family is Family.BOOL:
         return matcher == request_value.strip().lower()
     if family is Family.NUMERIC:
-        return _compare(spec.test, _parse_number(request_value), matcher)
+        return _compare(spec.test, _request_number(request_value), matcher)
     if family is Family.DATE:
-        return _compare(spec.test, parse_date(request_value), matcher)
+        return _compare(spec.test, _request_date(request_value), matcher)
     if family is Family.BINARY:
         try:
             return base64.b64decode(request_value, validate=True) == matcher
         except (binascii.Error, ValueError):
             return False
     if family is Family.IP:
-        try:
-            address = ipaddress.ip_address(request_value.strip())
-        except ValueError:
+        address = _request_address(request_value)
+        if address is None:
             return False
         network: IPNetwork = matcher  # type: ignore[assignment]  # parsed IP network
         return address.version == network.version and address in network

@@ -67,6 +67,7 @@ from policy.principals import (
     not_principal_excepts,
 )
 from policy.request import NOT_APPLICABLE, Decision, Level, PolicySet, Request
+from policy.statement import ACTION_INDEX_LIMIT
 from policy.trace import EvaluationResult, StatementResult, Trace
 from policy.variables import resolve_template
 
@@ -566,11 +567,9 @@ class _Prepared:
 
 
 def _prepared(req: Request) -> _Prepared:
-    f = req._derived
-    if f is None:
-        f = _Prepared(req)
-        object.__setattr__(req, "_derived", f)
-    return cast("_Prepared", f)
+    f = _Prepared(req)
+    object.__setattr__(req, "_derived", f)
+    return f
 
 
 _MISS = object()
@@ -615,43 +614,99 @@ def _resource_match(f: _Prepared, st: Statement) -> bool:
     return False
 
 
-def _denies(f: _Prepared, policies: Iterable[CompiledPolicy], bounded: bool) -> bool:
-    action = f.action
-    for policy in policies:
-        for st in policy.by_action(action)[0]:
-            if _match(f, st, bounded) is not _MISS:
-                return True
+def _hit(f: _Prepared, statements: tuple[Statement, ...], bounded: bool) -> bool:
+    for st in statements:  # noqa: SIM110 - a plain loop: no generator per call
+        if _match(f, st, bounded) is not _MISS:
+            return True
     return False
 
 
-def _allows_any(
-    f: _Prepared, policies: Iterable[CompiledPolicy], bounded: bool
-) -> bool:
-    action = f.action
-    for policy in policies:
-        for st in policy.by_action(action)[1]:
-            if _match(f, st, bounded) is not _MISS:
-                return True
-    return False
-
-
-def _best_grant(f: _Prepared, policy: CompiledPolicy, bounded: bool) -> Grant | None:
+def _best_grant(
+    f: _Prepared, statements: tuple[Statement, ...], bounded: bool
+) -> Grant | None:
     best: Grant | None = None
-    for st in policy.by_action(f.action)[1]:
+    for st in statements:
         grant = _match(f, st, bounded)
         if grant is not _MISS and grant is not None:
-            g = cast("Grant", grant)
-            if g is Grant.DIRECT:
-                return g
-            if best is None or g > best:
-                best = g
+            if grant is Grant.DIRECT:
+                return Grant.DIRECT
+            if best is None or grant > best:  # type: ignore[operator]  # a Grant
+                best = grant  # type: ignore[assignment]  # a Grant
     return best
+
+
+class _ActionIndex:
+    """One policy set's statements whose Action/NotAction matches one action.
+
+    Statements of all policies of a type are merged (a statement applies or
+    not on its own); SCP Allows stay per level. Also the set's shape flags.
+    """
+
+    __slots__ = (
+        "boundary",
+        "explicit_kind",
+        "id_allow",
+        "id_deny",
+        "pb_allow",
+        "pb_deny",
+        "rcp_deny",
+        "rcps",
+        "res_allow",
+        "res_deny",
+        "resource",
+        "scp_allow",
+        "scp_deny",
+        "scps",
+        "se_allow",
+        "se_deny",
+        "session",
+    )
+
+    def __init__(self, ps: PolicySet, action: str) -> None:
+        def split(
+            policies: Iterable[CompiledPolicy],
+        ) -> tuple[tuple[Statement, ...], tuple[Statement, ...]]:
+            deny: list[Statement] = []
+            allow: list[Statement] = []
+            for policy in policies:
+                d, a = policy.by_action(action)
+                deny.extend(d)
+                allow.extend(a)
+            return tuple(deny), tuple(allow)
+
+        session = cast("tuple[CompiledPolicy, ...]", ps.session)
+        self.scps = bool(ps.scps)
+        self.rcps = bool(ps.rcps)
+        self.boundary = bool(ps.boundaries)
+        self.session = bool(session)
+        self.resource = ps.resource is not None
+        self.explicit_kind = (
+            ps.resource is not None and ps.resource.kind is PolicyKind.TRUST
+        )
+        self.scp_deny = split(p for lvl in ps.scp_levels for p in lvl.policies)[0]
+        self.scp_allow = tuple(split(lvl.policies)[1] for lvl in ps.scp_levels)
+        self.rcp_deny = split(p for lvl in ps.rcp_levels for p in lvl.policies)[0]
+        self.res_deny, self.res_allow = split(
+            (ps.resource,) if ps.resource is not None else ()
+        )
+        self.id_deny, self.id_allow = split(ps.identity)
+        self.pb_deny, self.pb_allow = split(ps.boundaries)
+        self.se_deny, self.se_allow = split(session)
+
+
+def _action_index(ps: PolicySet, action: str) -> _ActionIndex:
+    index = ps._by_action
+    if len(index) >= ACTION_INDEX_LIMIT:
+        index.clear()
+    entry = _ActionIndex(ps, action)
+    index[action] = entry
+    return entry
 
 
 def decide(policy_set: PolicySet, request: Request) -> Decision:
     """The decision alone: ``evaluate(...).decision`` without building a trace.
 
-    Statements are looked up by action in each policy's index, the request's
+    Statements are looked up by action in the policy set's index, the request's
     derived context is computed once per ``Request``, and conditions are tested
     with their dispatch precomputed (``clause_holds``).
 
@@ -662,78 +717,67 @@ def decide(policy_set: PolicySet, request: Request) -> Decision:
     Returns:
         The decision.
     """
-    f = _prepared(request)
+    f: _Prepared = request._derived  # type: ignore[assignment]  # set only here
+    if f is None:
+        f = _prepared(request)
     action = f.action
     if action in ALWAYS_ALLOWED:
         return Decision.ALLOWED
+    ix: _ActionIndex = policy_set._by_action.get(action)  # type: ignore[assignment]  # set only here
+    if ix is None:
+        ix = _action_index(policy_set, action)
     iam_principal = f.iam
-    applies_boundary = f.bounded_kind and bool(policy_set.boundaries)
-    bounded = applies_boundary
-    applies_scp = iam_principal and not f.org_exempt and bool(policy_set.scps)
-    applies_rcp = not f.org_exempt and bool(policy_set.rcps)
-    session_policies = cast("tuple[CompiledPolicy, ...]", policy_set.session)
+    bounded = f.bounded_kind and ix.boundary
+    applies_scp = iam_principal and ix.scps and not f.org_exempt
     applies_session = iam_principal and (
-        bool(session_policies) or f.p.kind is PrincipalKind.FEDERATED_USER
+        ix.session or f.p.kind is PrincipalKind.FEDERATED_USER
     )
-    resource_policy = policy_set.resource
 
     # Any applicable Deny anywhere decides.
-    if applies_scp and any(
-        _denies(f, lvl.policies, bounded) for lvl in policy_set.scp_levels
+    if (
+        (applies_scp and ix.scp_deny and _hit(f, ix.scp_deny, bounded))
+        or (
+            ix.rcp_deny
+            and ix.rcps
+            and not f.org_exempt
+            and _hit(f, ix.rcp_deny, bounded)
+        )
+        or (ix.res_deny and _hit(f, ix.res_deny, bounded))
+        or (iam_principal and ix.id_deny and _hit(f, ix.id_deny, bounded))
+        or (bounded and ix.pb_deny and _hit(f, ix.pb_deny, bounded))
+        or (applies_session and ix.se_deny and _hit(f, ix.se_deny, bounded))
     ):
         return Decision.EXPLICITLY_DENIED
-    if applies_rcp and any(
-        _denies(f, lvl.policies, bounded) for lvl in policy_set.rcp_levels
-    ):
-        return Decision.EXPLICITLY_DENIED
-    if resource_policy is not None and _denies(f, (resource_policy,), bounded):
-        return Decision.EXPLICITLY_DENIED
-    if iam_principal and _denies(f, policy_set.identity, bounded):
-        return Decision.EXPLICITLY_DENIED
-    if applies_boundary and _denies(f, policy_set.boundaries, bounded):
-        return Decision.EXPLICITLY_DENIED
-    if applies_session and _denies(f, session_policies, bounded):
-        return Decision.EXPLICITLY_DENIED
-
     if applies_scp:
-        for lvl in policy_set.scp_levels:
-            if not _allows_any(f, lvl.policies, bounded):
+        for allows in ix.scp_allow:
+            if not _hit(f, allows, bounded):
                 return Decision.IMPLICITLY_DENIED
 
-    grant = (
-        _best_grant(f, resource_policy, bounded)
-        if resource_policy is not None
-        else None
-    )
+    grant = _best_grant(f, ix.res_allow, bounded) if ix.res_allow else None
     if not iam_principal:
         return Decision.ALLOWED if grant is not None else Decision.IMPLICITLY_DENIED
-
-    def limits() -> bool:
-        if applies_boundary and not _allows_any(f, policy_set.boundaries, bounded):
-            return False
-        return not applies_session or _allows_any(f, session_policies, bounded)
-
-    def identity_ok() -> bool:
-        return f.root or _allows_any(f, policy_set.identity, bounded)
-
+    # The limits: the permissions boundary and the session policy must allow.
+    limits_ok = (not bounded or _hit(f, ix.pb_allow, bounded)) and (
+        not applies_session or _hit(f, ix.se_allow, bounded)
+    )
     if f.cross:
-        if grant is None or not identity_ok() or not limits():
+        if (
+            grant is None
+            or not (f.root or _hit(f, ix.id_allow, bounded))
+            or not limits_ok
+        ):
             return Decision.IMPLICITLY_DENIED
         return Decision.ALLOWED
     if grant is Grant.DIRECT and f.p.kind is not PrincipalKind.ROLE:
         return Decision.ALLOWED
     if grant is Grant.ROLE or grant is Grant.DIRECT:
-        return Decision.ALLOWED if limits() else Decision.IMPLICITLY_DENIED
+        return Decision.ALLOWED if limits_ok else Decision.IMPLICITLY_DENIED
     if (
         grant is None
-        and resource_policy is not None
-        and (
-            resource_policy.kind is PolicyKind.TRUST
-            or action in TRUST_ACTIONS
-            or f.service == "kms"
-        )
+        and ix.resource
+        and (ix.explicit_kind or action in TRUST_ACTIONS or f.service == "kms")
     ):
         return Decision.IMPLICITLY_DENIED
-    if not identity_ok() or not limits():
+    if not (f.root or _hit(f, ix.id_allow, bounded)) or not limits_ok:
         return Decision.IMPLICITLY_DENIED
     return Decision.ALLOWED

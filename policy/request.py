@@ -100,6 +100,11 @@ class PolicySet:
     session: Sequence[CompiledPolicy] | CompiledPolicy | None = None
     scps: Sequence[object] = ()
     rcps: Sequence[object] = ()
+    # Lower-cased action -> the statements of every policy type whose
+    # Action/NotAction matches it (built by ``policy.iam.decide``, bounded).
+    _by_action: dict[str, object] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity", _policies(self.identity))
