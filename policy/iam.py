@@ -51,7 +51,6 @@ docs/policy-semantics.md states every rule.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from typing import cast
 
@@ -284,8 +283,7 @@ def evaluate(
         The decision and its (lazily built) trace.
     """
     return EvaluationResult(
-        decide(policy_set, request),
-        functools.partial(_trace, policy_set, request, explain),
+        decide(policy_set, request), None, (_trace, policy_set, request, explain)
     )
 
 

@@ -119,26 +119,36 @@ class EvaluationResult:
         trace: The explanation.
     """
 
-    __slots__ = ("_trace", "_trace_fn", "decision")
+    __slots__ = ("_lazy", "_trace", "decision")
 
-    def __init__(self, decision: Decision, trace: Trace | Callable[[], Trace]) -> None:
+    def __init__(
+        self,
+        decision: Decision,
+        trace: Trace | None,
+        lazy: tuple[Callable[..., Trace], *tuple[object, ...]] | None = None,
+    ) -> None:
+        """A result with its trace, or with ``lazy`` = (build, *args) to build it.
+
+        Args:
+            decision: The decision.
+            trace: The trace, or None when ``lazy`` builds it.
+            lazy: ``(build, *args)``: the trace is ``build(*args)``, called on
+                first access.
+        """
         self.decision = decision
-        if isinstance(trace, Trace):
-            self._trace: Trace | None = trace
-            self._trace_fn: Callable[[], Trace] | None = None
-        else:
-            self._trace = None
-            self._trace_fn = trace
+        self._trace = trace
+        self._lazy = lazy
 
     @property
     def trace(self) -> Trace:
         """The explanation (computed once, on first access)."""
         trace = self._trace
         if trace is None:
-            assert self._trace_fn is not None  # noqa: S101 - one of the two is set
-            trace = self._trace_fn()
+            assert self._lazy is not None  # noqa: S101 - one of the two is set
+            build, *args = self._lazy
+            trace = build(*args)
             self._trace = trace
-            self._trace_fn = None
+            self._lazy = None
         return trace
 
     @property
