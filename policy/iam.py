@@ -534,6 +534,7 @@ class _Prepared:
         "cross",
         "ctx",
         "iam",
+        "key",
         "org_exempt",
         "p",
         "resource",
@@ -552,6 +553,7 @@ class _Prepared:
         self.action = req.action.lower()
         self.service = self.action.split(":", 1)[0]
         self.resource = req.resource
+        self.key = (self.action, req.resource)
         self.iam = p.kind.is_iam
         self.root = p.kind is PrincipalKind.ROOT
         self.bounded_kind = self.iam and not self.root
@@ -573,9 +575,13 @@ def _prepared(req: Request) -> _Prepared:
 _MISS = object()
 
 
-def _match(f: _Prepared, st: Statement, bounded: bool) -> object:
-    """``_MISS`` when an action-matched statement does not apply, else its grant."""
-    if st.resources is not None and _resource_match(f, st) == st.not_resource:
+def _match(f: _Prepared, st: Statement, check_resource: bool, bounded: bool) -> object:
+    """``_MISS`` when an indexed statement does not apply, else its grant.
+
+    ``check_resource`` is False when the index already matched the Resource
+    element (patterns without variables, decided once per resource).
+    """
+    if check_resource and _resource_match(f, st) == st.not_resource:
         return _MISS
     grant = None
     spec = st.principal
@@ -612,19 +618,23 @@ def _resource_match(f: _Prepared, st: Statement) -> bool:
     return False
 
 
-def _hit(f: _Prepared, statements: tuple[Statement, ...], bounded: bool) -> bool:
-    for st in statements:  # noqa: SIM110 - a plain loop: no generator per call
-        if _match(f, st, bounded) is not _MISS:
+# An indexed statement: (statement, whether its Resource is still to be matched).
+_Entry = tuple[Statement, bool]
+
+
+def _hit(f: _Prepared, entries: tuple[_Entry, ...], bounded: bool) -> bool:
+    for st, check in entries:  # noqa: SIM110 - a plain loop: no generator per call
+        if _match(f, st, check, bounded) is not _MISS:
             return True
     return False
 
 
 def _best_grant(
-    f: _Prepared, statements: tuple[Statement, ...], bounded: bool
+    f: _Prepared, entries: tuple[_Entry, ...], bounded: bool
 ) -> Grant | None:
     best: Grant | None = None
-    for st in statements:
-        grant = _match(f, st, bounded)
+    for st, check in entries:
+        grant = _match(f, st, check, bounded)
         if grant is not _MISS and grant is not None:
             if grant is Grant.DIRECT:
                 return Grant.DIRECT
@@ -633,11 +643,31 @@ def _best_grant(
     return best
 
 
-class _ActionIndex:
-    """One policy set's statements whose Action/NotAction matches one action.
+def _static_resource(st: Statement, resource: str) -> bool | None:
+    """Whether the Resource element lets ``resource`` through, when that does not
+    depend on the request context (None when a pattern has variables)."""
+    if st.resources is None:
+        return True
+    matched = False
+    for pattern in st.resources:
+        if pattern.match_all or (
+            pattern.compiled is not None and pattern.compiled.fullmatch(resource)
+        ):
+            matched = True
+            break
+        if pattern.compiled is None:
+            return None
+    return matched != st.not_resource
 
-    Statements of all policies of a type are merged (a statement applies or
-    not on its own); SCP Allows stay per level. Also the set's shape flags.
+
+class _ActionIndex:
+    """One policy set's statements that can apply to one (action, resource).
+
+    Action/NotAction matched, and Resource/NotResource too when its patterns
+    have no variables (those statements are dropped when they do not match;
+    the others keep a flag to match per request). Statements of all policies
+    of a type are merged (a statement applies or not on its own); SCP Allows
+    stay per level. Also the set's shape flags.
     """
 
     __slots__ = (
@@ -660,16 +690,24 @@ class _ActionIndex:
         "session",
     )
 
-    def __init__(self, ps: PolicySet, action: str) -> None:
+    def __init__(self, ps: PolicySet, action: str, resource: str) -> None:
+        def keep(statements: tuple[Statement, ...], out: list[_Entry]) -> None:
+            for st in statements:
+                static = _static_resource(st, resource)
+                if static is None:
+                    out.append((st, True))
+                elif static:
+                    out.append((st, False))
+
         def split(
             policies: Iterable[CompiledPolicy],
-        ) -> tuple[tuple[Statement, ...], tuple[Statement, ...]]:
-            deny: list[Statement] = []
-            allow: list[Statement] = []
+        ) -> tuple[tuple[_Entry, ...], tuple[_Entry, ...]]:
+            deny: list[_Entry] = []
+            allow: list[_Entry] = []
             for policy in policies:
                 d, a = policy.by_action(action)
-                deny.extend(d)
-                allow.extend(a)
+                keep(d, deny)
+                keep(a, allow)
             return tuple(deny), tuple(allow)
 
         session = cast("tuple[CompiledPolicy, ...]", ps.session)
@@ -692,12 +730,12 @@ class _ActionIndex:
         self.se_deny, self.se_allow = split(session)
 
 
-def _action_index(ps: PolicySet, action: str) -> _ActionIndex:
+def _action_index(ps: PolicySet, key: tuple[str, str]) -> _ActionIndex:
     index = ps._by_action
     if len(index) >= ACTION_INDEX_LIMIT:
         index.clear()
-    entry = _ActionIndex(ps, action)
-    index[action] = entry
+    entry = _ActionIndex(ps, *key)
+    index[key] = entry
     return entry
 
 
@@ -721,9 +759,9 @@ def decide(policy_set: PolicySet, request: Request) -> Decision:
     action = f.action
     if action in ALWAYS_ALLOWED:
         return Decision.ALLOWED
-    ix: _ActionIndex = policy_set._by_action.get(action)  # type: ignore[assignment]  # set only here
+    ix: _ActionIndex = policy_set._by_action.get(f.key)  # type: ignore[assignment]  # set only here
     if ix is None:
-        ix = _action_index(policy_set, action)
+        ix = _action_index(policy_set, f.key)
     iam_principal = f.iam
     bounded = f.bounded_kind and ix.boundary
     applies_scp = iam_principal and ix.scps and not f.org_exempt

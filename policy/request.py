@@ -100,9 +100,9 @@ class PolicySet:
     session: Sequence[CompiledPolicy] | CompiledPolicy | None = None
     scps: Sequence[object] = ()
     rcps: Sequence[object] = ()
-    # Lower-cased action -> the statements of every policy type whose
-    # Action/NotAction matches it (built by ``policy.iam.decide``, bounded).
-    _by_action: dict[str, object] = field(
+    # (lower-cased action, resource) -> the statements of every policy type
+    # that can apply to it (built by ``policy.iam.decide``, bounded).
+    _by_action: dict[tuple[str, str], object] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
 
