@@ -618,13 +618,18 @@ def _resource_match(f: _Prepared, st: Statement) -> bool:
     return False
 
 
-# An indexed statement: (statement, whether its Resource is still to be matched).
-_Entry = tuple[Statement, bool]
+# An indexed statement: (statement, what is left to test). ``_ALWAYS``: nothing
+# (no Principal, no Condition, Resource matched by the index): it applies.
+_ALWAYS, _TEST, _TEST_RESOURCE = 0, 1, 2
+_Entry = tuple[Statement, int]
 
 
 def _hit(f: _Prepared, entries: tuple[_Entry, ...], bounded: bool) -> bool:
-    for st, check in entries:  # noqa: SIM110 - a plain loop: no generator per call
-        if _match(f, st, check, bounded) is not _MISS:
+    for st, left in entries:
+        if (
+            left == _ALWAYS
+            or _match(f, st, left == _TEST_RESOURCE, bounded) is not _MISS
+        ):
             return True
     return False
 
@@ -633,8 +638,10 @@ def _best_grant(
     f: _Prepared, entries: tuple[_Entry, ...], bounded: bool
 ) -> Grant | None:
     best: Grant | None = None
-    for st, check in entries:
-        grant = _match(f, st, check, bounded)
+    for st, left in entries:
+        if left == _ALWAYS:
+            continue  # no Principal: no grant
+        grant = _match(f, st, left == _TEST_RESOURCE, bounded)
         if grant is not _MISS and grant is not None:
             if grant is Grant.DIRECT:
                 return Grant.DIRECT
@@ -695,9 +702,11 @@ class _ActionIndex:
             for st in statements:
                 static = _static_resource(st, resource)
                 if static is None:
-                    out.append((st, True))
+                    out.append((st, _TEST_RESOURCE))
+                elif static and st.principal is None and not st.conditions:
+                    out.insert(0, (st, _ALWAYS))  # first: it decides a ``_hit``
                 elif static:
-                    out.append((st, False))
+                    out.append((st, _TEST))
 
         def split(
             policies: Iterable[CompiledPolicy],
