@@ -271,6 +271,8 @@ class ConditionClause:
     _spec: _Spec = field(init=False, repr=False, compare=False)
     _static: tuple[object, ...] | None = field(init=False, repr=False, compare=False)
     _eq_set: frozenset[object] | None = field(init=False, repr=False, compare=False)
+    _fold: bool = field(init=False, repr=False, compare=False)
+    _pos: Callable[[object, str], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         spec = _BASE[self.operator.base]
@@ -288,6 +290,8 @@ class ConditionClause:
         object.__setattr__(self, "_spec", spec)
         object.__setattr__(self, "_static", static)
         object.__setattr__(self, "_eq_set", eq_set)
+        object.__setattr__(self, "_fold", spec.test == "eqi")
+        object.__setattr__(self, "_pos", _dispatch(self.operator, spec))
 
     @property
     def key_lower(self) -> str:
@@ -473,6 +477,27 @@ def _request_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address
         return None
 
 
+def _like(matcher: object, value: str) -> bool:
+    return bool(matcher.fullmatch(value))  # type: ignore[attr-defined]  # regex or MATCH_ALL
+
+
+def _equals(matcher: object, value: str) -> bool:
+    return matcher == value
+
+
+def _equals_folded(matcher: object, value: str) -> bool:
+    return matcher == value.lower()
+
+
+def _dispatch(op: Operator, spec: _Spec) -> Callable[[object, str], bool]:
+    """The positive test of one policy value against one request value."""
+    if spec.family in (Family.STRING, Family.ARN):
+        if spec.test == "like":
+            return _like
+        return _equals_folded if spec.test == "eqi" else _equals
+    return functools.partial(_positive, op)
+
+
 def _positive(op: Operator, matcher: object, request_value: str) -> bool:
     """Whether one request value satisfies one (positive form) policy value."""
     spec = _BASE[op.base]
@@ -602,15 +627,22 @@ def clause_holds(clause: ConditionClause, context: Context, lookup: Lookup) -> b
     assert values is not None  # noqa: S101 - present
     eq_set = clause._eq_set
     negated = spec.negated
-    if eq_set is not None:
-        fold = spec.test == "eqi"
-        hits = [(v.lower() if fold else v) in eq_set for v in values]
-    else:
-        hits = [any(_positive(op, m, v) for m in matchers) for v in values]
-    if qualifier == "ForAllValues":
-        return all(h != negated for h in hits)
-    if qualifier == "ForAnyValue":
-        return any(h != negated for h in hits)
-    if negated:
-        return not any(hits)
-    return any(hits)
+    # value_ok(v) = hit(v) != negated. Plain positive: some value ok; plain
+    # negated and ForAllValues: every value ok; ForAnyValue: some value ok.
+    want_all = negated if qualifier is None else qualifier == "ForAllValues"
+    pos = clause._pos
+    for v in values:
+        if eq_set is not None:
+            hit = (v.lower() if clause._fold else v) in eq_set
+        else:
+            hit = False
+            for m in matchers:
+                if pos(m, v):
+                    hit = True
+                    break
+        if want_all:
+            if hit == negated:
+                return False
+        elif hit != negated:
+            return True
+    return want_all
