@@ -14,8 +14,14 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from policy.conditions import clause_holds, evaluate_clause
+from policy.conditions import (
+    clause_holds,
+    compile_clause,
+    evaluate_clause,
+    parse_operator,
+)
 from policy.iam import (
     Decision,
     PolicySet,
@@ -218,3 +224,97 @@ class TestActionIndex:
                 assert decide(ps, request) is expected, request.resource
                 assert evaluate_traced(ps, request).decision is expected
         assert len(ps._by_action) == len(cases) - 1  # b/k twice: one entry
+
+
+_OPERATORS = [
+    f"{q}{base}{suffix}"
+    for q in ("", "ForAllValues:", "ForAnyValue:")
+    for base in (
+        "StringEquals",
+        "StringNotEqualsIgnoreCase",
+        "StringLike",
+        "StringNotLike",
+        "NumericLessThan",
+        "DateGreaterThanEquals",
+        "Bool",
+        "IpAddress",
+        "NotIpAddress",
+        "ArnLike",
+        "ArnNotEquals",
+    )
+    for suffix in ("", "IfExists")
+] + ["Null"]
+_POLICY_VALUES: dict[str, list[str]] = {
+    "String": ["a", "A", "a*", "${aws:username}", "b?"],
+    "Numeric": ["1", "10", "-2.5"],
+    "Date": ["2020-01-01T00:00:00Z", "1600000000"],
+    "Bool": ["true", "false"],
+    "IpAddress": ["10.0.0.0/8", "2001:db8::/32"],
+    "NotIpAddress": ["10.0.0.0/8", "192.0.2.1"],
+    "Arn": ["arn:aws:s3:::b/*", "arn:aws:iam::*:role/${aws:username}", "*"],
+    "Null": ["true", "false"],
+}
+_REQUEST_VALUES = [
+    "a",
+    "A",
+    "abc",
+    "bx",
+    "5",
+    "x",
+    "true",
+    "10.1.2.3",
+    "2001:db8::1",
+    "2021-06-01T00:00:00Z",
+    "arn:aws:s3:::b/k",
+    "arn:aws:iam::111122223333:role/alice",
+]
+
+
+def _family(op: str) -> str:
+    base = op.split(":")[-1]
+    for name in ("NotIpAddress", "IpAddress", "Null", "Bool"):
+        if base.startswith(name):
+            return name
+    for prefix in ("String", "Numeric", "Date", "Arn"):
+        if base.startswith(prefix):
+            return prefix
+    raise AssertionError(op)
+
+
+@st.composite
+def _clauses(draw: Any) -> tuple[str, list[str], tuple[str, ...] | None, str | None]:
+    op = draw(st.sampled_from(_OPERATORS))
+    pool = _POLICY_VALUES[_family(op)]
+    values = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=3))
+    request = draw(
+        st.none() | st.lists(st.sampled_from(_REQUEST_VALUES), max_size=3).map(tuple)
+    )
+    user = draw(st.none() | st.sampled_from(["a", "alice"]))
+    return op, values, request, user
+
+
+class TestClauseHolds:
+    """``clause_holds`` against ``evaluate_clause`` on random clauses."""
+
+    @settings(max_examples=300, deadline=None)
+    @given(_clauses())
+    def test_agrees(
+        self, clause: tuple[str, list[str], tuple[str, ...] | None, str | None]
+    ) -> None:
+        """Every family, qualifier, IfExists, absent/empty/several values, variables."""
+        op_name, values, request, user = clause
+        operator = parse_operator(op_name)
+        assert operator is not None
+        compiled = compile_clause(operator, "k", values, substitute=True)
+        ctx: dict[str, tuple[str, ...]] = {}
+        if request is not None:
+            ctx["k"] = request
+        if user is not None:
+            ctx["aws:username"] = (user,)
+
+        def lookup(key: str) -> str | None:
+            got = ctx.get(key)
+            return got[0] if got is not None and len(got) == 1 else None
+
+        expected = evaluate_clause(compiled, ctx, lookup).result
+        assert clause_holds(compiled, ctx, lookup) is expected
