@@ -19,11 +19,18 @@ Public API (stable; other modules build on it)::
     result.decision is Decision.ALLOWED   # .value == "Allowed"
     result.trace.to_json()      # explain: verdict per policy type, deciding
                                 # statements, conditions, missing keys
-    evaluate(ps, req, explain=False)      # faster: keeps only matching statements
+    evaluate(ps, req, explain=False)      # the trace keeps only matching statements
+    decide(ps, req)                       # the decision alone
 
-Everything is immutable and free of shared mutable state (compiled regexes sit
-in a bounded ``lru_cache``), so one ``PolicySet`` may be evaluated from many
-threads. Invalid input raises ``InvalidPolicyError``; denial is a value.
+``evaluate`` decides with ``decide`` (the decision-only path) and builds the
+trace with ``evaluate_traced`` when ``result.trace`` is first read.
+
+Everything is immutable; the only shared state is bounded caches that fill on
+first use (compiled regexes and parsed request values in ``lru_cache``s, the
+action index of each ``CompiledPolicy``, the (action, resource) index of each
+``PolicySet``, the derived context of each ``Request``): a race only recomputes
+an entry, so one ``PolicySet`` may be evaluated from many threads. Invalid
+input raises ``InvalidPolicyError``; denial is a value.
 
 Decision procedure (iam.md §2, **Policy evaluation logic**; P = principal's
 account, R = resource's account):
