@@ -104,6 +104,10 @@ TRUST_ACTIONS = frozenset(
         "sts:setcontext",
     }
 )
+# Decision strings of the trace's per-type verdicts (enum ``.value`` is slow).
+_ALLOWED = Decision.ALLOWED.value
+_IMPLICITLY_DENIED = Decision.IMPLICITLY_DENIED.value
+_EXPLICITLY_DENIED = Decision.EXPLICITLY_DENIED.value
 # Always allowed, even against an explicit deny (STS API reference).
 ALWAYS_ALLOWED = frozenset({"sts:getcalleridentity"})
 
@@ -168,7 +172,7 @@ class _Eval:
                 st.pointer,
                 st.index,
                 st.sid,
-                st.effect.value,
+                "Allow" if st.effect is Effect.ALLOW else "Deny",
                 applies,
                 failed,
                 conds,
@@ -262,10 +266,10 @@ def _derived_context(
 
 def _verdict(applied: list[StatementResult]) -> str:
     if any(r.effect == "Deny" for r in applied):
-        return Decision.EXPLICITLY_DENIED.value
+        return _EXPLICITLY_DENIED
     if any(r.effect == "Allow" for r in applied):
-        return Decision.ALLOWED.value
-    return Decision.IMPLICITLY_DENIED.value
+        return _ALLOWED
+    return _IMPLICITLY_DENIED
 
 
 def _allows(applied: list[StatementResult]) -> list[StatementResult]:
@@ -384,7 +388,7 @@ def evaluate_traced(
     verdicts["scp"] = _level_verdict(scp_levels) if applies_scp else NOT_APPLICABLE
     rcp_denied = any(r.effect == "Deny" for lvl in rcp_levels for r in lvl)
     verdicts["rcp"] = (
-        (Decision.EXPLICITLY_DENIED.value if rcp_denied else Decision.ALLOWED.value)
+        (_EXPLICITLY_DENIED if rcp_denied else _ALLOWED)
         if applies_rcp
         else NOT_APPLICABLE
     )
@@ -523,10 +527,10 @@ def evaluate_traced(
 
 def _level_verdict(levels: list[list[StatementResult]]) -> str:
     if any(r.effect == "Deny" for lvl in levels for r in lvl):
-        return Decision.EXPLICITLY_DENIED.value
+        return _EXPLICITLY_DENIED
     if all(_allows(lvl) for lvl in levels):
-        return Decision.ALLOWED.value
-    return Decision.IMPLICITLY_DENIED.value
+        return _ALLOWED
+    return _IMPLICITLY_DENIED
 
 
 # --- the decision-only path: same procedure, no trace, nothing built per statement
