@@ -1,4 +1,4 @@
-"""IAM evaluation throughput on the corpus: kubeiam vs iam-simulate, and vs its cold mode.
+"""IAM throughput on the corpus: kubeiam vs iam-simulate, and vs its cold mode.
 
 The peer row: kubeiam and @cloud-copilot/iam-simulate each run in their own
 process (``python -m bench.bench_policy --loop`` and
