@@ -72,7 +72,7 @@ def main(argv: list[str]) -> int:
             lines += [
                 f"- {r.name}: **{r.ratio:.1f}x** (target {r.target})"
                 if r.ratio is not None
-                else f"- {r.name}: no ratio (target {r.target})"
+                else f"- {r.name}: {r.ours:.2f} {r.unit} (target {r.target})"
                 for r in targeted
             ]
             lines.append("")
