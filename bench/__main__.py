@@ -66,6 +66,16 @@ def main(argv: list[str]) -> int:
         ]
         if charted:
             lines += ["![latency distributions](latency.png)", ""]
+        targeted = [r for r in rows if r.target]
+        if targeted:
+            lines += ["Targets (ratio against the peer in this run):", ""]
+            lines += [
+                f"- {r.name}: **{r.ratio:.1f}x** (target {r.target})"
+                if r.ratio is not None
+                else f"- {r.name}: {r.ours:.2f} {r.unit} (target {r.target})"
+                for r in targeted
+            ]
+            lines.append("")
         if failed:
             lines += [f"Failed benchmarks: {', '.join(failed)}", ""]
         lines.append(f"Total bench time: {time.perf_counter() - started:.0f} s.")

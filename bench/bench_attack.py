@@ -92,7 +92,7 @@ def run() -> list[Row]:
     raise_nofile_limit(IDLE + 1024)
     work = Path(tempfile.mkdtemp(prefix="kubeiam-bench-attack-"))
     with STSEmulator() as sts:
-        creds = sts.create_user("bench-user")
+        creds = sts.create_user("bench-attack-user")
         mapping = {
             "mapUsers": [{"userarn": creds.arn, "username": "bench", "groups": ["b"]}]
         }

@@ -124,6 +124,12 @@ def flat_regex(chunks: Chunks, *, ignore_case: bool = False) -> re.Pattern[str]:
     Returns:
         A compiled expression for ``fullmatch``.
     """
+    return _flat(tuple(chunks), ignore_case)
+
+
+@functools.lru_cache(maxsize=8192)
+def _flat(chunks: Chunks, ignore_case: bool) -> re.Pattern[str]:
+    # Keyed by the chunks: a substituted pattern seen before costs one lookup.
     return _compile(_build(chunks, arn=False), ignore_case)
 
 
@@ -137,4 +143,9 @@ def arn_regex(chunks: Chunks) -> re.Pattern[str]:
         A compiled expression for ``fullmatch``. A value with fewer than five
         colons cannot match a pattern with five.
     """
+    return _arn(tuple(chunks))
+
+
+@functools.lru_cache(maxsize=8192)
+def _arn(chunks: Chunks) -> re.Pattern[str]:
     return _compile(_build(chunks, arn=True), False)

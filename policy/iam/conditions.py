@@ -25,10 +25,11 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -41,6 +42,7 @@ __all__ = [
     "Family",
     "Operator",
     "ValueError_",
+    "clause_holds",
     "compile_clause",
     "evaluate_clause",
     "parse_date",
@@ -263,11 +265,38 @@ class ConditionClause:
     operator: Operator
     key: str
     values: tuple[_Value, ...]
+    # Precomputed once for ``clause_holds`` (the decision-only path): the folded
+    # key, the operator's dispatch, and the matchers when no value has variables.
+    _key: str = field(init=False, repr=False, compare=False)
+    _spec: _Spec = field(init=False, repr=False, compare=False)
+    _static: tuple[object, ...] | None = field(init=False, repr=False, compare=False)
+    _eq_set: frozenset[object] | None = field(init=False, repr=False, compare=False)
+    _fold: bool = field(init=False, repr=False, compare=False)
+    _pos: Callable[[object, str], bool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        spec = _BASE[self.operator.base]
+        static: tuple[object, ...] | None = None
+        if all(v.template is None or not v.template.has_variables for v in self.values):
+            static = tuple(v.parsed for v in self.values if v.parsed is not None)
+        eq_set: frozenset[object] | None = None
+        if (
+            static is not None
+            and spec.family is Family.STRING
+            and spec.test in ("eq", "eqi")
+        ):
+            eq_set = frozenset(static)
+        object.__setattr__(self, "_key", self.key.lower())
+        object.__setattr__(self, "_spec", spec)
+        object.__setattr__(self, "_static", static)
+        object.__setattr__(self, "_eq_set", eq_set)
+        object.__setattr__(self, "_fold", spec.test == "eqi")
+        object.__setattr__(self, "_pos", _dispatch(self.operator, spec))
 
     @property
     def key_lower(self) -> str:
         """The key folded for case-insensitive lookup."""
-        return self.key.lower()
+        return self._key
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,6 +457,47 @@ def _resolved(op: Operator, value: _Value, lookup: Lookup) -> tuple[object, str 
     return _fold(op, text), text
 
 
+# Request values parse the same every time: bounded, thread-safe caches keep the
+# parsing off the per-decision cost (no shared mutable state of our own).
+@functools.lru_cache(maxsize=4096)
+def _request_number(text: str) -> Decimal | None:
+    return _parse_number(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_date(text: str) -> float | None:
+    return parse_date(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _request_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+
+
+def _like(matcher: object, value: str) -> bool:
+    return bool(matcher.fullmatch(value))  # type: ignore[attr-defined]  # regex or MATCH_ALL
+
+
+def _equals(matcher: object, value: str) -> bool:
+    return matcher == value
+
+
+def _equals_folded(matcher: object, value: str) -> bool:
+    return matcher == value.lower()
+
+
+def _dispatch(op: Operator, spec: _Spec) -> Callable[[object, str], bool]:
+    """The positive test of one policy value against one request value."""
+    if spec.family in (Family.STRING, Family.ARN):
+        if spec.test == "like":
+            return _like
+        return _equals_folded if spec.test == "eqi" else _equals
+    return functools.partial(_positive, op)
+
+
 def _positive(op: Operator, matcher: object, request_value: str) -> bool:
     """Whether one request value satisfies one (positive form) policy value."""
     spec = _BASE[op.base]
@@ -441,18 +511,17 @@ def _positive(op: Operator, matcher: object, request_value: str) -> bool:
     if family is Family.BOOL:
         return matcher == request_value.strip().lower()
     if family is Family.NUMERIC:
-        return _compare(spec.test, _parse_number(request_value), matcher)
+        return _compare(spec.test, _request_number(request_value), matcher)
     if family is Family.DATE:
-        return _compare(spec.test, parse_date(request_value), matcher)
+        return _compare(spec.test, _request_date(request_value), matcher)
     if family is Family.BINARY:
         try:
             return base64.b64decode(request_value, validate=True) == matcher
         except (binascii.Error, ValueError):
             return False
     if family is Family.IP:
-        try:
-            address = ipaddress.ip_address(request_value.strip())
-        except ValueError:
+        address = _request_address(request_value)
+        if address is None:
             return False
         network: IPNetwork = matcher  # type: ignore[assignment]  # parsed IP network
         return address.version == network.version and address in network
@@ -520,3 +589,60 @@ def evaluate_clause(
     else:
         result = any(value_ok(v) for v in request_values)
     return ClauseResult(op.name, clause.key, result, not present, request_values, shown)
+
+
+def clause_holds(clause: ConditionClause, context: Context, lookup: Lookup) -> bool:
+    """Whether a clause holds: ``evaluate_clause(...).result`` without the trace.
+
+    The decision-only path: same rules, no per-value display strings, and the
+    operator's dispatch and static matchers precomputed on the clause.
+
+    Args:
+        clause: The compiled clause.
+        context: Lower-cased key -> the request's values.
+        lookup: Single-value lookup for policy variables.
+
+    Returns:
+        True when the clause holds.
+    """
+    op = clause.operator
+    values = context.get(clause._key)
+    present = bool(values)
+    spec = clause._spec
+    matchers = clause._static
+    if matchers is None:
+        resolved = (_resolved(op, v, lookup)[0] for v in clause.values)
+        matchers = tuple(m for m in resolved if m is not None)
+    if spec.family is Family.NULL:
+        return any(
+            (m is True and not present) or (m is False and present) for m in matchers
+        )
+    qualifier = op.qualifier
+    if not present:
+        if qualifier == "ForAllValues":
+            return True
+        if qualifier == "ForAnyValue":
+            return op.if_exists
+        return op.if_exists or spec.negated
+    assert values is not None  # noqa: S101 - present
+    eq_set = clause._eq_set
+    negated = spec.negated
+    # value_ok(v) = hit(v) != negated. Plain positive: some value ok; plain
+    # negated and ForAllValues: every value ok; ForAnyValue: some value ok.
+    want_all = negated if qualifier is None else qualifier == "ForAllValues"
+    pos = clause._pos
+    for v in values:
+        if eq_set is not None:
+            hit = (v.lower() if clause._fold else v) in eq_set
+        else:
+            hit = False
+            for m in matchers:
+                if pos(m, v):
+                    hit = True
+                    break
+        if want_all:
+            if hit == negated:
+                return False
+        elif hit != negated:
+            return True
+    return want_all

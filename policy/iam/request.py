@@ -100,6 +100,11 @@ class PolicySet:
     session: Sequence[CompiledPolicy] | CompiledPolicy | None = None
     scps: Sequence[object] = ()
     rcps: Sequence[object] = ()
+    # (lower-cased action, resource) -> the statements of every policy type
+    # that can apply to it (built by ``policy.iam.decide``, bounded).
+    _by_action: dict[tuple[str, str], object] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "identity", _policies(self.identity))
@@ -160,6 +165,9 @@ class Request:
     context: Mapping[str, object] = field(default_factory=dict)
     _ctx: Mapping[str, tuple[str, ...]] = field(init=False, repr=False, compare=False)
     _principal: PrincipalInfo = field(init=False, repr=False, compare=False)
+    # What ``policy.iam.evaluate`` derives from the request alone (the context
+    # AWS adds, the resource account), computed once on first evaluation.
+    _derived: object = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not isinstance(self.action, str) or ":" not in self.action:

@@ -171,6 +171,11 @@ class CompiledPolicy:
         default_factory=dict, compare=False, repr=False
     )
     _any_service: tuple[Statement, ...] = field(default=(), compare=False, repr=False)
+    # Lower-cased action -> (Deny, Allow) statements whose Action/NotAction
+    # matches it; filled on first sight of an action (``by_action``).
+    _by_action: dict[str, tuple[tuple[Statement, ...], tuple[Statement, ...]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def candidates(self, service: str) -> tuple[Statement, ...]:
         """Statements whose Action/NotAction can concern ``service``.
@@ -182,3 +187,38 @@ class CompiledPolicy:
             The statements to test, in document order.
         """
         return self._by_service.get(service, self._any_service)
+
+    def by_action(
+        self, action: str
+    ) -> tuple[tuple[Statement, ...], tuple[Statement, ...]]:
+        """The statements whose Action/NotAction matches ``action``, by effect.
+
+        An index filled lazily, one entry per distinct action (bounded: cleared
+        past ``ACTION_INDEX_LIMIT`` entries); the decision-only path tests just
+        these statements' other elements.
+
+        Args:
+            action: The request's action, lower-cased.
+
+        Returns:
+            (Deny statements, Allow statements), each in document order.
+        """
+        hit = self._by_action.get(action)
+        if hit is None:
+            matching = [
+                st
+                for st in self.candidates(action.split(":", 1)[0])
+                if st.actions.matches(action) != st.not_action
+            ]
+            hit = (
+                tuple(st for st in matching if st.effect is Effect.DENY),
+                tuple(st for st in matching if st.effect is Effect.ALLOW),
+            )
+            if len(self._by_action) >= ACTION_INDEX_LIMIT:
+                self._by_action.clear()
+            self._by_action[action] = hit
+        return hit
+
+
+# Distinct actions remembered per policy by ``CompiledPolicy.by_action``.
+ACTION_INDEX_LIMIT = 4096

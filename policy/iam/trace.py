@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from policy.iam.conditions import ClauseResult
@@ -108,19 +108,61 @@ class Trace:
         }
 
 
-@dataclass(frozen=True, slots=True)
 class EvaluationResult:
     """A decision and its trace.
+
+    The trace is built on first access when ``evaluate`` decided on its fast
+    path (a decision alone never pays for the explanation).
 
     Attributes:
         decision: The decision.
         trace: The explanation.
     """
 
-    decision: Decision
-    trace: Trace
+    __slots__ = ("_lazy", "_trace", "decision")
+
+    def __init__(
+        self,
+        decision: Decision,
+        trace: Trace | None,
+        lazy: tuple[Callable[..., Trace], *tuple[object, ...]] | None = None,
+    ) -> None:
+        """A result with its trace, or with ``lazy`` = (build, *args) to build it.
+
+        Args:
+            decision: The decision.
+            trace: The trace, or None when ``lazy`` builds it.
+            lazy: ``(build, *args)``: the trace is ``build(*args)``, called on
+                first access.
+        """
+        self.decision = decision
+        self._trace = trace
+        self._lazy = lazy
+
+    @property
+    def trace(self) -> Trace:
+        """The explanation (computed once, on first access)."""
+        trace = self._trace
+        if trace is None:
+            assert self._lazy is not None  # noqa: S101 - one of the two is set
+            build, *args = self._lazy
+            trace = build(*args)
+            self._trace = trace
+            self._lazy = None
+        return trace
 
     @property
     def allowed(self) -> bool:
         """True when the decision is Allowed."""
         return self.decision is Decision.ALLOWED
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EvaluationResult):
+            return NotImplemented
+        return self.decision is other.decision and self.trace == other.trace
+
+    def __hash__(self) -> int:
+        return hash((self.decision, self.trace.reason))
+
+    def __repr__(self) -> str:
+        return f"EvaluationResult(decision={self.decision!r}, trace={self.trace!r})"

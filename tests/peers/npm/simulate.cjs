@@ -51,7 +51,8 @@ function accountOf(arn) {
   return parts.length >= 6 && parts[0] === 'arn' && parts[4] ? parts[4] : undefined;
 }
 
-function run(c) {
+// The authorize() arguments for one case: policies loaded and parsed, request built.
+function prepare(c) {
   const req = c.request;
   const principal = req.principal === null || req.principal === undefined || req.principal === '*'
     ? anonymousPrincipal
@@ -67,7 +68,7 @@ function run(c) {
   const request = new AwsRequestImpl(principal, { resource, accountId }, req.action,
     new RequestContextImpl(context));
   const boundaries = (c.permissionBoundaries || []).map((p, i) => named(p, `boundary-${i}`));
-  const analysis = authorize({
+  return {
     request,
     sessionPolicy: c.sessionPolicy ? named(c.sessionPolicy, 'session') : undefined,
     identityPolicies: (c.identityPolicies || []).map((p, i) => named(p, `identity-${i}`)),
@@ -85,9 +86,16 @@ function run(c) {
       discoveryContextKeyConstraints: new DiscoveryContextKeyConstraints([])
     },
     serviceSettings: { s3: {} }
-  });
-  return { decision: analysis.result };
+  };
 }
+
+function run(c) {
+  return { decision: authorize(prepare(c)).result };
+}
+
+module.exports = { authorize, prepare };
+
+if (require.main !== module) return;
 
 const rl = readline.createInterface({ input: process.stdin, crlfDelay: Infinity });
 const out = [];

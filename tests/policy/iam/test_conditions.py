@@ -6,6 +6,7 @@ import pytest
 
 from policy.iam.conditions import (
     ValueError_,
+    clause_holds,
     compile_clause,
     evaluate_clause,
     parse_date,
@@ -25,7 +26,10 @@ def _run(
         vals = ctx.get(name)
         return vals[0] if vals and len(vals) == 1 else None
 
-    return evaluate_clause(clause, ctx, lookup).result
+    result = evaluate_clause(clause, ctx, lookup).result
+    # The decision-only path (policy.iam.decide) must agree on every clause.
+    assert clause_holds(clause, ctx, lookup) is result
+    return result
 
 
 class TestOperatorNames:
