@@ -3,7 +3,7 @@
 ``kubeconfig_main`` gathers the cluster (flags or eks:DescribeCluster), builds
 the entries with :mod:`kubeconfig.build`, merges them into the file kubectl
 would use and writes it with :mod:`kubeconfig.render`. ``init_main`` writes
-the webhook's PKI with :func:`kubeconfig.certs.write_pki`.
+the webhook's PKI with :func:`kubeconfig.pki.write_pki`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from authenticator.yamlio import with_yaml11_numbers
-from kubeconfig import build, certs, render
+from kubeconfig import build, certs, pki, render
 from kubeconfig.errors import KubeconfigError
 
 __all__ = ["find_kubeiam_command", "init_main", "kubeconfig_main"]
@@ -543,7 +543,7 @@ def _init_parser() -> argparse.ArgumentParser:
         help="the webhook's listen address (127.0.0.1)",
     )
     parser.add_argument(
-        "--port", type=int, default=certs.DEFAULT_PORT, help="its port (21362)"
+        "--port", type=int, default=pki.DEFAULT_PORT, help="its port (21362)"
     )
     parser.add_argument("--force", action="store_true", help="replace the CA and keys")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")
@@ -566,7 +566,7 @@ def init_main(argv: Sequence[str]) -> int:
     if not args.cluster_id.strip():
         parser.error("--cluster-id: must not be empty")
     try:
-        paths = certs.write_pki(
+        paths = pki.write_pki(
             args.output_dir,
             cluster_id=args.cluster_id,
             hostnames=args.hostname,
