@@ -1,4 +1,4 @@
-"""ARN parsing and canonicalization of IAM identities (authentication.md section 5).
+"""ARN parsing and canonicalization of IAM identities (docs/token-format.md).
 
 Pure functions: no I/O. ``canonicalize_arn`` is what mapping lookups compare
 (case-insensitively, with role paths ignored via ``strip_role_path``).

@@ -2,7 +2,7 @@
 
 kubectl runs the exec plugin at least once per command and keeps nothing
 between processes, so this cache is what makes repeated kubectl calls cheap
-(authentication.md 1.6, kubernetes.md 2.5).
+(docs/token-format.md, the Kubernetes docs, client-go credential plugins).
 
 - One file per key, named by a BLAKE2b-256 hash of the key: cluster ID,
   profile, role, session name, external ID, ``--forward-session-name``,
@@ -66,7 +66,7 @@ except ImportError:  # pragma: no cover - CPython always has it
 
 # docs/token-format.md: reuse a cached token while at least 60 s of its life remain.
 MIN_REMAINING = timedelta(seconds=60)
-# STS accepts X-Amz-Date up to 5 minutes in the future (authentication.md 2); an
+# STS accepts X-Amz-Date up to 5 minutes in the future (docs/token-format.md); an
 # entry "signed" later than that means the clock jumped back: do not trust it.
 _MAX_FUTURE_SKEW = timedelta(minutes=5)
 # Entry format version, bumped on incompatible changes.

@@ -2,7 +2,7 @@
 
 The lookup is ``ec2:DescribeInstances`` through botocore, behind a cache that
 is bounded in size and in time: the reference caches every answer forever
-(authentication.md section 7.8), which lets a caller who can name random
+(docs/configuration.md), which lets a caller who can name random
 instance IDs grow the server's memory without limit. Concurrent lookups of one
 instance ID share one call. Failures return ``""``, the "no DNS name" value the
 pure mapper treats as a template error; unknown instance IDs are cached
@@ -33,7 +33,7 @@ from authenticator.partitions import REGION_RE
 
 log = logging.getLogger(__name__)
 
-# Bounds of the cache (authentication.md section 7.8 [rec]: bound it, give it a TTL).
+# Bounds of the cache (docs/configuration.md: bound it, give it a TTL).
 DEFAULT_MAX_ENTRIES = 4096
 DEFAULT_TTL_SECONDS = 900.0
 # Unknown instance IDs are remembered briefly (made-up IDs are cheap to send).

@@ -1,6 +1,6 @@
 """The kubectl exec-plugin protocol: ``KUBERNETES_EXEC_INFO`` in, ExecCredential out.
 
-Pure functions only (kubernetes.md section 2): the shell reads the environment
+Pure functions only (Kubernetes exec plugin docs): the shell reads the environment
 and the clock and passes them in.
 
 This module is on the path of every cache hit of ``kubeiam token`` (kubectl runs
@@ -105,7 +105,7 @@ def parse_exec_info(raw: str | None) -> ExecInfo:
     """Parse ``KUBERNETES_EXEC_INFO``, tolerating unknown fields.
 
     Anything unusable falls back to the v1beta1 default with a warning, as
-    aws-cli and the reference do (kubernetes.md section 2.2).
+    aws-cli and the reference do (Kubernetes exec plugin docs).
 
     Args:
         raw: The variable's value, or None when unset.
@@ -180,7 +180,7 @@ def build_expiration(
 
     Signing time + 14 minutes, never later than the signing credentials' own
     expiry: a URL signed with temporary credentials dies with them
-    (authentication.md section 1.2). Truncated to whole seconds, UTC.
+    (docs/token-format.md). Truncated to whole seconds, UTC.
 
     Args:
         signed_at: The SigV4 signing time (aware).

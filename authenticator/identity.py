@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """Who signed a token (authentication.md section 6).
+    """Who signed a token (docs/token-format.md).
 
     Attributes:
         arn: The raw ARN from STS.

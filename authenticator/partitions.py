@@ -1,4 +1,4 @@
-"""AWS partitions and their STS hosts (authentication.md sections 1.3 and 3.1).
+"""AWS partitions and their STS hosts (docs/token-format.md).
 
 The one place that knows what an STS host name looks like: :func:`sts_host`
 builds the host a client signs for, :func:`split_sts_host` reads the region
@@ -39,7 +39,7 @@ class Partition:
     regular_host_is_fips: bool = False
 
 
-# Domains: authentication.md section 3.1; checked against botocore's
+# Domains: docs/token-format.md; checked against botocore's
 # partitions.json (dnsSuffix, dualStackDnsSuffix, regionRegex) in a test.
 PARTITIONS: dict[str, Partition] = {
     p.name: p
@@ -170,7 +170,7 @@ def sts_host(region: str, *, fips: bool = False, dualstack: bool = False) -> str
     return f"{prefix}.{region}.{domain}"
 
 
-# STS host name prefixes: regular and FIPS (authentication.md section 1.3).
+# STS host name prefixes: regular and FIPS (docs/token-format.md).
 STS_HOST_PREFIXES = ("sts.", "sts-fips.")
 
 

@@ -46,7 +46,7 @@ _SIGV4_TIMESTAMP = "%Y%m%dT%H%M%SZ"
 # Default RoleSessionName for -r; aws-cli uses the constant "EKSGetTokenAuth", the
 # Go SDK "aws-go-sdk-<nanos>". Ours names the tool and the second, for CloudTrail.
 SESSION_NAME_PREFIX = "kubeiam-"
-# The MFA prompt of the reference client (authentication.md section 1.4).
+# The MFA prompt of the reference client (docs/token-format.md).
 MFA_PROMPT = "Assume Role MFA token code: "
 # User-agent suffix, as the reference appends aws-iam-authenticator/<version>.
 _USER_AGENT_EXTRA = "kubeiam"
@@ -108,7 +108,7 @@ def signing_region_for(endpoint_url: str, region: str) -> str:
 
     STS checks that the scope matches the host it received the request on: the
     global host is ``us-east-1``, a regional AWS host its own region
-    (authentication.md 1.1). Any other host (emulator, VPC endpoint) is signed
+    (docs/token-format.md). Any other host (emulator, VPC endpoint) is signed
     for the configured region.
 
     Args:
@@ -316,7 +316,7 @@ def load_credentials(
 
 def _freeze(creds: Any, frozen: Any) -> StaticCredentials:  # botocore is untyped
     # botocore keeps a RefreshableCredentials' expiry private; it is the bound on
-    # how long a URL signed with it works (authentication.md 1.2).
+    # how long a URL signed with it works (docs/token-format.md).
     expiry = getattr(creds, "_expiry_time", None)
     return StaticCredentials(
         access_key_id=frozen.access_key,

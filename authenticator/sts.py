@@ -421,7 +421,7 @@ def parse_get_caller_identity(
         access_key_id: The token's access key ID (from its credential scope).
 
     Returns:
-        The identity (authentication.md section 6).
+        The identity (docs/token-format.md).
 
     Raises:
         STSRejectedError: ``sts_bad_body`` when the body is not exactly one
@@ -641,7 +641,7 @@ def _refuse_external(*_args: object) -> int:
 
 
 def _identity(arn: str, user_id: str, account: str, access_key_id: str) -> Identity:
-    """Apply the identity rules of authentication.md section 6."""
+    """Apply the identity rules of docs/token-format.md."""
     if not _ACCOUNT_RE.fullmatch(account):
         _bad_identity("Account is not 12 digits")
     try:

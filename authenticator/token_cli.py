@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Mapping
 
-# The region of last resort, as in the reference and aws-cli (authentication.md 1.3).
+# The region of last resort, as in the reference and aws-cli (docs/token-format.md).
 DEFAULT_REGION = "us-east-1"
 _PROG = "kubeiam token"
 # Help text width (see _HelpFormatter).

@@ -3,7 +3,7 @@
 Pure: no network, no clock (``now`` is an argument), no environment. A token
 that fails any check raises :class:`MalformedTokenError` with a stable reason
 code (see :data:`REASONS`) and never reaches STS. The rules and their order
-follow aws-iam-authenticator's verifier (authentication.md section 2), plus the
+follow aws-iam-authenticator's verifier (docs/token-format.md), plus the
 stricter checks kubeiam's contract adds.
 
 Messages tell the user what was wrong and how to fix it; they never contain the

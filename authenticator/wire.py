@@ -1,8 +1,8 @@
 """The wire constants of the token protocol, each written down once.
 
 Everything a client, a verifier, the local STS and the kubeconfig writer must
-agree on byte for byte lives here under one name (authentication.md sections 1
-and 2, kubernetes.md section 2). Two lifetimes that used to share the name
+agree on byte for byte lives here under one name (docs/token-format.md;
+Kubernetes exec plugin docs). Two lifetimes that used to share the name
 ``TOKEN_LIFETIME`` are now distinct:
 
 - :data:`STS_URL_LIFETIME` (15 min): how long STS honours a presigned
@@ -47,7 +47,7 @@ STS_ACTION = "GetCallerIdentity"
 STS_API_VERSION = "2011-06-15"
 STS_XML_NAMESPACE = f"https://sts.amazonaws.com/doc/{STS_API_VERSION}/"
 
-# X-Amz-Expires every client writes; STS ignores it (authentication.md 1.2).
+# X-Amz-Expires every client writes; STS ignores it (docs/token-format.md).
 PRESIGN_EXPIRES_S = 60
 # The largest X-Amz-Expires a verifier accepts (0..900; Go clients wrote 0).
 MAX_PRESIGN_EXPIRES_S = 900
@@ -58,7 +58,7 @@ STS_URL_LIFETIME = timedelta(minutes=15)
 ADVERTISED_TOKEN_LIFETIME = timedelta(minutes=14)
 
 # client.authentication.k8s.io versions kubectl still speaks (v1alpha1 is gone
-# since kubectl 1.24); kubernetes.md section 2.2.
+# since kubectl 1.24); Kubernetes exec plugin docs.
 EXEC_API_V1 = "client.authentication.k8s.io/v1"
 EXEC_API_V1BETA1 = "client.authentication.k8s.io/v1beta1"
 # The reserved cluster-extension name whose object arrives as spec.cluster.config.

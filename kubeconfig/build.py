@@ -48,14 +48,16 @@ __all__ = [
 ]
 
 # The exec plugin API version `aws eks update-kubeconfig` writes; kubectl >= 1.24
-# accepts it (kubernetes.md §2.1, §2.7).
+# accepts it (Kubernetes exec plugin docs).
 EXEC_API_VERSION = EXEC_API_V1BETA1
-# stdin only when it is a terminal nobody else needs (MFA prompts), kubernetes.md §2.4.
+# stdin only when it is a terminal nobody else needs (MFA prompts), Kubernetes exec
+# plugin docs.
 _INTERACTIVE_MODE = "IfAvailable"
 _INSTALL_HINT = "kubeiam is the credential plugin for this cluster: pip install kubeiam"
 # The three named lists of a kubeconfig and the key holding each entry's body.
 _SECTIONS = (("clusters", "cluster"), ("users", "user"), ("contexts", "context"))
-# Entry names in the webhook kubeconfig `kubeiam init` writes (kubernetes.md §1.2).
+# Entry names in the webhook kubeconfig `kubeiam init` writes (Kubernetes webhook authn
+# docs).
 _WEBHOOK_CLUSTER = "kubeiam-webhook"
 _WEBHOOK_USER = "kube-apiserver"
 _WEBHOOK_CONTEXT = "webhook"
@@ -127,7 +129,7 @@ def region_from_arn(arn: str | None) -> str | None:
 def build_names(
     spec: ClusterSpec, *, alias: str | None = None, user_alias: str | None = None
 ) -> EntryNames:
-    """Name the entries as ``aws eks update-kubeconfig`` does (kubernetes.md §6.4).
+    """Name the entries as ``aws eks update-kubeconfig`` does (docs/eks.md).
 
     The cluster is named by its ARN when known, else by the cluster ID; the
     user by ``user_alias`` or the cluster name; the context by ``alias``, else
@@ -425,7 +427,8 @@ def build_webhook_kubeconfig(
 ) -> dict[str, object]:
     """Build the file for ``--authentication-token-webhook-config-file``.
 
-    See kubernetes.md §1.2. Roles are inverted: the cluster is the webhook (its
+    See Kubernetes webhook authn docs. Roles are inverted: the cluster is the webhook
+    (its
     URL with the path and the CA of its serving certificate), the user is
     kube-apiserver (its client certificate). Material is inlined so the file
     works wherever it is mounted.

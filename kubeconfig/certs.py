@@ -209,7 +209,7 @@ def generate_serving_cert(
 ) -> KeyPair:
     """Create the webhook's TLS serving certificate (EKU serverAuth), signed by ``ca``.
 
-    Go's TLS client checks only the SANs, never the CN (kubernetes.md §1.2),
+    Go's TLS client checks only the SANs, never the CN (Kubernetes webhook authn docs),
     so every name the API server may dial must be listed.
 
     Args:

@@ -27,7 +27,7 @@ from kubeconfig.errors import KubeconfigError
 
 __all__ = ["find_kubeiam_command", "init_main", "kubeconfig_main"]
 
-# `aws eks update-kubeconfig` accepts only these cluster states (kubernetes.md §6.4).
+# `aws eks update-kubeconfig` accepts only these cluster states (docs/eks.md).
 _USABLE_EKS_STATES = frozenset({"ACTIVE", "UPDATING"})
 # Version-manager shims re-dispatch on every run (slow) and may pick another
 # interpreter later; their directory is called "shims" (pyenv, asdf, rbenv, mise)
@@ -232,7 +232,8 @@ def _read_ca(args: argparse.Namespace) -> str:
 
 def _check_server(url: str) -> None:
     parts = urlsplit(url)
-    # client-go attaches exec credentials only to https servers (kubernetes.md §2.1).
+    # client-go attaches exec credentials only to https servers (Kubernetes exec plugin
+    # docs).
     if parts.scheme != "https" or not parts.hostname:
         raise KubeconfigError(
             f"--server {url!r}: must be an https:// URL (kubectl sends exec "
@@ -289,7 +290,7 @@ def _spec_from_eks(args: argparse.Namespace) -> build.ClusterSpec:
     if not isinstance(endpoint, str) or not isinstance(ca_data, str):
         raise KubeconfigError(f"EKS cluster {args.from_eks} has no endpoint or CA yet")
     _check_server(endpoint)
-    # Outposts local clusters sign their own ID, not the name (kubernetes.md §6.4).
+    # Outposts local clusters sign their own ID, not the name (docs/eks.md).
     local_id = cluster.get("id") if cluster.get("outpostConfig") else None
     cluster_id = args.cluster_id or (
         local_id if isinstance(local_id, str) else args.from_eks

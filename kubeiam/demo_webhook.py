@@ -32,11 +32,12 @@ from kubeconfig.certs import generate_ca, generate_client_cert, generate_serving
 if TYPE_CHECKING:
     from kubeiam.demo_context import DemoContext
 
-# The TokenReview version kube-apiserver is told to use (kubernetes.md 1.1: set v1).
+# The TokenReview version kube-apiserver is told to use (Kubernetes webhook authn docs:
+# set v1).
 TOKENREVIEW_VERSION = "authentication.k8s.io/v1"
 # Seconds to wait for gunicorn's first worker to be ready.
 READY_TIMEOUT_S = 30.0
-# What each answer means to kube-apiserver (kubernetes.md section 1.5 and 1.7).
+# What each answer means to kube-apiserver (Kubernetes webhook authn docs).
 _MEANING = {
     "allow": "authenticated; cached for --authentication-token-webhook-cache-ttl",
     "deny": "not authenticated; the API server caches the rejection",

@@ -13,7 +13,7 @@ Optional: enabled by the server config's ``authorization`` key::
           resources: [secrets]
           namespaces: [prod]
 
-Answers (kubernetes.md §3.3): ``allowed: true`` when RBAC allows; ``denied:
+Answers (docs/rbac-and-tiers.md): ``allowed: true`` when RBAC allows; ``denied:
 true`` when a deny rule matches (placed before RBAC in an
 ``AuthorizationConfiguration``, that denies what the cluster's RBAC would
 allow); otherwise NoOpinion (``allowed: false`` only), so the next authorizer

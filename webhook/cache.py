@@ -1,6 +1,6 @@
 """The verification cache: token hash -> identity STS confirmed.
 
-authentication.md section 13: the reference calls STS for every review; the
+docs/operations.md (Tuning the caches): the reference calls STS for every review; the
 API server caches answers per process only. kubeiam keeps a short cache of
 *identities* (valid STS answers), never of decisions: mapping is applied fresh
 on every request, so a mapping change works at once. An entry never outlives

@@ -34,7 +34,8 @@ from webhook.cache import CacheOutcome
 __all__ = ["LATENCY_BUCKETS", "Result", "WebhookMetrics"]
 
 # Seconds. A cache hit costs well under a millisecond, an STS round trip tens to
-# hundreds; the API server's per-attempt deadline is 30 s (kubernetes.md 1.6).
+# hundreds; the API server's per-attempt deadline is 30 s (Kubernetes webhook authn
+# docs).
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -44,7 +45,7 @@ LATENCY_BUCKETS = (
 class Result(enum.StrEnum):
     """The ``result`` label of ``kubeiam_authenticate_latency_seconds``.
 
-    The values are the reference's (kubernetes.md section 1.9), with
+    The values are the reference's (docs/operations.md), with
     ``unknown_user`` spelled correctly.
     """
 

@@ -55,7 +55,8 @@ __all__ = [
 ]
 
 # Seconds a worker gets to finish in-flight reviews after SIGTERM. The API
-# server gives each attempt 30 s (kubernetes.md 1.6); the STS timeout is 5 s.
+# server gives each attempt 30 s (Kubernetes webhook authn docs); the STS timeout
+# is 5 s.
 GRACEFUL_TIMEOUT_S = 10
 # Idle keep-alive seconds: the API server reuses its webhook connection.
 KEEPALIVE_S = 15
@@ -235,7 +236,7 @@ def startup_warnings(settings: WebhookSettings) -> list[str]:
 def _ssl_context(
     config: object, default_ssl_context_factory: Callable[[], ssl.SSLContext]
 ) -> ssl.SSLContext:
-    # The reference serves TLS 1.2 or later (kubernetes.md section 1.9).
+    # The reference serves TLS 1.2 or later (docs/operations.md).
     context = default_ssl_context_factory()
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     return context

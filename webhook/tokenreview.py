@@ -1,9 +1,11 @@
 """TokenReview bodies: parse a request, build the answers (pure).
 
-The wire protocol is kubernetes.md section 1.3 and the answers section 1.9:
+The wire protocol is the Kubernetes docs' (Webhook Token Authentication) and
+the answers are docs/operations.md's:
 the request's ``apiVersion`` is echoed with ``kind: TokenReview``; a plain
 ``authenticated: false`` is cached by the API server, one that carries
-``status.error`` is not. ``status.audiences`` is never returned (section 1.8:
+``status.error`` is not. ``status.audiences`` is never returned (the
+Kubernetes docs, Webhook Token Authentication, on audiences:
 STS tokens have no Kubernetes audience, and any value we invented would empty
 the API server's audience intersection).
 """
@@ -18,10 +20,10 @@ from typing import Protocol
 from webhook.errors import InvalidReviewError
 
 # The two TokenReview versions kube-apiserver can send
-# (--authentication-token-webhook-version; kubernetes.md section 1.1).
+# (--authentication-token-webhook-version; Kubernetes webhook authn docs).
 API_VERSIONS = frozenset({"authentication.k8s.io/v1", "authentication.k8s.io/v1beta1"})
 
-# The kind both versions carry (kubernetes.md section 1.3).
+# The kind both versions carry (Kubernetes webhook authn docs).
 KIND = "TokenReview"
 
 # docs/operations.md: a request body over 64 KiB is refused with 413.
@@ -114,7 +116,7 @@ def parse_review(body: bytes) -> TokenReviewRequest:
     """Parse a request body into the TokenReview parts kubeiam uses.
 
     ``metadata``, ``spec.audiences``, ``status`` and unknown fields are ignored
-    (kubernetes.md section 1.3: the API server may send empty ones).
+    (Kubernetes webhook authn docs: the API server may send empty ones).
 
     Args:
         body: The raw request body (at most :data:`MAX_BODY_BYTES`, checked by

@@ -3,7 +3,7 @@
 ``POST /authenticate`` composes the steps of docs/architecture.md: body cap,
 TokenReview parse, offline token checks, verification cache, STS, mapping. Each
 step raises a named error or returns a value; the error handlers below turn
-every outcome into the answer of docs/operations.md / kubernetes.md section 1.9,
+every outcome into the answer of docs/operations.md,
 observe ``kubeiam_authenticate_latency_seconds{result}`` and write one JSON log
 line. The detailed reason is logged and counted, never sent back; the token,
 its signature and the presigned URL are never logged.
@@ -65,7 +65,7 @@ ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE")
 
 # STSRejectedError reasons that mean STS itself misbehaved (a 3xx, a body that is
 # not a GetCallerIdentity result) rather than refusing the caller's signature;
-# authentication.md section 4.2 counts those as sts_error. The answer is the same
+# docs/token-format.md counts those as sts_error. The answer is the same
 # plain, cacheable rejection either way.
 _STS_MISBEHAVED_REASONS = frozenset(
     {
@@ -286,7 +286,7 @@ def internal_error(review: Review, exc: BaseException) -> bytes:
     """Log an unexpected failure (its type and place only); the 500 body.
 
     A bug or an unexpected library failure: 500, which the API server retries
-    (kubernetes.md 1.6). Only the exception's type is logged: its text could
+    (Kubernetes webhook authn docs). Only the exception's type is logged: its text could
     quote input; the innermost frame says where it happened.
     """
     frames = traceback.extract_tb(exc.__traceback__)

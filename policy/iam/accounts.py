@@ -12,7 +12,7 @@ of ``{orgIdentifier, policies}`` levels, or ``aws organizations
 describe-policy`` output (``{"Policy": {"Content": "..."}}``).
 
 An AWS managed policy that is attached but absent from ``Policies`` is taken
-from a small built-in table (the policies of iam.md §8.1 plus
+from a small built-in table (the policies of docs/rbac-and-tiers.md plus
 AdministratorAccess); otherwise it is listed in ``Account.unresolved`` and the
 analysis says so.
 """
@@ -49,7 +49,8 @@ def _allow(actions: list[str], resource: str = "*") -> dict[str, object]:
 
 
 _AWS = "arn:aws:iam::aws:policy/"
-# AWS managed policies (iam.md §8.1; AdministratorAccess / ReadOnly ECR from the
+# AWS managed policies (docs/rbac-and-tiers.md; AdministratorAccess / ReadOnly ECR from
+# the
 # IAM console), used when the account JSON does not carry their documents.
 BUILTIN_MANAGED_POLICIES: dict[str, dict[str, object]] = {
     _AWS + "AdministratorAccess": _allow(["*"]),

@@ -52,7 +52,7 @@ __all__ = [
 Context = Mapping[str, tuple[str, ...]]
 Lookup = Callable[[str], str | None]
 
-# The five ARN separators; an ARN pattern needs all of them (iam.md §3.2).
+# The five ARN separators; an ARN pattern needs all of them (docs/policy-semantics.md).
 _ARN_SEPARATORS = 5
 
 
@@ -111,7 +111,7 @@ _QUALIFIERS = {"forallvalues": "ForAllValues", "foranyvalue": "ForAnyValue"}
 _IF_EXISTS = "ifexists"
 
 # Families whose values may hold policy variables (Variables and tags; Bool per
-# iam.md §6: allowed).
+# docs/policy-semantics.md: allowed).
 _VARIABLE_FAMILIES = frozenset({Family.STRING, Family.ARN, Family.BOOL})
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")

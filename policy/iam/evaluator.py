@@ -32,7 +32,7 @@ action index of each ``CompiledPolicy``, the (action, resource) index of each
 an entry, so one ``PolicySet`` may be evaluated from many threads. Invalid
 input raises ``InvalidPolicyError``; denial is a value.
 
-Decision procedure (iam.md §2, **Policy evaluation logic**; P = principal's
+Decision procedure (docs/policy-semantics.md; P = principal's
 account, R = resource's account):
 
 1. ``sts:GetCallerIdentity`` is always allowed.

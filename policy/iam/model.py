@@ -456,7 +456,7 @@ def _statement_warnings(kind: PolicyKind, st: Statement) -> list[Finding]:
 
 
 # Actions authorized against a resource type other than the one people expect
-# (Service Authorization Reference for Amazon ECS; iam.md pitfall 19):
+# (Service Authorization Reference for Amazon ECS; docs/policy-semantics.md):
 # action -> the ARN resource types it is authorized against.
 _RESOURCE_TYPES = {
     "ecs:runtask": ("task-definition/",),

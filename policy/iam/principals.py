@@ -1,6 +1,7 @@
 """Request principals: classification and Principal/NotPrincipal matching (pure).
 
-Rules (**AWS JSON policy elements: Principal**, **NotPrincipal**, iam.md §3.3):
+Rules (**AWS JSON policy elements: Principal**, **NotPrincipal**,
+docs/policy-semantics.md):
 
 - An account principal (12-digit ID or ``arn:<p>:iam::<acct>:root``) matches any
   principal of that account; it delegates to the account's IAM policies.
@@ -84,7 +85,8 @@ _IAM_KINDS = frozenset(
 
 
 class Grant(enum.IntEnum):
-    """How a resource policy names the principal (iam.md §2.1); higher wins."""
+    """How a resource policy names the principal (docs/policy-semantics.md); higher
+    wins."""
 
     ACCOUNT = 1
     ROLE = 2

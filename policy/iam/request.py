@@ -192,7 +192,7 @@ class Request:
         for key, value in self.context.items():
             values = _context_values(value)
             if values is not None and len(values) > 1 and is_single_valued(str(key)):
-                # Never coerce a set to one value (iam.md §5, §7).
+                # Never coerce a set to one value (docs/policy-semantics.md).
                 raise InvalidPolicyError(
                     f"{key} is single-valued but was given {len(values)} values",
                     pointer=f"/request/context/{key}",

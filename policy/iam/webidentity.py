@@ -1,7 +1,8 @@
 """Web-identity (IRSA) tokens: read a projected service-account JWT into condition keys.
 
 ``sts:AssumeRoleWithWebIdentity`` is decided by the role's trust policy alone
-(iam.md §8.4). The trust policy tests ``<issuer>:sub`` and ``<issuer>:aud``,
+(docs/policy-semantics.md). The trust policy tests ``<issuer>:sub`` and
+``<issuer>:aud``,
 where ``<issuer>`` is the token's ``iss`` without ``https://``
 (``oidc.eks.<region>.amazonaws.com/id/<ID>``), and names the OIDC provider
 ``arn:aws:iam::<acct>:oidc-provider/<issuer>`` as the ``Federated`` principal.

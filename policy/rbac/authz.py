@@ -1,7 +1,7 @@
 """The authorizer chain kubeiam answers with: privileged group, deny rules, RBAC.
 
 Pure. kube-apiserver always runs a privileged-group authorizer first (a user in
-group ``system:masters`` is allowed everything, kubernetes.md §3.5). A webhook
+group ``system:masters`` is allowed everything, docs/rbac-and-tiers.md). A webhook
 placed before RBAC can then deny what RBAC would allow; kubeiam's ``/authorize``
 does that with explicit deny rules, then answers from RBAC objects, and says
 NoOpinion where neither has a rule, so the API server's own RBAC still decides.

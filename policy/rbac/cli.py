@@ -228,7 +228,7 @@ def _user(args: argparse.Namespace) -> tuple[UserInfo | None, str]:
         raise ConfigError("give --as USER or --as-arn ARN")
     groups: list[str] = list(args.as_group or [])
     # Impersonation: a service account without explicit groups gets its SA groups;
-    # every non-anonymous user also gets system:authenticated (kubernetes.md §3.5).
+    # every non-anonymous user also gets system:authenticated (docs/rbac-and-tiers.md).
     if not groups and args.as_user.startswith(SERVICE_ACCOUNT_PREFIX):
         ns = args.as_user[len(SERVICE_ACCOUNT_PREFIX) :].split(":", 1)[0]
         groups = list(service_account_groups(ns))

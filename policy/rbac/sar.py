@@ -2,9 +2,10 @@
 
 ``authorization.k8s.io/v1`` and ``v1beta1`` are field-identical except that
 v1beta1 spells the group list ``group`` (singular) and v1 ``groups``
-(kubernetes.md §3.2). The answer carries ``status.allowed`` (always),
+(docs/rbac-and-tiers.md). The answer carries ``status.allowed`` (always),
 ``status.denied`` (only when true), ``status.reason`` and
-``status.evaluationError``; kube-apiserver reads them as (§3.3):
+``status.evaluationError``; kube-apiserver reads them as (the Kubernetes docs, Webhook
+Mode):
 
 | allowed | denied | decision |
 | --- | --- | --- |
@@ -40,7 +41,7 @@ __all__ = [
 ]
 
 SAR_KIND = "SubjectAccessReview"
-# apiVersion -> the key of the group list in ``spec`` (kubernetes.md §3.2).
+# apiVersion -> the key of the group list in ``spec`` (docs/rbac-and-tiers.md).
 SAR_VERSIONS: dict[str, str] = {
     "authorization.k8s.io/v1": "groups",
     "authorization.k8s.io/v1beta1": "group",

@@ -856,7 +856,7 @@ def eks_cluster_tier(
             for a, r in probes
             if can(account, p, a, r, policy_set=ps, region=region) is Decision.ALLOWED
         )
-        # An access entry wins over aws-auth (API_AND_CONFIG_MAP, kubernetes.md §6.1).
+        # An access entry wins over aws-auth (API_AND_CONFIG_MAP, docs/eks.md).
         entry_for = next((e for e in access_entries if e.matches(p.arn)), None)
         mapped = mapper(p.arn) if mapper else None
         via = "aws-auth" if mapped else ""

@@ -1,7 +1,7 @@
 """The escalations a workload role's credentials open, one hop out (pure).
 
 What an attacker holding the task / IRSA / Pod Identity credentials would try
-(iam.md, privilege escalation): rewrite its own policies or trust, take over
+(docs/rbac-and-tiers.md, Findings): rewrite its own policies or trust, take over
 another user (access key, login profile) or group, run code as a more
 privileged role through a compute service (``iam:PassRole`` with ECS
 RegisterTaskDefinition / RunTask ``overrides.taskRoleArn`` / CreateService,

@@ -6,7 +6,7 @@ username and groups, injected by the shell) go in; a :class:`TierReport` comes
 out. Every permission question is answered by the IAM engine
 (:func:`policy.iam.evaluator.evaluate`); the probes live in :mod:`policy.tiers.checks`.
 
-Tiers (iam.md §8):
+Tiers (docs/rbac-and-tiers.md):
 
 * **cluster**: principals that can run, stop, update, describe or exec into the
   cluster's tasks and services (``ecs:cluster`` conditions, task-definition

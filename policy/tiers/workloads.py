@@ -290,7 +290,8 @@ class AccessEntry:
 
 
 def _default_username(principal_arn: str) -> str:
-    # EKS default (iam.md §8.5): the user ARN, or the role's session ARN template.
+    # EKS default (docs/rbac-and-tiers.md): the user ARN, or the role's session ARN
+    # template.
     try:
         parsed = parse_arn(principal_arn)
     except InvalidARNError:

@@ -1,4 +1,4 @@
-"""ARN parsing, canonicalization and role-path stripping (authentication.md 5)."""
+"""ARN parsing, canonicalization and role-path stripping (docs/token-format.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The STS host allow-list and extra endpoints (authentication.md section 3)."""
+"""The STS host allow-list and extra endpoints (docs/token-format.md)."""
 
 from __future__ import annotations
 

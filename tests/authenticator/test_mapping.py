@@ -243,7 +243,7 @@ class TestPrecedence:
 
 
 class TestTemplates:
-    """The five placeholders of authentication.md section 7.4."""
+    """The five placeholders of docs/configuration.md."""
 
     @pytest.mark.parametrize(
         ("template", "expected"),
@@ -614,7 +614,7 @@ class TestYAMLText:
 
 
 class TestAWSAuth:
-    """The aws-auth ConfigMap's data (authentication.md section 8)."""
+    """The aws-auth ConfigMap's data (docs/migrating.md)."""
 
     @pytest.mark.parametrize("key", ["rolearn", "roleARN", "RoLeArN"])
     def test_entry_keys_ignore_case(self, key: str) -> None:

@@ -2,9 +2,9 @@
 
 Every case cites the reference test it restates (kubernetes-sigs/aws-iam-authenticator:
 ``pkg/token/token_test.go``, ``pkg/arn/arn_test.go``) or the security advisory it
-comes from (authentication.md section 11). The expected outcome is the
+comes from (docs/threat-model.md). The expected outcome is the
 reference's, except where kubeiam's contract is deliberately stricter or
-different (docs/token-format.md, authentication.md sections 2-6); those cases say why.
+different (docs/token-format.md); those cases say why.
 
 Two rules hold throughout:
 
@@ -160,7 +160,7 @@ RAW_CASES = [
 # (reference case, partition, reference URL, reason for the bare URL, reason once
 # completed). Where the two reasons differ, the bare URL fails first on a field
 # kubeiam requires and the reference does not check (docs/token-format.md: Version
-# exactly 2011-06-15, authentication.md row 14); completed, it fails on the
+# exactly 2011-06-15, docs/token-format.md); completed, it fails on the
 # reference's own rule.
 URL_CASES = [
     ("missing protocol scheme", "aws", ":ab:cd.af:/asda", "bad_url", "bad_url"),
@@ -362,19 +362,19 @@ STRICTER_CASES = [
         "Go's base64 decoder skips CR/LF",
         "crlf",
         "bad_base64",
-        "authentication.md row 3: strict alphabet, CR/LF and whitespace included",
+        "docs/token-format.md: strict alphabet, CR/LF and whitespace included",
     ),
     (
         "Go ignores a #fragment",
         build_url() + "#frag",
         "fragment",
-        "docs/token-format.md / authentication.md row 6: no userinfo, port or fragment",
+        "docs/token-format.md: no userinfo, port or fragment",
     ),
     (
         "Go splits user@ off the host",
         build_url(host="user@sts.us-west-2.amazonaws.com"),
         "userinfo",
-        "docs/token-format.md / authentication.md row 6",
+        "docs/token-format.md",
     ),
     (
         "the reference has no lower bound on X-Amz-Date",
@@ -394,19 +394,19 @@ STRICTER_CASES = [
         "the reference accepts any list containing x-k8s-aws-id",
         build_url(X_Amz_SignedHeaders="host%3Bx-amz-date%3Bx-k8s-aws-id"),
         "extra_signed_header",
-        "authentication.md row 15 [rec]: the verifier never sends other headers",
+        "docs/token-format.md: the verifier never sends other headers",
     ),
     (
         "the reference never reads X-Amz-Signature",
         build_url(X_Amz_Signature=SIG.upper()),
         "bad_signature_format",
-        "authentication.md row 22: 64 lower-case hex characters",
+        "docs/token-format.md: 64 lower-case hex characters",
     ),
     (
         "the reference never reads X-Amz-Algorithm",
         build_url(X_Amz_Algorithm="AWS4-HMAC-SHA512"),
         "bad_algorithm",
-        "authentication.md row 22",
+        "docs/token-format.md",
     ),
 ]
 
@@ -452,7 +452,7 @@ class TestDocumentedStricterRules:
 
 
 class TestAdvisories:
-    """authentication.md section 11: each attack is refused offline."""
+    """docs/threat-model.md: each attack is refused offline."""
 
     @pytest.mark.parametrize(
         "decoy",
@@ -509,7 +509,7 @@ class TestAdvisories:
 # (reference test, partition, host, server region ("" = none configured),
 #  reference valid, kubeiam valid, why kubeiam differs ("" when it does not)).
 _UNKNOWN_REGION = (
-    "authentication.md 3.3 [open], decided in hosts.py: in the server's partition "
+    "docs/token-format.md, decided in hosts.py: in the server's partition "
     "a region label must look like a region (e.g. us-west-2) or be the server's own "
     "region; the reference accepts any label under amazonaws.com"
 )
@@ -804,7 +804,7 @@ HOST_CASES: list[tuple[str, str, str, str, bool, bool, str]] = [
         True,
         "",
     ),
-    # authentication.md 3.2: aws and aws-us-gov share amazonaws.com, so the
+    # docs/token-format.md: aws and aws-us-gov share amazonaws.com, so the
     # reference accepts commercial regions under aws-us-gov and the reverse
     (
         "verifyHost (commercial under aws-us-gov)",
@@ -815,7 +815,7 @@ HOST_CASES: list[tuple[str, str, str, str, bool, bool, str]] = [
         False,
         _CROSS_PARTITION,
     ),
-    # authentication.md 3.2: the reference accepts us-gov-* under partition aws
+    # docs/token-format.md: the reference accepts us-gov-* under partition aws
     (
         "verifyHost (us-gov under aws)",
         "aws",
@@ -950,7 +950,7 @@ class TestVerifySTSOutcomes:
         """TestVerifyHTTP403: a 403 is a rejection (wrong cluster ID, bad signature).
 
         The reference calls it an STSError; kubeiam answers it like any invalid
-        token (authentication.md section 2: 200, authenticated false, no error).
+        token (docs/token-format.md: 200, authenticated false, no error).
         """
         sts.respond = reply(403, b" ")
         with pytest.raises(STSRejectedError) as info:
@@ -1031,7 +1031,7 @@ class TestVerifySTSOutcomes:
             "arn:aws:iam::123456789012:role/Alice",
             # Earlier versions used a user ARN. The current reference keeps a
             # user's whole UserId, colons included, and accepts; kubeiam rejects:
-            # a user's UserId is its unique ID (authentication.md 4.3 and 6).
+            # a user's UserId is its unique ID (docs/token-format.md).
             "arn:aws:iam::123456789012:user/Alice",
             "arn:aws:sts::123456789012:assumed-role/Alice/session",
         ],

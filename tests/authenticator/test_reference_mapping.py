@@ -4,15 +4,15 @@ Each case cites the reference test it restates (kubernetes-sigs/aws-iam-authenti
 ``pkg/mapper/file/mapper_test.go``, ``pkg/config/mapper_test.go``,
 ``pkg/mapper/configmap/configmap_test.go`` and ``yaml_test.go``,
 ``pkg/mapper/crd/mapper_test.go``, ``pkg/server/server_test.go``) or the security
-advisory it comes from (authentication.md section 11). Outcomes are the
+advisory it comes from (docs/threat-model.md). Outcomes are the
 reference's, except where kubeiam's contract differs on purpose (docs/configuration.md,
-authentication.md sections 7-9); those cases say why. Two differences recur:
+docs/token-format.md); those cases say why. Two differences recur:
 
 * The reference tests use the 13-digit account ``0123456789012``; AWS account IDs
   are 12 digits and kubeiam only accepts those (docs/configuration.md), so the restated
   cases use ``012345678901``.
 * ``sso:`` role entries (a reference feature gate) are not part of kubeiam's
-  formats (authentication.md 7.1): a document with one is refused as a whole,
+  formats (docs/configuration.md): a document with one is refused as a whole,
   naming the entry; the role ARN of the SSO role matches its sessions instead.
 """
 

@@ -4,7 +4,7 @@ Inputs: random text, YAML built from valid and broken mapping documents and
 then edited (anchors, aliases, tags, flow/block mixes, deep nesting), random
 documents for ``parse_mappings``, aws-auth ``data`` dictionaries for
 ``parse_aws_auth`` and IAMIdentityMapping lists. Properties (docs/configuration.md,
-authentication.md sections 7-8):
+docs/token-format.md):
 
 * ``parse_*`` return a :class:`MappingSet` or raise :class:`ConfigError`,
   nothing else; the lenient ``inspect_mapping_text`` / ``validate_*`` never

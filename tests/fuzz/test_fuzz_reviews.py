@@ -4,8 +4,8 @@
 (SubjectAccessReview) get random bytes, random JSON, and mutations of a real
 review (fields of the wrong type, other versions and kinds, unknown fields,
 duplicate keys, raw text edits, a real token or a broken one, strings with
-lone surrogates). Properties (docs/operations.md, kubernetes.md sections 1.9 and
-3.3):
+lone surrogates). Properties (docs/operations.md and
+docs/rbac-and-tiers.md):
 
 * the status is one of 200, 400, 405, 413, 429 (never a 5xx);
 * a body that is not a review of a supported version is 400, a body over
@@ -179,7 +179,7 @@ def load_json(body: bytes, *, strict: bool) -> object | None:
 def tokenreview_of(body: bytes) -> tuple[str, str] | None:
     """``(apiVersion, token)`` when the body is a TokenReview kubeiam must answer.
 
-    kubernetes.md section 1.3: a JSON object with kind TokenReview, apiVersion v1
+    Kubernetes webhook authn docs: a JSON object with kind TokenReview, apiVersion v1
     or v1beta1, ``spec`` an object (absent or null: empty) and ``spec.token`` a
     string (absent or null: empty). kubeiam also refuses a repeated JSON key.
     """

@@ -28,7 +28,7 @@ def _entry(name: str, body: str = "cluster", **fields: object) -> dict[str, obje
 
 
 class TestNames:
-    """Entry names follow `aws eks update-kubeconfig` (kubernetes.md §6.4)."""
+    """Entry names follow `aws eks update-kubeconfig` (docs/eks.md)."""
 
     @pytest.mark.parametrize(
         ("spec", "alias", "user_alias", "expected"),

@@ -3,7 +3,7 @@
 One webhook (gunicorn, TLS, mTLS, one worker with four threads, STS timeout
 1.5 s) has the ``fault_sts`` stand-in registered as an extra STS endpoint; a
 token picks the fault through its access key ID. For every fault the review
-gets the docs/operations.md / authentication.md section 4.2 outcome, STS sees
+gets the docs/operations.md / docs/token-format.md outcome, STS sees
 exactly one request for it (no retries, no redirect followed), and, while the
 faulty review is in flight, a valid review and ``/healthz`` are answered
 promptly by the same server.
@@ -179,7 +179,7 @@ def assert_throttled(answer: Answer) -> None:
     assert answer.body["kind"] == "Status"
 
 
-# mode -> the documented outcome (authentication.md section 4.2, kubernetes.md 1.9).
+# mode -> the documented outcome (docs/token-format.md, docs/operations.md).
 OUTCOMES: dict[str, Callable[[Answer], None]] = {
     "ok": assert_mapped("fault-ok"),
     "slow": assert_mapped("fault-slow"),

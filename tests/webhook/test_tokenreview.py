@@ -177,7 +177,7 @@ class TestBuild:
         [build_allow(_User(), api_version=V1), build_deny(api_version=V1, error="x")],
     )
     def test_never_returns_audiences(self, body: dict[str, object]) -> None:
-        """No answer carries status.audiences (kubernetes.md 1.8)."""
+        """No answer carries status.audiences (Kubernetes webhook authn docs)."""
         status = body["status"]
         assert isinstance(status, dict)
         assert "audiences" not in status

@@ -473,7 +473,8 @@ def test_runtask_with_cluster_arn_warns() -> None:
     "resource", ["arn:aws:ec2:*", "arn:aws:ecs:us-east-1:*", "arn:aws:sqs:*:*"]
 )
 def test_truncated_resource_rejected_in_validation(resource: str) -> None:
-    """A Resource ARN with under six parts is invalid, not padded (iam.md §3.2)."""
+    """A Resource ARN with under six parts is invalid, not padded
+    (docs/policy-semantics.md)."""
     err = _error(_doc({"Effect": "Allow", "Action": "ec2:*", "Resource": resource}))
     assert err.pointer == "/Statement/0/Resource"
     assert "six parts" in str(err)
