@@ -26,16 +26,13 @@ from webhook.metrics import WebhookMetrics
 from webhook.services import Clock, MappingSnapshots, Services, STSCaller
 from webhook.settings import WebhookSettings
 from webhook.sources import (
-    ConfigMapSource,
-    CRDSource,
-    FileSource,
     InlineSource,
     MappingRegistry,
     Source,
     build_registry,
-    load_api_client,
-    load_file_mappings,
 )
+from webhook.sources_file import FileSource, load_file_mappings
+from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
 from webhook.tokenreview import MAX_BODY_BYTES
 
 __all__ = [

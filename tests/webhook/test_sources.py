@@ -1,4 +1,4 @@
-"""webhook.sources: file hot reload, the aws-auth and CRD watches, the registry."""
+"""The mapping sources: file hot reload, the aws-auth and CRD watches, the registry."""
 
 from __future__ import annotations
 
@@ -21,16 +21,9 @@ from authenticator.mapping import (
     parse_mappings,
 )
 from tests.fixtures.kubeapi import MAPPINGS, KubeAPI
-from webhook.sources import (
-    ConfigMapSource,
-    CRDSource,
-    FileSource,
-    InlineSource,
-    MappingRegistry,
-    build_registry,
-    load_api_client,
-    load_file_mappings,
-)
+from webhook.sources import InlineSource, MappingRegistry, build_registry
+from webhook.sources_file import FileSource, load_file_mappings
+from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
 
 ACCT = "111122223333"
 FAST = (0.05, 0.2)  # back-off for tests
