@@ -128,6 +128,7 @@ def build_mapping_registry(
                     reserved_prefixes=spec.reserved_prefixes,
                     source=name,
                     reserved_group_prefixes=spec.reserved_group_prefixes or (),
+                    max_bytes=spec.max_bytes,
                 )
             )
             continue
@@ -182,7 +183,11 @@ def check_settings(settings: WebhookSettings) -> None:
         try:
             if spec.kind == "file":
                 assert spec.path is not None  # noqa: S101 - parse_settings requires it
-                load_file_mappings(spec.path, reserved_prefixes=spec.reserved_prefixes)
+                load_file_mappings(
+                    spec.path,
+                    reserved_prefixes=spec.reserved_prefixes,
+                    max_bytes=spec.max_bytes,
+                )
             else:
                 # Build (no request yet) the client a configMap/crd source needs,
                 # so a missing kubeconfig or in-cluster environment is exit 1 with

@@ -12,13 +12,11 @@ from pathlib import Path
 from authenticator.errors import ConfigError
 from authenticator.mapping import MappingSet, parse_mapping_text
 from authenticator.mapping_model import with_group_prefixes
+from webhook.settings import DEFAULT_MAX_FILE_BYTES
 from webhook.sources import Failure, Update, fail_unexpected, log_unexpected
 
 # One logger for every mapping source (webhook.sources, _file, _kube).
 log = logging.getLogger("webhook.sources")
-
-# The largest mapping file we read (a mapping file is a few KiB).
-MAX_FILE_BYTES = 4 * 1024 * 1024
 
 
 def load_file_mappings(
@@ -27,6 +25,7 @@ def load_file_mappings(
     reserved_prefixes: Sequence[str] = (),
     source: str = "file",
     reserved_group_prefixes: Sequence[str] = (),
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
 ) -> MappingSet:
     """Read and parse a mapping file (plain, aws-auth ConfigMap or CRD objects).
 
@@ -35,6 +34,7 @@ def load_file_mappings(
         reserved_prefixes: Username prefixes this source may not grant.
         source: The source name.
         reserved_group_prefixes: Group prefixes this source may not grant.
+        max_bytes: A larger file is refused before it is parsed.
 
     Returns:
         The mapping set.
@@ -42,7 +42,7 @@ def load_file_mappings(
     Raises:
         ConfigError: The file cannot be read, or is invalid (every problem listed).
     """
-    text, _ = _read_file(Path(path))
+    text, _ = _read_file(Path(path), max_bytes)
     return with_group_prefixes(
         parse_mapping_text(
             text, source=source, where=str(path), reserved_prefixes=reserved_prefixes
@@ -51,14 +51,17 @@ def load_file_mappings(
     )
 
 
-def _read_file(path: Path) -> tuple[str, str]:
+def _read_file(path: Path, max_bytes: int) -> tuple[str, str]:
     try:
         with path.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
+            data = fh.read(max_bytes + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from exc
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_FILE_BYTES} bytes")
+    if len(data) > max_bytes:
+        raise ConfigError(
+            f"{path}: larger than the limit of {max_bytes} bytes; refused unread "
+            "(raise the file source's maxBytes in the server config to allow it)"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -79,6 +82,8 @@ class FileSource:
         reserved_prefixes: Username prefixes this source may not grant.
         poll_interval: Seconds between checks.
         source: The source name.
+        reserved_group_prefixes: Group prefixes this source may not grant.
+        max_bytes: A larger file is refused before it is parsed.
     """
 
     def __init__(
@@ -89,8 +94,10 @@ class FileSource:
         poll_interval: float = 0.5,
         source: str = "file",
         reserved_group_prefixes: Sequence[str] = (),
+        max_bytes: int = DEFAULT_MAX_FILE_BYTES,
     ) -> None:
         self.name = source
+        self._max_bytes = max_bytes
         self.path = Path(path)
         self._reserved = tuple(reserved_prefixes)
         self._reserved_groups = tuple(reserved_group_prefixes)
@@ -145,7 +152,7 @@ class FileSource:
 
     def _load(self, update: Update, fail: Failure) -> None:
         try:
-            text, digest = _read_file(self.path)
+            text, digest = _read_file(self.path, self._max_bytes)
             if digest == self._digest:
                 return
             if self._loaded and not text.strip():
