@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from authenticator.arn import canonicalize_arn
 from authenticator.errors import ConfigError, InvalidARNError
@@ -44,6 +45,7 @@ _UNSUPPORTED_KEYS = {
 # sso: {permissionSetName, accountID, partition?} (reference validation, section 7.1).
 _SSO_KEYS = ("permissionSetName", "accountID", "partition")
 _PERMISSION_SET_RE = re.compile(r"[\w+=,.@-]{1,32}")
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +73,36 @@ class _Parser:
         self.roles: list[MappingEntry] = []
         self.users: list[MappingEntry] = []
         self.accounts: list[str] = []
+        # Interned values: a large table repeats a few templates and group
+        # lists, so equal ones share one object (memory, not semantics).
+        self._interned: dict[object, object] = {}
+        # The match key of each ARN _arn accepted (entry_match_key, computed
+        # from the one canonicalisation the validation does anyway).
+        self._keys: dict[str, str] = {}
+
+    def intern(self, value: _T) -> _T:
+        """Return the one shared object equal to ``value``."""
+        return self._interned.setdefault(value, value)  # type: ignore[return-value]  # equal keys hold equal values
+
+    def entry(
+        self,
+        arn: str,
+        username: str,
+        groups: tuple[str, ...],
+        kind: str,
+        path: str,
+        sso: SSOMatch | None,
+    ) -> MappingEntry:
+        """Build an entry, sharing equal templates and group lists."""
+        return MappingEntry(
+            arn,
+            self.intern(username),
+            self.intern(groups),
+            kind,
+            f"{self.where}: {path}",
+            sso,
+            "" if sso is not None else self._keys.pop(arn, ""),
+        )
 
     def problem(self, path: str, message: str) -> None:
         self.problems.append(MappingProblem(f"{self.where}: {path}", message))
@@ -117,7 +149,7 @@ class _Parser:
         groups = self._groups(fields.get("groups"), f"{path}.groups")
         if not ok or arn is None or username is None or groups is None:
             return None
-        return MappingEntry(arn, username, groups, kind, f"{self.where}: {path}", sso)
+        return self.entry(arn, username, groups, kind, path, sso)
 
     def _sso(self, value: object, path: str) -> SSOMatch | None:
         if not isinstance(value, Mapping):
@@ -169,10 +201,12 @@ class _Parser:
         if arn is None:
             return None
         try:
-            canonicalize_arn(arn)
+            canonical = canonicalize_arn(arn)
         except InvalidARNError as exc:
             self.problem(path, str(exc))
             return None
+        if canonical == arn:  # else (a session ARN) it never matches: no key
+            self._keys[arn] = _valid_arn_match_key(arn)
         return arn
 
     def _text(self, value: object, path: str) -> str | None:
@@ -319,10 +353,21 @@ def _crd_into(parser: _Parser, items: Sequence[object]) -> None:
         if arn is None or username is None or groups is None:
             continue
         kind = "role" if sso is not None or _is_role_arn(arn) else "user"
-        entry = MappingEntry(
-            arn, username, groups, kind, f"{parser.where}: {path}", sso
-        )
+        entry = parser.entry(arn, username, groups, kind, path, sso)
         (parser.roles if kind == "role" else parser.users).append(entry)
+
+
+def _valid_arn_match_key(arn: str) -> str:
+    """entry_match_key of an ARN canonicalize_arn returned unchanged, parsed once.
+
+    The same result as ``strip_role_path(arn).lower()`` (a test compares them).
+    """
+    parts = arn.split(":", 5)
+    segments = parts[5].split("/")
+    if parts[2] == "iam" and segments[0] == "role" and len(segments) > 2:
+        parts[5] = "role/" + segments[-1]
+        return ":".join(parts).lower()
+    return arn.lower()
 
 
 def _is_role_arn(arn: str) -> bool:

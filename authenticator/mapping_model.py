@@ -59,6 +59,9 @@ class MappingEntry:
         where: Where the entry was written, e.g. ``file.yaml: mapRoles[2]``.
         sso: For an ``sso:`` entry, what it matches (``arn`` is then its
             pattern, for display).
+        match_key: :func:`entry_match_key` of ``arn`` when the parser already
+            computed it (so a large table canonicalises each ARN once); ``""``
+            means "not given", and the set computes it. Not compared.
     """
 
     arn: str
@@ -67,6 +70,7 @@ class MappingEntry:
     kind: str
     where: str = ""
     sso: SSOMatch | None = None
+    match_key: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,7 +223,7 @@ def _index(entries: Iterable[MappingEntry]) -> dict[str, MappingEntry]:
     for entry in entries:
         if entry.sso is not None:
             continue
-        key = entry_match_key(entry.arn)
+        key = entry.match_key or entry_match_key(entry.arn)
         if key is not None:
             index.setdefault(key, entry)
     return index

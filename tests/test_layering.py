@@ -54,7 +54,7 @@ DOORS: dict[str, set[str]] = {
     "boto3": {"authenticator.presign", "authenticator.ec2", "cli", "demo"},
     "requests": {"authenticator.sts"},
     "flask": {"webhook", "webhook.views", "webhook.authorize"},
-    "kubernetes": {"webhook.sources"},
+    "kubernetes": {"webhook.sources_kube"},
     "cryptography": {"kubeconfig.certs"},
     "moto": {"authenticator.emulator", "demo"},
     # One strict YAML door for every read and write (duplicate keys, aliases,

@@ -26,16 +26,13 @@ from webhook.metrics import WebhookMetrics
 from webhook.services import Clock, MappingSnapshots, Services, STSCaller
 from webhook.settings import WebhookSettings
 from webhook.sources import (
-    ConfigMapSource,
-    CRDSource,
-    FileSource,
     InlineSource,
     MappingRegistry,
     Source,
     build_registry,
-    load_api_client,
-    load_file_mappings,
 )
+from webhook.sources_file import FileSource, load_file_mappings
+from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
 from webhook.tokenreview import MAX_BODY_BYTES
 
 __all__ = [
@@ -131,6 +128,7 @@ def build_mapping_registry(
                     reserved_prefixes=spec.reserved_prefixes,
                     source=name,
                     reserved_group_prefixes=spec.reserved_group_prefixes or (),
+                    max_bytes=spec.max_bytes,
                 )
             )
             continue
@@ -185,7 +183,11 @@ def check_settings(settings: WebhookSettings) -> None:
         try:
             if spec.kind == "file":
                 assert spec.path is not None  # noqa: S101 - parse_settings requires it
-                load_file_mappings(spec.path, reserved_prefixes=spec.reserved_prefixes)
+                load_file_mappings(
+                    spec.path,
+                    reserved_prefixes=spec.reserved_prefixes,
+                    max_bytes=spec.max_bytes,
+                )
             else:
                 # Build (no request yet) the client a configMap/crd source needs,
                 # so a missing kubeconfig or in-cluster environment is exit 1 with

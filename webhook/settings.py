@@ -59,6 +59,10 @@ DEFAULT_STS_MAX_BODY_BYTES = 64 * 1024
 # a longer cache TTL would never be used.
 MAX_CACHE_TTL_S = 15 * 60
 
+# A file source's ``maxBytes``: its default and the most it may be set to.
+DEFAULT_MAX_FILE_BYTES = 32 * 1024 * 1024
+MAX_FILE_BYTES_LIMIT = 1024 * 1024 * 1024
+
 # The mapping source kinds of docs/configuration.md, in the config's spelling.
 SOURCE_KINDS = ("file", "configMap", "crd")
 
@@ -155,6 +159,8 @@ class SourceSettings:
         reserved_group_prefixes: Group prefixes this source may not grant
             (``reservedGroupPrefixes``; None: the kind's default, ``system:``
             for ``crd``, none for the others).
+        max_bytes: The largest mapping file read (``file``; ``maxBytes``);
+            a larger one is refused before it is parsed.
     """
 
     kind: str
@@ -164,6 +170,7 @@ class SourceSettings:
     name: str = "aws-auth"
     reserved_prefixes: tuple[str, ...] = ()
     reserved_group_prefixes: tuple[str, ...] | None = None
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,7 +356,7 @@ def _parse_sources(
         where = f"{here}.{kind}"
         prefixes = reserved.get(kind, ())
         if kind == "file":
-            doc = r.mapping(body, where, frozenset({"path"}))
+            doc = r.mapping(body, where, frozenset({"path", "maxBytes"}))
             if "path" not in doc:
                 raise r.fail(f"{where}.path", "required")
             out.append(
@@ -358,6 +365,12 @@ def _parse_sources(
                     where=where,
                     path=r.file(doc["path"], f"{where}.path"),
                     reserved_prefixes=prefixes,
+                    max_bytes=r.integer(
+                        doc.get("maxBytes", DEFAULT_MAX_FILE_BYTES),
+                        f"{where}.maxBytes",
+                        1,
+                        MAX_FILE_BYTES_LIMIT,
+                    ),
                 )
             )
         elif kind == "configMap":

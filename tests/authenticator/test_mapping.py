@@ -18,6 +18,7 @@ from authenticator.mapping import (
     MappingOutcome,
     MappingSet,
     NumericText,
+    entry_match_key,
     evaluate_mapping,
     inspect_mapping_text,
     map_identity,
@@ -756,3 +757,49 @@ class TestMatchingProperties:
         assume(a.lower() != b.lower())
         arn = f"arn:aws:iam::{ACCT}:role/{a}"
         assert map_identity(role_session(b), [mset(roles=[(arn, "u", ())])]) is None
+
+
+class TestLargeTableParsing:
+    """The parser's once-computed match keys and shared values (100k tables)."""
+
+    ARNS: ClassVar[list[str]] = [
+        f"arn:aws:iam::{ACCT}:role/Deploy",
+        f"arn:aws:iam::{ACCT}:role/team/a/Deploy",
+        f"arn:aws:iam::{ACCT}:role/Team/DEPLOY",
+        f"arn:aws:iam::{ACCT}:user/alice",
+        f"arn:aws:iam::{ACCT}:user/path/Alice",
+        f"arn:aws:iam::{ACCT}:root",
+        f"arn:aws-cn:iam::{ACCT}:role/p/q",
+        f"arn:aws:sts::{ACCT}:federated-user/bob",
+        f"arn:aws:sts::{ACCT}:assumed-role/Deploy/session",
+    ]
+
+    @pytest.mark.parametrize("arn", ARNS)
+    def test_precomputed_key_is_entry_match_key(self, arn: str) -> None:
+        """Each parsed entry's stored key is what entry_match_key computes."""
+        mapping_set = parse_mappings(
+            {"mapRoles": [{"rolearn": arn, "username": "u"}]},
+            source="file",
+            where="t",
+        )
+        (entry,) = mapping_set.roles
+        assert (entry.match_key or None) == entry_match_key(arn)
+
+    def test_equal_templates_and_groups_are_shared(self) -> None:
+        """Equal usernames and group lists are one object each (memory at 100k)."""
+        doc = {
+            "mapRoles": [
+                {
+                    "rolearn": f"arn:aws:iam::{ACCT}:role/r{i}",
+                    "username": "x-" + "{{SessionName}}",
+                    "groups": ["a", "b"],
+                }
+                for i in range(3)
+            ]
+        }
+        roles = parse_mappings(doc, source="file", where="t").roles
+        assert roles[0].groups is roles[2].groups
+        assert roles[0].username is roles[2].username
+        assert roles[0] == MappingEntry(
+            roles[0].arn, "x-{{SessionName}}", ("a", "b"), "role", roles[0].where
+        )

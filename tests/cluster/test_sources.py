@@ -23,7 +23,7 @@ from authenticator.emulator import Credentials, STSEmulator
 from authenticator.mapping_model import MappingSet
 from tests.fixtures.controlplane import CLUSTER_ID, REGION, ControlPlane, token_from_url
 from tests.fixtures.sts import presign_url, unique_name
-from webhook.sources import ConfigMapSource, load_api_client
+from webhook.sources_kube import ConfigMapSource, load_api_client
 
 # How long a kubectl edit may take to reach the webhook (watch event + rebuild);
 # measured well under 2 s on two busy cores.
@@ -256,7 +256,7 @@ class TestCompactedResourceVersion:
         """The source (2 s watches) gets 410 Gone from the API server, lists, goes on.
 
         ``kubeiam server`` re-opens its watch every 300 s, too slow for a test, so
-        this drives :class:`webhook.sources.ConfigMapSource` in-process with 2 s
+        this drives :class:`webhook.sources_kube.ConfigMapSource` in-process with 2 s
         watches against the same API server (ConfigMap watches served by etcd).
         """
         ns = unique_name("gone")

@@ -41,7 +41,8 @@ from authenticator.mapping import (
     validate_aws_auth,
     validate_mappings,
 )
-from webhook.sources import FileSource, build_registry
+from webhook.sources import build_registry
+from webhook.sources_file import FileSource
 
 FUZZ = settings(
     max_examples=200,

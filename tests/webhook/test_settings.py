@@ -176,6 +176,16 @@ class TestErrors:
                 "unknown key",
             ),
             (
+                {"clusterID": "c", "sources": [{"file": {"path": "m", "maxBytes": 0}}]},
+                "sources[0].file.maxBytes",
+                "integer from 1 to 1073741824",
+            ),
+            (
+                {"clusterID": "c", "sources": [{"crd": {"maxBytes": 10}}]},
+                "sources[0].crd.maxBytes",
+                "unknown key",
+            ),
+            (
                 {"clusterID": "c", "reservedPrefixes": {"ldap": []}},
                 "reservedPrefixes.ldap",
                 "unknown key",
@@ -265,3 +275,13 @@ class TestErrors:
         """Python-object tags are refused (safe loader)."""
         with pytest.raises(ConfigError, match=r"tag .* is not allowed"):
             load_yaml("x: !!python/object/apply:os.system ['true']\n", where="c.yaml")
+
+
+def test_file_source_max_bytes() -> None:
+    """``sources[].file.maxBytes`` is read; without it the 32 MiB default applies."""
+    doc = {
+        "clusterID": "c",
+        "sources": [{"file": {"path": "a"}}, {"file": {"path": "b", "maxBytes": 99}}],
+    }
+    first, second = parse_settings(doc, where="cfg.yaml").sources
+    assert (first.max_bytes, second.max_bytes) == (32 * 1024 * 1024, 99)

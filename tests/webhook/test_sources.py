@@ -1,4 +1,4 @@
-"""webhook.sources: file hot reload, the aws-auth and CRD watches, the registry."""
+"""The mapping sources: file hot reload, the aws-auth and CRD watches, the registry."""
 
 from __future__ import annotations
 
@@ -21,16 +21,9 @@ from authenticator.mapping import (
     parse_mappings,
 )
 from tests.fixtures.kubeapi import MAPPINGS, KubeAPI
-from webhook.sources import (
-    ConfigMapSource,
-    CRDSource,
-    FileSource,
-    InlineSource,
-    MappingRegistry,
-    build_registry,
-    load_api_client,
-    load_file_mappings,
-)
+from webhook.sources import InlineSource, MappingRegistry, build_registry
+from webhook.sources_file import FileSource, load_file_mappings
+from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
 
 ACCT = "111122223333"
 FAST = (0.05, 0.2)  # back-off for tests
@@ -257,6 +250,35 @@ class TestFileSource:
             load_file_mappings(path)
         with pytest.raises(ConfigError, match="cannot read"):
             load_file_mappings(tmp_path / "missing.yaml")
+
+    def test_file_over_max_bytes_is_refused_unparsed(self, tmp_path: Path) -> None:
+        """A file over the limit fails at once, naming the file, limit and key."""
+        path = tmp_path / "big.yaml"
+        text = "mapRoles:\n" + roles_yaml(("A", "a"), ("B", "b"))
+        path.write_text(text)
+        size = len(text.encode())
+        assert load_file_mappings(path, max_bytes=size).entries == 2
+        with pytest.raises(ConfigError) as info:
+            load_file_mappings(path, max_bytes=size - 1)
+        assert str(info.value).startswith(
+            f"{path}: larger than the limit of {size - 1}"
+        )
+        assert "maxBytes" in str(info.value)
+
+    def test_reload_over_max_bytes_keeps_last_good(
+        self, tmp_path: Path, started: Starter
+    ) -> None:
+        """A reload over the limit is an error; the old set keeps answering."""
+        path = tmp_path / "m.yaml"
+        small = "mapRoles:\n" + roles_yaml(("A", "a"))
+        write(path, small)
+        rec = Recorder()
+        source = FileSource(path, poll_interval=0.05, max_bytes=len(small) + 10)
+        registry = started(source, on_reload=rec)
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a"), ("B", "b"), ("C", "c")))
+        wait_until(lambda: len(rec.calls) == 2)
+        assert rec.calls == [("file", "success", 1), ("file", "error", 1)]
+        assert usernames(registry) == ["a"]
 
 
 class TestRegistry:

@@ -1,0 +1,384 @@
+"""The Kubernetes mapping sources: the aws-auth ConfigMap and IAMIdentityMapping CRD.
+
+Both use the ``kubernetes`` client for a list followed by a watch from the
+list's ``resourceVersion``; a watch that ends is re-opened from the last
+version seen, a ``410 Gone`` triggers a fresh list, and other errors back off
+exponentially (the reference re-watches 5 s after an error).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+
+import kubernetes.client
+import kubernetes.config
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from authenticator.errors import ConfigError
+from authenticator.mapping import (
+    MappingSet,
+    parse_aws_auth,
+    parse_identity_mappings,
+)
+from authenticator.mapping_model import (
+    DEFAULT_RESERVED_GROUP_PREFIXES,
+    with_group_prefixes,
+)
+from webhook.sources import Failure, Update, fail_unexpected
+
+# One logger for every mapping source (webhook.sources, _file, _kube).
+log = logging.getLogger("webhook.sources")
+
+# IAMIdentityMapping, iamauthenticator.k8s.aws/v1alpha1 (authentication.md section 9).
+CRD_GROUP = "iamauthenticator.k8s.aws"
+CRD_VERSION = "v1alpha1"
+CRD_PLURAL = "iamidentitymappings"
+# A watch is closed by the server after this long and re-opened from the last version.
+DEFAULT_WATCH_TIMEOUT_S = 300
+# Back-off after a failed list or watch: start, cap (the reference waits a fixed 5 s).
+DEFAULT_BACKOFF_S = (1.0, 30.0)
+# HTTP 410 Gone: the watch's resourceVersion is too old; list again.
+_GONE = 410
+
+
+def load_api_client(
+    kubeconfig: str | os.PathLike[str] | None,
+) -> kubernetes.client.ApiClient:
+    """Return a Kubernetes API client from a kubeconfig file, or in-cluster.
+
+    Args:
+        kubeconfig: A kubeconfig path, or None for the pod's service account.
+
+    Returns:
+        The API client.
+
+    Raises:
+        ConfigError: The kubeconfig (or the in-cluster environment) is unusable.
+    """
+    try:
+        if kubeconfig is not None:
+            return kubernetes.config.new_client_from_config(config_file=str(kubeconfig))
+        configuration = kubernetes.client.Configuration()
+        kubernetes.config.load_incluster_config(client_configuration=configuration)
+        return kubernetes.client.ApiClient(configuration)
+    except (ConfigException, OSError, TypeError, ValueError) as exc:
+        where = str(kubeconfig) if kubeconfig is not None else "in-cluster config"
+        raise ConfigError(f"{where}: cannot build a Kubernetes client: {exc}") from exc
+
+
+class _WatchExpiredError(Exception):
+    """The watch's resourceVersion expired (HTTP 410): list again."""
+
+
+class _WatchSource:
+    """List + watch loop shared by the ConfigMap and CRD sources."""
+
+    name = ""
+
+    def __init__(
+        self,
+        *,
+        api_client: kubernetes.client.ApiClient,
+        reserved_prefixes: Sequence[str],
+        watch_timeout: int,
+        backoff: tuple[float, float],
+        reserved_group_prefixes: Sequence[str] | None = None,
+    ) -> None:
+        self._api_client = api_client
+        self._reserved = tuple(reserved_prefixes)
+        self._reserved_groups = (
+            DEFAULT_RESERVED_GROUP_PREFIXES.get(self.name, ())
+            if reserved_group_prefixes is None
+            else tuple(reserved_group_prefixes)
+        )
+        self._watch_timeout = watch_timeout
+        self._backoff = backoff
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._resp: urllib3.HTTPResponse | None = None
+        self._objects: dict[str, Mapping[str, object]] = {}
+
+    # --- per-kind hooks -----------------------------------------------------
+    def _call(self, **kwargs: object) -> urllib3.HTTPResponse:
+        raise NotImplementedError
+
+    def _build(self) -> MappingSet:
+        raise NotImplementedError
+
+    # --- the loop -------------------------------------------------------------
+    def start(self, update: Update, fail: Failure) -> None:
+        """Start the list + watch thread (the first set arrives asynchronously)."""
+        self._thread = threading.Thread(
+            target=self._run,
+            args=(update, fail),
+            name=f"kubeiam-{self.name}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop watching and close the open watch connection."""
+        self._stop.set()
+        thread = self._thread
+        deadline = time.monotonic() + 5
+        while thread is not None and thread.is_alive() and time.monotonic() < deadline:
+            resp = self._resp
+            if resp is not None:
+                try:
+                    resp.shutdown()
+                except (OSError, ValueError):
+                    log.debug("closing the watch connection failed")
+            thread.join(0.05)
+
+    def _run(self, update: Update, fail: Failure) -> None:
+        delay = self._backoff[0]
+        while not self._stop.is_set():
+            try:
+                version = self._list()
+                self._apply(update, fail)
+                delay = self._backoff[0]
+                while not self._stop.is_set():
+                    version = self._watch(version, update, fail)
+                    delay = self._backoff[0]
+            except _WatchExpiredError:
+                log.info(
+                    "watch expired (410 Gone); listing again",
+                    extra={"source": self.name},
+                )
+                continue
+            except (
+                ApiException,
+                urllib3.exceptions.HTTPError,
+                OSError,
+                ValueError,
+            ) as exc:
+                if self._stop.is_set():
+                    return
+                log.warning(
+                    "kubernetes list/watch failed; retrying",
+                    extra={
+                        "source": self.name,
+                        "error": _describe(exc),
+                        "retry_s": delay,
+                    },
+                )
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._backoff[1])
+            except Exception as exc:  # the watch thread must survive
+                if self._stop.is_set():
+                    return
+                fail_unexpected(self.name, exc, fail)
+                self._stop.wait(delay)
+                delay = min(delay * 2, self._backoff[1])
+
+    def _list(self) -> str:
+        resp = self._call(_preload_content=False, _request_timeout=(10, 60))
+        try:
+            body = json.loads(resp.data)
+        finally:
+            resp.release_conn()
+        if not isinstance(body, dict):
+            raise ValueError("list reply is not an object")
+        items = body.get("items") or []
+        self._objects = {}
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict):
+                self._objects[_name(item)] = item
+        return str(_metadata(body).get("resourceVersion", ""))
+
+    def _watch(self, version: str, update: Update, fail: Failure) -> str:
+        resp = self._call(
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=self._watch_timeout,
+            _preload_content=False,
+            _request_timeout=(10, self._watch_timeout + 30),
+        )
+        self._resp = resp
+        try:
+            for line in _lines(resp):
+                if self._stop.is_set():
+                    break
+                version = self._event(json.loads(line), version, update, fail)
+        finally:
+            self._resp = None
+            resp.release_conn()
+        return version
+
+    def _event(self, event: object, version: str, update: Update, fail: Failure) -> str:
+        if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+            raise ValueError("watch event is not an object")
+        kind, obj = event.get("type"), event["object"]
+        if kind == "ERROR":
+            if obj.get("code") == _GONE:
+                raise _WatchExpiredError
+            raise ValueError(f"watch error {obj.get('code')}: {obj.get('reason')}")
+        new_version = str(_metadata(obj).get("resourceVersion", version))
+        if kind == "BOOKMARK":
+            return new_version
+        if kind in ("ADDED", "MODIFIED"):
+            self._objects[_name(obj)] = obj
+        elif kind == "DELETED":
+            self._objects.pop(_name(obj), None)
+        else:
+            raise ValueError(f"unknown watch event type {kind!r}")
+        self._apply(update, fail)
+        return new_version
+
+    def _apply(self, update: Update, fail: Failure) -> None:
+        try:
+            mapping_set = self._build()
+        except ConfigError as exc:
+            fail(str(exc))
+            return
+        except Exception as exc:  # a bad object must not end the watch
+            fail_unexpected(self.name, exc, fail)
+            return
+        update(mapping_set)
+
+
+def _lines(resp: urllib3.HTTPResponse) -> Iterator[str]:
+    buffer = b""
+    for chunk in resp.stream(amt=None, decode_content=True):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            if line.strip():
+                yield line.decode("utf-8")
+    if buffer.strip():
+        yield buffer.decode("utf-8")
+
+
+def _metadata(obj: Mapping[str, object]) -> Mapping[str, object]:
+    metadata = obj.get("metadata")
+    return metadata if isinstance(metadata, Mapping) else {}
+
+
+def _name(obj: Mapping[str, object]) -> str:
+    return str(_metadata(obj).get("name", ""))
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ApiException):
+        return f"HTTP {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+class ConfigMapSource(_WatchSource):
+    """The ``aws-auth`` ConfigMap (authentication.md section 8), listed and watched.
+
+    A deleted ConfigMap serves an empty set (nothing is mapped by it).
+
+    Args:
+        namespace: The ConfigMap's namespace.
+        name: The ConfigMap's name.
+        api_client: A Kubernetes API client (:func:`load_api_client`).
+        reserved_prefixes: Username prefixes this source may not grant.
+        watch_timeout: Seconds before the server ends a watch (it is re-opened).
+        backoff: First and longest wait after a failed list or watch.
+        reserved_group_prefixes: Group prefixes this source may not grant
+            (None: :data:`DEFAULT_RESERVED_GROUP_PREFIXES` for its kind).
+    """
+
+    name = "configMap"
+
+    def __init__(
+        self,
+        namespace: str = "kube-system",
+        name: str = "aws-auth",
+        *,
+        api_client: kubernetes.client.ApiClient,
+        reserved_prefixes: Sequence[str] = (),
+        watch_timeout: int = DEFAULT_WATCH_TIMEOUT_S,
+        backoff: tuple[float, float] = DEFAULT_BACKOFF_S,
+        reserved_group_prefixes: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(
+            api_client=api_client,
+            reserved_prefixes=reserved_prefixes,
+            watch_timeout=watch_timeout,
+            backoff=backoff,
+            reserved_group_prefixes=reserved_group_prefixes,
+        )
+        self.namespace = namespace
+        self.object_name = name
+        self._api = kubernetes.client.CoreV1Api(api_client)
+
+    def _call(self, **kwargs: object) -> urllib3.HTTPResponse:
+        return self._api.list_namespaced_config_map(  # type: ignore[no-any-return]  # the client is untyped
+            self.namespace, field_selector=f"metadata.name={self.object_name}", **kwargs
+        )
+
+    def _build(self) -> MappingSet:
+        obj = self._objects.get(self.object_name)
+        data = obj.get("data") if obj is not None else None
+        return with_group_prefixes(
+            parse_aws_auth(
+                data if isinstance(data, Mapping) else None,
+                where=f"{self.namespace}/{self.object_name}",
+                reserved_prefixes=self._reserved,
+                source=self.name,
+            ),
+            self._reserved_groups,
+        )
+
+
+class CRDSource(_WatchSource):
+    """IAMIdentityMapping objects (``iamauthenticator.k8s.aws/v1alpha1``), watched.
+
+    Objects are evaluated in name order, so the winner among duplicates does not
+    depend on the order events arrived in.
+
+    Args:
+        api_client: A Kubernetes API client (:func:`load_api_client`).
+        reserved_prefixes: Username prefixes this source may not grant.
+        watch_timeout: Seconds before the server ends a watch (it is re-opened).
+        backoff: First and longest wait after a failed list or watch.
+        reserved_group_prefixes: Group prefixes this source may not grant
+            (None: :data:`DEFAULT_RESERVED_GROUP_PREFIXES` for its kind).
+    """
+
+    name = "crd"
+
+    def __init__(
+        self,
+        *,
+        api_client: kubernetes.client.ApiClient,
+        reserved_prefixes: Sequence[str] = (),
+        watch_timeout: int = DEFAULT_WATCH_TIMEOUT_S,
+        backoff: tuple[float, float] = DEFAULT_BACKOFF_S,
+        reserved_group_prefixes: Sequence[str] | None = None,
+    ) -> None:
+        super().__init__(
+            api_client=api_client,
+            reserved_prefixes=reserved_prefixes,
+            watch_timeout=watch_timeout,
+            backoff=backoff,
+            reserved_group_prefixes=reserved_group_prefixes,
+        )
+        self._api = kubernetes.client.CustomObjectsApi(api_client)
+
+    def _call(self, **kwargs: object) -> urllib3.HTTPResponse:
+        return self._api.list_cluster_custom_object(  # type: ignore[no-any-return]  # the client is untyped
+            CRD_GROUP, CRD_VERSION, CRD_PLURAL, **kwargs
+        )
+
+    def _build(self) -> MappingSet:
+        items = [self._objects[name] for name in sorted(self._objects)]
+        return with_group_prefixes(
+            parse_identity_mappings(
+                items,
+                where=CRD_PLURAL,
+                reserved_prefixes=self._reserved,
+                source=self.name,
+            ),
+            self._reserved_groups,
+        )
