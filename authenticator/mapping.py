@@ -10,7 +10,7 @@ the EC2 private-DNS lookup is injected as a callable. The values live in
 :mod:`authenticator.mapping_formats`; both are re-exported here, the one place
 to import them from.
 
-Rules (authentication.md section 7, docs/configuration.md):
+Rules (docs/configuration.md):
 
 * Matching is on the canonical ARN, case-insensitive, with role paths ignored
   on both sides. An entry written as an STS assumed-role ARN is not canonical
@@ -81,12 +81,13 @@ __all__ = [
     "validate_mappings",
 ]
 
-# The uid and extra keys of the reference authenticator (authentication.md section 6).
+# The uid and extra keys of the reference authenticator (docs/configuration.md).
 UID_PREFIX = "aws-iam-authenticator"
 PRINCIPAL_ID_EXTRA = "sigs.k8s.io/aws-iam-authenticator/principalId"
 # Reference check before {{EC2PrivateDNSName}}: ^i-(\w{8}|\w{17})$ (Go's \w is ASCII).
 INSTANCE_ID_RE = re.compile(r"i-(\w{8}|\w{17})", re.ASCII)
-# The five placeholders of authentication.md section 7.4; unknown ones stay literal.
+# The five placeholders of mapping templates (docs/configuration.md); unknown ones
+# stay literal.
 TEMPLATE_RE = re.compile(
     r"\{\{(EC2PrivateDNSName|AccountID|SessionName|SessionNameRaw|AccessKeyID)\}\}"
 )

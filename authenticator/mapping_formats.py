@@ -441,7 +441,7 @@ def parse_aws_auth(
     reserved_prefixes: Sequence[str] = (),
     source: str = "configMap",
 ) -> MappingSet:
-    """Parse an aws-auth ConfigMap's ``data`` (authentication.md section 8).
+    """Parse an aws-auth ConfigMap's ``data`` (docs/configuration.md).
 
     Each of ``mapRoles``, ``mapUsers``, ``mapAccounts`` is a YAML string; entry
     keys ignore case; account IDs stay text.

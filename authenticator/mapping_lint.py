@@ -4,7 +4,7 @@
 answers for a principal, and which never will); :func:`lint_mappings` turns
 the same facts, and who may assume each role (:class:`TrustSummary`, answered
 by the IAM engine in ``policy.iam.trust``), into findings with a severity
-(authentication.md sections 7, 8, 10 and 11):
+(docs/configuration.md, docs/threat-model.md):
 
 * ``system:masters`` grants (cluster-admin) and other ``system:`` groups;
 * caller-chosen templates (``{{SessionName}}``, ``{{SessionNameRaw}}``,

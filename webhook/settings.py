@@ -7,7 +7,7 @@ positive number``). ``load_settings`` is its shell: it reads the file.
 
 Relative paths in the file (``server.certFile``, ``sources[].file.path``...)
 resolve against the file's directory, as kube-apiserver resolves the paths in
-its webhook kubeconfig (kubernetes.md section 1.2).
+its webhook kubeconfig (docs/configuration.md).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ __all__ = [
     "parse_settings",
 ]
 
-# The reference's default listen address and port (kubernetes.md section 1.9).
+# The reference's default listen address and port (docs/configuration.md).
 DEFAULT_ADDRESS = "127.0.0.1"
 DEFAULT_PORT = 21362
 
@@ -47,7 +47,7 @@ DEFAULT_WORKERS = 2
 DEFAULT_THREADS = 16
 
 # docs/configuration.md example values; the reference's STS timeout is 10 s
-# (authentication.md section 4.1), well under the API server's 30 s attempt.
+# (docs/operations.md), well under the API server's 30 s attempt.
 DEFAULT_STS_TIMEOUT_S = 5.0
 DEFAULT_CACHE_TTL_S = 60.0
 DEFAULT_CACHE_MAX_ENTRIES = 10_000
@@ -55,7 +55,7 @@ DEFAULT_CACHE_MAX_ENTRIES = 10_000
 # A GetCallerIdentity answer is about 500 bytes; 64 KiB leaves room for any real one.
 DEFAULT_STS_MAX_BODY_BYTES = 64 * 1024
 
-# Tokens stay valid 15 minutes after X-Amz-Date (authentication.md section 1.2):
+# Tokens stay valid 15 minutes after X-Amz-Date (docs/token-format.md):
 # a longer cache TTL would never be used.
 MAX_CACHE_TTL_S = 15 * 60
 
@@ -303,7 +303,7 @@ def _parse_sts(r: _Reader, raw: object) -> STSSettings:
             raise r.fail(f"sts.extraEndpoints[{i}]", str(exc)) from exc
     return STSSettings(
         region=None if region is None else r.string(region, "sts.region"),
-        # The API server gives each attempt 30 s (kubernetes.md section 1.6).
+        # The API server gives each attempt 30 s (docs/operations.md).
         timeout_s=r.number(
             doc.get("timeoutSeconds", d.timeout_s), "sts.timeoutSeconds", 0.1, 30
         ),

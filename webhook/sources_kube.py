@@ -36,7 +36,7 @@ from webhook.sources import Failure, Update, fail_unexpected
 # One logger for every mapping source (webhook.sources, _file, _kube).
 log = logging.getLogger("webhook.sources")
 
-# IAMIdentityMapping, iamauthenticator.k8s.aws/v1alpha1 (authentication.md section 9).
+# IAMIdentityMapping, iamauthenticator.k8s.aws/v1alpha1 (docs/configuration.md).
 CRD_GROUP = "iamauthenticator.k8s.aws"
 CRD_VERSION = "v1alpha1"
 CRD_PLURAL = "iamidentitymappings"
@@ -273,7 +273,7 @@ def _describe(exc: BaseException) -> str:
 
 
 class ConfigMapSource(_WatchSource):
-    """The ``aws-auth`` ConfigMap (authentication.md section 8), listed and watched.
+    """The ``aws-auth`` ConfigMap (docs/configuration.md), listed and watched.
 
     A deleted ConfigMap serves an empty set (nothing is mapped by it).
 
