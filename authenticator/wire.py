@@ -63,3 +63,8 @@ EXEC_API_V1 = "client.authentication.k8s.io/v1"
 EXEC_API_V1BETA1 = "client.authentication.k8s.io/v1beta1"
 # The reserved cluster-extension name whose object arrives as spec.cluster.config.
 EXEC_EXTENSION_NAME = "client.authentication.k8s.io/exec"
+
+# The port the webhook listens on and the kubeconfig writer points the API
+# server at: aws-iam-authenticator's default (docs/configuration.md). Both
+# kubeconfig.pki and webhook.settings import it from here.
+DEFAULT_WEBHOOK_PORT = 21362

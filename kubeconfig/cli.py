@@ -544,7 +544,7 @@ def _init_parser() -> argparse.ArgumentParser:
         help="the webhook's listen address (127.0.0.1)",
     )
     parser.add_argument(
-        "--port", type=int, default=pki.DEFAULT_PORT, help="its port (21362)"
+        "--port", type=int, default=pki.DEFAULT_PORT, help="its port (%(default)s)"
     )
     parser.add_argument("--force", action="store_true", help="replace the CA and keys")
     parser.add_argument("-o", "--output", choices=("text", "json"), default="text")

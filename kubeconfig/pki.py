@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from authenticator.wire import DEFAULT_WEBHOOK_PORT as DEFAULT_PORT
 from kubeconfig import build, render
 from kubeconfig.certs import (
     KeyPair,
@@ -37,8 +38,6 @@ __all__ = [
     "write_pki",
 ]
 
-# The port aws-iam-authenticator's webhook listens on (docs/configuration.md).
-DEFAULT_PORT = 21362
 # The API server's identity towards the webhook; no organization (see
 # kubeconfig.certs: a mistaken --client-ca-file trust maps it to no groups).
 API_SERVER_CLIENT_CN = "kube-apiserver"

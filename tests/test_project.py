@@ -100,3 +100,15 @@ def test_demo_steps_do_not_import_the_demo() -> None:
             if isinstance(node, ast.ImportFrom) and node.module
         }
         assert "kubeiam.demo" not in imported, path.name
+
+
+def test_the_webhook_port_is_written_once() -> None:
+    """21362 lives in authenticator.wire; every other product module imports it."""
+    packages = ("kubeiam", "authenticator", "policy", "webhook", "kubeconfig", "bench")
+    bad = [
+        str(path.relative_to(ROOT))
+        for pkg in packages
+        for path in sorted((ROOT / pkg).rglob("*.py"))
+        if "21362" in path.read_text(encoding="utf-8")
+    ]
+    assert bad == ["authenticator/wire.py"]

@@ -44,7 +44,7 @@ from webhook.errors import ConfigError
 from webhook.imds import with_region
 from webhook.portcheck import check_port_free
 from webhook.server_worker import MAX_CONNECTIONS
-from webhook.settings import WebhookSettings, load_settings
+from webhook.settings import DEFAULT_PORT, WebhookSettings, load_settings
 
 __all__ = [
     "JSONFormatter",
@@ -70,7 +70,7 @@ _QUIET_LOGGERS = ("urllib3", "requests", "kubernetes", "botocore", "boto3")
 
 _EPILOG = """examples:
   kubeiam server --config /etc/kubeiam/config.yaml
-  kubeiam server --config config.yaml --address 0.0.0.0 --port 21362 \\
+  kubeiam server --config config.yaml --address 0.0.0.0 --port {port} \\
       --workers 2 --threads 16
 
 The config file (every key: docs/configuration.md; an aws-iam-authenticator
@@ -367,7 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kubeiam server",
         description="Run the TokenReview webhook (gunicorn, gthread workers, TLS).",
-        epilog=_EPILOG,
+        epilog=_EPILOG.format(port=DEFAULT_PORT),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(

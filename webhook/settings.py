@@ -19,6 +19,7 @@ from pathlib import Path
 from authenticator import yamlio
 from authenticator.hosts import parse_endpoint
 from authenticator.partitions import PARTITIONS, REGION_RE
+from authenticator.wire import DEFAULT_WEBHOOK_PORT as DEFAULT_PORT
 from webhook.errors import ConfigError
 from webhook.settings_compat import (
     is_authenticator_config,
@@ -38,9 +39,9 @@ __all__ = [
     "parse_settings",
 ]
 
-# The reference's default listen address and port (docs/configuration.md).
+# The reference's default listen address (docs/configuration.md); the port is
+# authenticator.wire.DEFAULT_WEBHOOK_PORT, shared with the kubeconfig writer.
 DEFAULT_ADDRESS = "127.0.0.1"
-DEFAULT_PORT = 21362
 
 # docs/operations.md: "start with workers: 2, threads: 16"; the STS call is I/O.
 DEFAULT_WORKERS = 2
