@@ -18,11 +18,12 @@ from policy.iam.conditions import (
     evaluate_clause,
     parse_operator,
 )
-from policy.iam.evaluator import decide, evaluate, evaluate_traced
+from policy.iam.evaluator import decide, evaluate
 from policy.iam.model import compile_policy, load_policy_json
 from policy.iam.request import Decision, PolicySet, Request
 from policy.iam.statement import ACTION_INDEX_LIMIT, PolicyKind
 from policy.iam.suite import Case, parse_case
+from policy.iam.traced import evaluate_traced
 from tests.policy.iam import iam_differential as diff
 
 A = "111122223333"
