@@ -4,7 +4,8 @@ Pure: the account (:mod:`policy.iam.accounts`), the workload
 (:mod:`policy.tiers.workloads`) and, for EKS, a Kubernetes mapper (IAM ARN ->
 username and groups, injected by the shell) go in; a :class:`TierReport` comes
 out. Every permission question is answered by the IAM engine
-(:func:`policy.iam.evaluator.evaluate`); the probes live in :mod:`policy.tiers.checks`.
+(:func:`policy.iam.evaluator.evaluate`); the probes live in :mod:`policy.tiers.task`
+and :mod:`policy.tiers.cluster`, on the helpers of :mod:`policy.tiers.checks`.
 
 Tiers (docs/rbac-and-tiers.md):
 
@@ -47,24 +48,20 @@ from policy.iam.request import PolicySet
 from policy.iam.statement import CompiledPolicy
 from policy.rbac.evaluator import RBACPolicy
 from policy.tiers.app import application_tier
-from policy.tiers.checks import (
-    ECS_SLR_NAME,
-    Answer,
-    ask,
-    ecs_cluster_tier,
+from policy.tiers.checks import ECS_SLR_NAME, Answer, ask, find_role
+from policy.tiers.cluster import ecs_cluster_tier, eks_cluster_tier
+from policy.tiers.escalation import escalations
+from policy.tiers.housekeeping import eks_housekeeping
+from policy.tiers.model import DEPENDS, Check, KubeMapper, TierReport
+from policy.tiers.rbac import rbac_operators
+from policy.tiers.task import (
     ecs_trust,
-    eks_cluster_tier,
-    find_role,
     foreign_principal_trust,
     irsa_trust,
     pod_identity_tags,
     pod_identity_trust,
     task_role_grants,
 )
-from policy.tiers.escalation import escalations
-from policy.tiers.housekeeping import eks_housekeeping
-from policy.tiers.model import DEPENDS, Check, KubeMapper, TierReport
-from policy.tiers.rbac import rbac_operators
 from policy.tiers.workloads import (
     AccessEntry,
     ECSTask,
