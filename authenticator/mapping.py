@@ -34,6 +34,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from authenticator.arn import canonicalize_arn, parse_arn
+from authenticator.errors import InvalidARNError
 from authenticator.identity import Identity
 from authenticator.mapping_formats import (
     MappingReport,
@@ -72,6 +74,7 @@ __all__ = [
     "identity_match_key",
     "inspect_mapping_text",
     "map_identity",
+    "mapping_for_arn",
     "parse_aws_auth",
     "parse_identity_mappings",
     "parse_mapping_text",
@@ -150,6 +153,44 @@ def evaluate_mapping(
     return MappingResult(
         None, MappingOutcome.NOT_MAPPED, "", f"{identity.canonical_arn} is not mapped"
     )
+
+
+def mapping_for_arn(
+    arn: str,
+    sources: Sequence[MappingSet],
+    *,
+    session_name: str,
+    user_id: str,
+) -> tuple[str, tuple[str, ...]] | None:
+    """What an IAM ARN would be mapped to, without a token: (username, groups).
+
+    For offline questions (``policy tiers``, ``policy paths``): a role is asked
+    about as a session named ``session_name``; an entry whose template cannot be
+    rendered offline (e.g. ``{{EC2PrivateDNSName}}`` for node roles) answers
+    with its templates as written.
+
+    Args:
+        arn: The IAM ARN.
+        sources: The mapping sets, in priority order.
+        session_name: The session name a role is assumed with.
+        user_id: The UserId the synthetic identity carries.
+
+    Returns:
+        (username, groups), or None when the ARN is invalid or not mapped.
+    """
+    try:
+        parsed = parse_arn(arn)
+        canonical = canonicalize_arn(arn)
+    except InvalidARNError:
+        return None
+    session = session_name if parsed.resource.startswith("role/") else ""
+    identity = Identity(arn, canonical, parsed.account, user_id, session, "")
+    result = evaluate_mapping(identity, sources)
+    if result.user is not None:
+        return result.user.username, result.user.groups
+    if result.outcome is MappingOutcome.TEMPLATE_ERROR and result.entry is not None:
+        return result.entry.username, result.entry.groups
+    return None
 
 
 def map_identity(

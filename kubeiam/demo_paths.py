@@ -8,8 +8,6 @@ when Graphviz is missing).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -115,7 +113,7 @@ def step_paths(ctx: DemoContext) -> None:
 
     from authenticator.yamlio import dump_yaml
     from policy.iam.accounts import parse_account_authorization_details
-    from policy.paths.cli import build_inputs, build_mapper
+    from policy.paths.cli import build_inputs, build_mapper, render_svg
     from policy.paths.graph import AccessGraph
     from policy.paths.model import parse_target
     from policy.paths.query import resolve_source, shortest_path
@@ -150,19 +148,10 @@ def step_paths(ctx: DemoContext) -> None:
         ctx.say(line)
     dot = render_dot(graph, [path], title="role/developer -> aws-admin")
     out_dir = account.parent
-    exe = shutil.which("dot")
-    if exe is not None:
+    svg = render_svg(dot)
+    if svg is not None:
         picture = out_dir / "access-path.svg"
-        done = subprocess.run(  # noqa: S603 - fixed argv, DOT text on stdin
-            [exe, "-Tsvg", "-o", str(picture)],
-            input=dot,
-            text=True,
-            capture_output=True,
-            check=False,
-            timeout=60,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"dot failed: {done.stderr.strip()[:200]}")
+        picture.write_text(svg, encoding="utf-8")
     else:
         picture = out_dir / "access-path.dot"
         picture.write_text(dot, encoding="utf-8")

@@ -16,15 +16,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from authenticator.arn import canonicalize_arn, parse_arn
-from authenticator.errors import ConfigError, InvalidARNError, KubeIAMError
-from authenticator.identity import Identity
-from authenticator.mapping import (
-    MappingOutcome,
-    MappingSet,
-    evaluate_mapping,
-    parse_mapping_text,
-)
+from authenticator.errors import ConfigError, KubeIAMError
+from authenticator.mapping import MappingSet, mapping_for_arn, parse_mapping_text
 from authenticator.yamlio import YAMLError, load_yaml_documents
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam.accounts import Account, parse_account_authorization_details, parse_scps
@@ -194,21 +187,9 @@ def build_mapper(texts: Sequence[tuple[str, str]]) -> KubeMapper | None:
     ]
 
     def mapper(arn: str) -> tuple[str, tuple[str, ...]] | None:
-        try:
-            parsed = parse_arn(arn)
-            canonical = canonicalize_arn(arn)
-        except InvalidARNError:
-            return None
-        session = "kubeiam-paths" if parsed.resource.startswith("role/") else ""
-        identity = Identity(
-            arn, canonical, parsed.account, "AIDAKUBEIAMPATHS", session, ""
+        return mapping_for_arn(
+            arn, sources, session_name="kubeiam-paths", user_id="AIDAKUBEIAMPATHS"
         )
-        result = evaluate_mapping(identity, sources)
-        if result.user is not None:
-            return result.user.username, result.user.groups
-        if result.outcome is MappingOutcome.TEMPLATE_ERROR and result.entry is not None:
-            return result.entry.username, result.entry.groups
-        return None
 
     return mapper
 
@@ -284,10 +265,18 @@ def _inputs(args: argparse.Namespace) -> PathInputs:
     )
 
 
-def _svg(dot: str) -> str:
+def render_svg(dot: str) -> str | None:
+    """Render DOT text as SVG with Graphviz's ``dot``.
+
+    Returns:
+        The SVG text, or None when ``dot`` is not installed.
+
+    Raises:
+        ConfigError: ``dot`` failed.
+    """
     exe = shutil.which("dot")
     if exe is None:
-        raise ConfigError("-o svg needs Graphviz's dot (apt-get install graphviz)")
+        return None
     done = subprocess.run(  # noqa: S603 - fixed argv, DOT text on stdin
         [exe, "-Tsvg"],
         input=dot,
@@ -340,7 +329,12 @@ def _run(args: argparse.Namespace) -> tuple[str, int]:
         return json.dumps(result, indent=2) + "\n", code
     if args.output in ("dot", "svg"):
         dot = render_dot(graph, paths, title=title)
-        return (dot if args.output == "dot" else _svg(dot)), code
+        if args.output == "dot":
+            return dot, code
+        svg = render_svg(dot)
+        if svg is None:
+            raise ConfigError("-o svg needs Graphviz's dot (apt-get install graphviz)")
+        return svg, code
     return render_paths(graph, paths, title=title), code
 
 

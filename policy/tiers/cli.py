@@ -22,16 +22,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from authenticator.arn import canonicalize_arn, parse_arn
 from authenticator.errors import ConfigError, InvalidARNError
 from authenticator.findings import Severity
-from authenticator.identity import Identity
-from authenticator.mapping import (
-    MappingOutcome,
-    MappingSet,
-    evaluate_mapping,
-    parse_mapping_text,
-)
+from authenticator.mapping import MappingSet, mapping_for_arn, parse_mapping_text
 from authenticator.yamlio import YAMLError, dump_yaml, load_yaml
 from policy.errors import InvalidPolicyError, describe_parse_error
 from policy.iam.accounts import parse_account_authorization_details, parse_scps
@@ -200,22 +193,9 @@ def _mapper(paths: Sequence[Path]) -> KubeMapper | None:
     ]
 
     def mapper(arn: str) -> tuple[str, tuple[str, ...]] | None:
-        try:
-            parsed = parse_arn(arn)
-            canonical = canonicalize_arn(arn)
-        except InvalidARNError:
-            return None
-        session = "kubeiam" if parsed.resource.startswith("role/") else ""
-        identity = Identity(
-            arn, canonical, parsed.account, "AIDAKUBEIAMTIERS", session, ""
+        return mapping_for_arn(
+            arn, sources, session_name="kubeiam", user_id="AIDAKUBEIAMTIERS"
         )
-        result = evaluate_mapping(identity, sources)
-        if result.user is not None:
-            return result.user.username, result.user.groups
-        if result.outcome is MappingOutcome.TEMPLATE_ERROR and result.entry is not None:
-            # e.g. {{EC2PrivateDNSName}} for node roles: show the templates as written.
-            return result.entry.username, result.entry.groups
-        return None
 
     return mapper
 
