@@ -46,6 +46,17 @@ _UNSUPPORTED_KEYS = {
 _SSO_KEYS = ("permissionSetName", "accountID", "partition")
 _PERMISSION_SET_RE = re.compile(r"[\w+=,.@-]{1,32}")
 _T = TypeVar("_T")
+# Entry keys already in the usual spelling (lower case), per kind.
+_PLAIN_KEYS = {
+    "role": frozenset({*_ENTRY_KEYS["role"], "sso"}),
+    "user": frozenset(_ENTRY_KEYS["user"]),
+}
+# The IAM user and role ARNs canonicalize_arn returns unchanged (the usual
+# mapping entry), matched at once; anything else takes the full check.
+_IAM_NAMED_ARN = re.compile(
+    r"(arn:(?:" + "|".join(re.escape(p) for p in PARTITIONS) + r"):iam::[0-9]{12}:)"
+    r"(user|role)/((?:[\x21-\x2e\x30-\x7e]+/)*)([A-Za-z0-9_+=,.@-]+)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,22 +130,14 @@ class _Parser:
                 (self.roles if kind == "role" else self.users).append(entry)
 
     def _entry(self, item: object, path: str, kind: str) -> MappingEntry | None:
-        if not isinstance(item, Mapping):
-            self.problem(path, "must be a mapping with " + ", ".join(_ENTRY_KEYS[kind]))
+        fields: dict[str, object] | None
+        if type(item) is dict and _PLAIN_KEYS[kind].issuperset(item):
+            # The usual spelling (lower-case keys, none unknown): nothing to check.
+            fields, ok = item, True
+        else:
+            fields, ok = self._fields(item, path, kind)
+        if fields is None:
             return None
-        fields: dict[str, object] = {}
-        ok = True
-        for raw_key, value in item.items():
-            key = str(raw_key).lower()
-            if key in fields:
-                self.problem(f"{path}.{raw_key}", "duplicate key (keys ignore case)")
-                ok = False
-            elif key not in _ENTRY_KEYS[kind] and not (kind == "role" and key == "sso"):
-                expected = ", ".join(_ENTRY_KEYS[kind])
-                hint = _UNSUPPORTED_KEYS.get(key, f"unknown key (expected {expected})")
-                self.problem(f"{path}.{raw_key}", hint)
-                ok = False
-            fields[key] = value
         arn_key = _ENTRY_KEYS[kind][0]
         sso: SSOMatch | None = None
         if "sso" in fields:
@@ -150,6 +153,28 @@ class _Parser:
         if not ok or arn is None or username is None or groups is None:
             return None
         return self.entry(arn, username, groups, kind, path, sso)
+
+    def _fields(
+        self, item: object, path: str, kind: str
+    ) -> tuple[dict[str, object] | None, bool]:
+        """An entry's fields by lower-cased key, each problem recorded."""
+        if not isinstance(item, Mapping):
+            self.problem(path, "must be a mapping with " + ", ".join(_ENTRY_KEYS[kind]))
+            return None, False
+        fields: dict[str, object] = {}
+        ok = True
+        for raw_key, value in item.items():
+            key = str(raw_key).lower()
+            if key in fields:
+                self.problem(f"{path}.{raw_key}", "duplicate key (keys ignore case)")
+                ok = False
+            elif key not in _ENTRY_KEYS[kind] and not (kind == "role" and key == "sso"):
+                expected = ", ".join(_ENTRY_KEYS[kind])
+                hint = _UNSUPPORTED_KEYS.get(key, f"unknown key (expected {expected})")
+                self.problem(f"{path}.{raw_key}", hint)
+                ok = False
+            fields[key] = value
+        return fields, ok
 
     def _sso(self, value: object, path: str) -> SSOMatch | None:
         if not isinstance(value, Mapping):
@@ -197,6 +222,11 @@ class _Parser:
         return SSOMatch(str(name), str(account), str(partition))
 
     def _arn(self, value: object, path: str) -> str | None:
+        if type(value) is str:
+            match = _IAM_NAMED_ARN.fullmatch(value)
+            if match is not None:  # a user or role ARN canonicalize_arn keeps as is
+                self._keys[value] = _match_key(value, match)
+                return value
         arn = self._text(value, path)
         if arn is None:
             return None
@@ -221,6 +251,8 @@ class _Parser:
     def _groups(self, value: object, path: str) -> tuple[str, ...] | None:
         if value is None:
             return ()
+        if type(value) is list and all(type(g) is str and g for g in value):
+            return tuple(value)
         if not isinstance(value, list):
             self.problem(path, "must be a list of group names")
             return None
@@ -367,6 +399,13 @@ def _valid_arn_match_key(arn: str) -> str:
     if parts[2] == "iam" and segments[0] == "role" and len(segments) > 2:
         parts[5] = "role/" + segments[-1]
         return ":".join(parts).lower()
+    return arn.lower()
+
+
+def _match_key(arn: str, match: re.Match[str]) -> str:
+    """entry_match_key of an ARN _IAM_NAMED_ARN matched (role paths dropped)."""
+    if match[2] == "role" and match[3]:
+        return f"{match[1]}role/{match[4]}".lower()
     return arn.lower()
 
 

@@ -41,8 +41,8 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 import yaml
 
@@ -264,139 +264,163 @@ def _error(mark: _Mark | None, problem: str) -> YAMLError:
 
 
 @dataclass(slots=True)
-class _Frame:
-    """A collection being built: its value, anchor and what it has taken so far."""
-
-    value: dict[str, object] | list[object]
-    anchor: str | None
-    size: int = 1
-    height: int = 0
-    key: str | None = None
-
-
-@dataclass(slots=True)
 class _Anchored:
+    """An anchored value; its size and height are measured on first alias use."""
+
     value: object
-    size: int
-    height: int
+    size: int = -1
+    height: int = 0
 
 
-@dataclass(slots=True)
-class _State:
-    typed: bool
-    stack: list[_Frame] = field(default_factory=list)
-    anchors: dict[str, _Anchored] = field(default_factory=dict)
-    open_anchors: set[str] = field(default_factory=set)
-    alias_budget: int = MAX_ALIAS_NODES
+_SCALAR_EVENT = yaml.ScalarEvent
+_ALIAS_EVENT = yaml.AliasEvent
+_MAPPING_START = yaml.MappingStartEvent
+_SEQUENCE_START = yaml.SequenceStartEvent
+_COLLECTION_END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+_DOCUMENT_START = yaml.DocumentStartEvent
+# First characters PyYAML's implicit resolvers look at; a plain scalar that
+# starts with anything else is a string (the common case, checked first).
+_RESOLVERS = yaml.resolver.Resolver.yaml_implicit_resolvers
+_RESOLVER_FIRST = frozenset(k for k in _RESOLVERS if k)
+_FAST_PLAIN = None not in _RESOLVERS
 
 
-def _build(events: Iterable[yaml.Event], typed: bool) -> list[object]:
-    """Build values from a parser's events without recursion."""
-    state = _State(typed)
+def _build(events: Iterable[Any], typed: bool) -> list[object]:
+    """Build values from a parser's events without recursion.
+
+    One loop with the open collection in local variables: a large mapping
+    file is a million events, so this is the hot path of loading it. (The
+    events are ``Any``: they are told apart by class identity, which is
+    faster than isinstance and which mypy does not narrow on.)
+    """
     docs: list[object] = []
+    # The enclosing collections: (container, is_map, pending key, anchor).
+    stack: list[
+        tuple[dict[str, object] | list[object] | None, bool, str | None, str | None]
+    ] = []
+    top: dict[str, object] | list[object] | None = None
+    is_map = False
+    key: str | None = None  # a mapping's key waiting for its value
+    top_anchor: str | None = None
+    anchors: dict[str, _Anchored] = {}
+    open_anchors: set[str] = set()
+    budget = MAX_ALIAS_NODES
+    value: object
     for event in events:
-        built = _step(state, event, event.start_mark)
-        if built is None:
+        cls = event.__class__
+        if cls is _SCALAR_EVENT:
+            tag = event.tag
+            if tag is not None and tag not in _ALLOWED_EXPLICIT:
+                raise _error(event.start_mark, f"the YAML tag {tag!r} is not allowed")
+            text: str = event.value
+            if is_map and key is None:
+                if text in top:  # type: ignore[operator]  # is_map: a dict
+                    raise _error(event.start_mark, f"duplicate key {text!r}")
+                key = text
+                if event.anchor is not None:
+                    anchors[event.anchor] = _Anchored(text, 1, 0)
+                continue
+            if event.style or tag is not None or not event.implicit[0]:
+                value = text  # quoted, block or explicitly tagged: text
+            elif _FAST_PLAIN and text and text[0] not in _RESOLVER_FIRST:
+                value = text
+            else:
+                value = _plain(text, typed)
+            if event.anchor is not None:
+                anchors[event.anchor] = _Anchored(value, 1, 0)
+        elif cls is _MAPPING_START or cls is _SEQUENCE_START:
+            tag = event.tag
+            if tag is not None and tag not in _ALLOWED_EXPLICIT:
+                raise _error(event.start_mark, f"the YAML tag {tag!r} is not allowed")
+            if is_map and key is None:
+                raise _error(event.start_mark, "a mapping key must be text")
+            if len(stack) >= MAX_YAML_DEPTH:
+                # no position: libyaml scans ahead and may stop somewhere else
+                raise _error(None, _TOO_DEEP)
+            stack.append((top, is_map, key, top_anchor))
+            is_map = cls is _MAPPING_START
+            top = {} if is_map else []
+            key = None
+            top_anchor = event.anchor
+            if top_anchor is not None:
+                open_anchors.add(top_anchor)
             continue
-        value, size, height = built
-        if not state.stack:
-            docs.append(value)
+        elif cls in _COLLECTION_END:
+            value = top
+            if top_anchor is not None:
+                open_anchors.discard(top_anchor)
+                anchors[top_anchor] = _Anchored(value)
+            top, is_map, key, top_anchor = stack.pop()
+        elif cls is _ALIAS_EVENT:
+            mark = event.start_mark
+            anchor = event.anchor or ""
+            if anchor in open_anchors:
+                raise _error(mark, "an alias refers to a node that contains it")
+            target = anchors.get(anchor)
+            if target is None:
+                raise _error(mark, f"undefined alias {anchor!r}")
+            if target.size < 0:
+                _measure(target, budget, mark)
+            if len(stack) + target.height > MAX_YAML_DEPTH:
+                raise _error(mark, f"{_TOO_DEEP} (through an alias)")
+            budget -= target.size
+            if budget < 0:
+                raise _error(mark, _ALIAS_BOMB)
+            value = target.value
+            if is_map and key is None:
+                if not isinstance(value, str):
+                    raise _error(mark, "a mapping key must be text")
+                if value in top:  # type: ignore[operator]  # is_map: a dict
+                    raise _error(mark, f"duplicate key {value!r}")
+                key = value
+                continue
+            if target.height:
+                value = copy.deepcopy(value)
         else:
-            _add(state.stack[-1], value, size, height, event.start_mark)
+            if cls is _DOCUMENT_START:
+                anchors.clear()  # anchors are scoped to their document
+            continue
+        if top is None:
+            docs.append(value)
+        elif is_map:
+            top[key] = value  # type: ignore[index,call-overload]  # key set above
+            key = None
+        else:
+            top.append(value)  # type: ignore[union-attr]  # not is_map: a list
     return docs
 
 
-def _step(
-    state: _State, event: yaml.Event, mark: _Mark | None
-) -> tuple[object, int, int] | None:
-    """Apply one event; return a finished (value, size, height), or None."""
-    if isinstance(event, yaml.ScalarEvent):
-        _check_tag(event.tag, mark)
-        value = str(event.value) if _wants_key(state) else _scalar(state, event)
-        if event.anchor is not None:
-            state.anchors[event.anchor] = _Anchored(value, 1, 0)
-        return value, 1, 0
-    if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-        _check_tag(event.tag, mark)
-        if _wants_key(state):
-            raise _error(mark, "a mapping key must be text")
-        if len(state.stack) >= MAX_YAML_DEPTH:
-            # no position: libyaml scans ahead and may stop somewhere else
-            raise _error(None, _TOO_DEEP)
-        container: dict[str, object] | list[object] = (
-            {} if isinstance(event, yaml.MappingStartEvent) else []
-        )
-        state.stack.append(_Frame(container, event.anchor))
-        if event.anchor is not None:
-            state.open_anchors.add(event.anchor)
-        return None
-    if isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-        frame = state.stack.pop()
-        if frame.anchor is not None:
-            state.open_anchors.discard(frame.anchor)
-            state.anchors[frame.anchor] = _Anchored(
-                frame.value, frame.size, frame.height
-            )
-        return frame.value, frame.size, frame.height
-    if isinstance(event, yaml.AliasEvent):
-        return _alias(state, event.anchor or "", mark)
-    if isinstance(event, yaml.DocumentStartEvent):
-        state.anchors.clear()  # anchors are scoped to their document
-    return None
+_ALIAS_BOMB = "YAML document too large (aliases expand too far)"
 
 
-def _wants_key(state: _State) -> bool:
-    if not state.stack:
-        return False
-    frame = state.stack[-1]
-    return isinstance(frame.value, dict) and frame.key is None
+def _measure(target: _Anchored, budget: int, mark: _Mark | None) -> None:
+    """Set an anchored value's size (nodes, keys counted) and height.
+
+    Only values an alias refers to are measured, each once; the walk stops as
+    soon as the size passes the alias budget left (the alias would be refused).
+    """
+    size = 0
+    height = 0
+    todo: list[tuple[object, int]] = [(target.value, 0)]
+    while todo:
+        node, depth = todo.pop()
+        size += 1
+        if size > budget:
+            raise _error(mark, _ALIAS_BOMB)
+        height = max(height, depth)
+        if isinstance(node, dict):
+            if node:
+                height = max(height, depth + 1)  # the keys
+            size += len(node)
+            todo.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            todo.extend((v, depth + 1) for v in node)
+    target.size = size
+    target.height = height
 
 
-def _alias(state: _State, anchor: str, mark: _Mark | None) -> tuple[object, int, int]:
-    if anchor in state.open_anchors:
-        raise _error(mark, "an alias refers to a node that contains it")
-    target = state.anchors.get(anchor)
-    if target is None:
-        raise _error(mark, f"undefined alias {anchor!r}")
-    if len(state.stack) + target.height > MAX_YAML_DEPTH:
-        raise _error(mark, f"{_TOO_DEEP} (through an alias)")
-    state.alias_budget -= target.size
-    if state.alias_budget < 0:
-        raise _error(mark, "YAML document too large (aliases expand too far)")
-    if _wants_key(state) and not isinstance(target.value, str):
-        raise _error(mark, "a mapping key must be text")
-    value = target.value if target.height == 0 else copy.deepcopy(target.value)
-    return value, target.size, target.height
-
-
-def _add(
-    frame: _Frame, value: object, size: int, height: int, mark: _Mark | None
-) -> None:
-    frame.size += size
-    frame.height = max(frame.height, height + 1)
-    if isinstance(frame.value, list):
-        frame.value.append(value)
-        return
-    if frame.key is None:
-        if not isinstance(value, str):  # pragma: no cover - _step refuses these
-            raise _error(mark, "a mapping key must be text")
-        if value in frame.value:
-            raise _error(mark, f"duplicate key {value!r}")
-        frame.key = value
-        return
-    frame.value[frame.key] = value
-    frame.key = None
-
-
-def _check_tag(tag: str | None, mark: _Mark | None) -> None:
-    if tag is not None and tag not in _ALLOWED_EXPLICIT:
-        raise _error(mark, f"the YAML tag {tag!r} is not allowed")
-
-
-def _scalar(state: _State, event: yaml.ScalarEvent) -> object:
-    value: str = event.value
-    if event.style or event.tag is not None or not event.implicit[0]:
-        return value  # quoted, block or explicitly tagged: text (libyaml: style "")
+def _plain(value: str, typed: bool) -> object:
+    """A plain scalar one of YAML 1.1's implicit resolvers may claim."""
     tag = _RESOLVE(yaml.ScalarNode, value, _PLAIN)
     if not tag.startswith(_TAG):
         return value
@@ -404,17 +428,17 @@ def _scalar(state: _State, event: yaml.ScalarEvent) -> object:
     if kind == "null":
         return None
     if kind == "bool":
-        if state.typed and value in _TRUE:
+        if typed and value in _TRUE:
             return True
-        if state.typed and value in _FALSE:
+        if typed and value in _FALSE:
             return False
         return value
     if kind == "int":
-        if state.typed and _INT.fullmatch(value):
+        if typed and _INT.fullmatch(value):
             return int(value)
         return NumericText(value)
     if kind == "float":
-        if state.typed and _FLOAT.fullmatch(value):
+        if typed and _FLOAT.fullmatch(value):
             return float(value)
         return NumericText(value)
     return value

@@ -10,7 +10,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from authenticator.arn import canonicalize_arn
-from authenticator.errors import ConfigError
+from authenticator.errors import ConfigError, InvalidARNError
 from authenticator.identity import Identity
 from authenticator.mapping import (
     PRINCIPAL_ID_EXTRA,
@@ -803,3 +803,92 @@ class TestLargeTableParsing:
         assert roles[0] == MappingEntry(
             roles[0].arn, "x-{{SessionName}}", ("a", "b"), "role", roles[0].where
         )
+
+
+# ARN-ish text: the fast check's alphabet edges (path and name characters,
+# colons, slashes, case, partitions, services) so both checks are exercised.
+_ARN_PIECES = st.sampled_from(
+    [
+        "arn",
+        "aws",
+        "aws-cn",
+        "aws-us-gov",
+        "awsx",
+        "iam",
+        "sts",
+        "s3",
+        ":",
+        "::",
+        "/",
+        "role",
+        "user",
+        "root",
+        "assumed-role",
+        "federated-user",
+        ACCT,
+        "12345678901",
+        "a",
+        "Z",
+        "_+=,.@-",
+        "~",
+        "!",
+        " ",
+        "\n",
+        "é",
+        "r:x",
+    ]
+)
+
+
+class TestFastEntryChecks:
+    """The parser's quick paths give what the full checks give."""
+
+    @given(pieces=st.lists(_ARN_PIECES, max_size=12))
+    @settings(max_examples=400, deadline=None)
+    def test_any_text_as_rolearn(self, pieces: list[str]) -> None:
+        """Accepted or refused, and the match key, exactly as entry_match_key says."""
+        arn = "".join(pieces)
+        for text in (
+            arn,
+            f"arn:aws:iam::{ACCT}:{arn}",
+            f"arn:aws:iam::{ACCT}:role/{arn}",
+        ):
+            doc = {"mapRoles": [{"rolearn": text, "username": "u"}]}
+            try:
+                canonical: str | None = canonicalize_arn(text)
+            except InvalidARNError:
+                canonical = None
+            if canonical is None:
+                with pytest.raises(ConfigError):
+                    parse_mappings(doc, source="file", where="t")
+                continue
+            (entry,) = parse_mappings(doc, source="file", where="t").roles
+            assert (entry.match_key or None) == entry_match_key(text)
+
+    def test_key_spellings_take_the_full_check(self) -> None:
+        """Mixed-case keys are read, a duplicate by case and an unknown key refused."""
+        arn = f"arn:aws:iam::{ACCT}:role/r"
+        ok = parse_mappings(
+            {"mapRoles": [{"roleARN": arn, "UserName": "u", "Groups": ["g"]}]},
+            source="file",
+            where="t",
+        )
+        assert ok.roles[0].groups == ("g",)
+        with pytest.raises(ConfigError, match="duplicate key"):
+            parse_mappings(
+                {"mapRoles": [{"rolearn": arn, "RoleArn": arn, "username": "u"}]},
+                source="file",
+                where="t",
+            )
+        with pytest.raises(ConfigError, match="unknown key"):
+            parse_mappings(
+                {"mapRoles": [{"rolearn": arn, "username": "u", "group": ["g"]}]},
+                source="file",
+                where="t",
+            )
+        with pytest.raises(ConfigError, match="non-empty group name"):
+            parse_mappings(
+                {"mapRoles": [{"rolearn": arn, "username": "u", "groups": ["", 1]}]},
+                source="file",
+                where="t",
+            )
