@@ -140,7 +140,7 @@ def _context(pki: PKI) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(pki.ca_file))
 
 
-def _review_body(token: str) -> bytes:
+def review_body(token: str) -> bytes:
     from tests.fixtures.webhook import tokenreview
 
     return json.dumps(tokenreview(token), separators=(",", ":")).encode()
@@ -229,7 +229,7 @@ def _wrk(
     return float(match[1])
 
 
-def _start_server(
+def start_server(
     config: Path, log: Path, *, tree: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """``kubeiam server`` from this tree, or from ``tree`` (same venv)."""
@@ -305,7 +305,7 @@ class _Emulator:
             self.process.wait()
 
 
-def _start_emulator(tree: Path | None, log: Path) -> _Emulator:
+def start_emulator(tree: Path | None, log: Path) -> _Emulator:
     from tests.fixtures.webhook import server_env
 
     env = server_env()
@@ -363,9 +363,9 @@ def run() -> list[Row]:
     servers: dict[str, WebhookServer] = {}
     emulators: dict[str, _Emulator] = {}
     try:
-        emulators["new"] = _start_emulator(None, work / "sts-new.log")
+        emulators["new"] = start_emulator(None, work / "sts-new.log")
         if base_tree is not None:
-            emulators["base"] = _start_emulator(base_tree, work / "sts-base.log")
+            emulators["base"] = start_emulator(base_tree, work / "sts-base.log")
         # Both emulators name the same users (moto's default account), so one
         # mapping serves every server; distinct tokens differ by signer and
         # signing second (a token is valid for 15 minutes).
@@ -404,7 +404,7 @@ def run() -> list[Row]:
             process = (
                 _start_echo(config, log)
                 if is_echo
-                else _start_server(config, log, tree=tree)
+                else start_server(config, log, tree=tree)
             )
             servers[name] = WebhookServer(
                 url=f"https://127.0.0.1:{port}",
@@ -435,7 +435,7 @@ def run() -> list[Row]:
                     now=now - timedelta(seconds=i // len(signers)),
                     endpoint_url=url,
                 ).token
-                return _review_body(token)
+                return review_body(token)
 
             minters[name] = mint
         return _measure(work, servers, minters)

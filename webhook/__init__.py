@@ -31,7 +31,7 @@ from webhook.sources import (
     Source,
     build_registry,
 )
-from webhook.sources_file import FileSource, load_file_mappings
+from webhook.sources_file import FileSource, LoadedFile, read_mapping_file
 from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
 from webhook.tokenreview import MAX_BODY_BYTES
 
@@ -99,6 +99,7 @@ def build_mapping_registry(
     settings: WebhookSettings,
     *,
     on_reload: Callable[[str, str, int], None] | None = None,
+    preloaded: dict[int, LoadedFile] | None = None,
 ) -> MappingRegistry:
     """Build the (not yet started) mapping registry the settings describe.
 
@@ -107,6 +108,9 @@ def build_mapping_registry(
     Args:
         settings: The server settings.
         on_reload: Called with (source, ``success``/``error``, entries) per load.
+        preloaded: Files :func:`check_settings` read, by index in ``sources``:
+            served at start instead of reading them again (each is taken out
+            of the dict, so it is freed once a reload replaces it).
 
     Returns:
         The registry; ``start()`` it in the serving process.
@@ -119,9 +123,14 @@ def build_mapping_registry(
     if inline is not None:
         sources.append(InlineSource(inline))
     api_client = None
-    for spec, name in zip(settings.sources, _source_names(settings), strict=True):
+    names = _source_names(settings)
+    for i, (spec, name) in enumerate(zip(settings.sources, names, strict=True)):
         if spec.kind == "file":
             assert spec.path is not None  # noqa: S101 - parse_settings requires it
+            # Taken out, so the worker frees it once a reload replaces it.
+            initial = preloaded.pop(i, None) if preloaded is not None else None
+            if initial is not None and initial.mapping_set.source != name:
+                initial = None  # read under another name: read it again
             sources.append(
                 FileSource(
                     spec.path,
@@ -129,6 +138,7 @@ def build_mapping_registry(
                     source=name,
                     reserved_group_prefixes=spec.reserved_group_prefixes or (),
                     max_bytes=spec.max_bytes,
+                    initial=initial,
                 )
             )
             continue
@@ -155,7 +165,7 @@ def build_mapping_registry(
     return build_registry(sources, on_reload=on_reload)
 
 
-def check_settings(settings: WebhookSettings) -> None:
+def check_settings(settings: WebhookSettings) -> dict[int, LoadedFile]:
     """Fail fast on what only shows when the app is built (``kubeiam server``).
 
     Builds the STS allow-list, parses the inline mappings, loads every
@@ -166,6 +176,11 @@ def check_settings(settings: WebhookSettings) -> None:
 
     Args:
         settings: The server settings.
+
+    Returns:
+        The mapping files it read, by index in ``settings.sources``: pass them
+        to :func:`create_app` (``preloaded``) so workers forked after this
+        serve them without reading them again.
 
     Raises:
         ConfigError: Something in the settings or a local source is invalid.
@@ -179,13 +194,17 @@ def check_settings(settings: WebhookSettings) -> None:
         auth = AuthorizationSettings.parse(settings.authorization, base_dir=base_dir)
         RBACHolder(auth.rbac_paths)
     where = settings.config_file or "config"
+    loaded: dict[int, LoadedFile] = {}
+    names = _source_names(settings)
     for i, spec in enumerate(settings.sources):
         try:
             if spec.kind == "file":
                 assert spec.path is not None  # noqa: S101 - parse_settings requires it
-                load_file_mappings(
+                loaded[i] = read_mapping_file(
                     spec.path,
                     reserved_prefixes=spec.reserved_prefixes,
+                    source=names[i],
+                    reserved_group_prefixes=spec.reserved_group_prefixes or (),
                     max_bytes=spec.max_bytes,
                 )
             else:
@@ -196,6 +215,7 @@ def check_settings(settings: WebhookSettings) -> None:
         except ConfigError as exc:
             key = "file.path" if spec.kind == "file" else spec.kind
             raise ConfigError(f"{where}: sources[{i}].{key}: {exc}") from exc
+    return loaded
 
 
 class _LazyEC2:
@@ -225,6 +245,7 @@ def create_app(
     ec2_private_dns: Callable[[str], str] | None = None,
     metrics: WebhookMetrics | None = None,
     multiprocess_dir: str | None = None,
+    preloaded: dict[int, LoadedFile] | None = None,
 ) -> Flask:
     """Build the webhook app.
 
@@ -240,6 +261,7 @@ def create_app(
         multiprocess_dir: ``PROMETHEUS_MULTIPROC_DIR`` when several gunicorn
             workers share metrics (see :mod:`webhook.metrics`).
 
+        preloaded: Mapping files already read (:func:`check_settings`).
     Returns:
         The Flask app; ``app.extensions["kubeiam"]`` holds its
         :class:`Services` (call ``.close()`` to stop source watchers).
@@ -262,7 +284,9 @@ def create_app(
         closers.append(client.close)
         sts = client
     if registry is None:
-        built = build_mapping_registry(settings, on_reload=metrics.observe_reload)
+        built = build_mapping_registry(
+            settings, on_reload=metrics.observe_reload, preloaded=preloaded
+        )
         built.start()
         closers.append(built.stop)
         registry = built

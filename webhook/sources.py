@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from authenticator.mapping import MappingSet
+from authenticator.mapping_child import release_gradually
 
 # One logger for every mapping source (webhook.sources, _file, _kube).
 log = logging.getLogger("webhook.sources")
@@ -104,7 +105,12 @@ class MappingRegistry:
     def _updater(self, i: int) -> Update:
         def update(mapping_set: MappingSet) -> None:
             with self._lock:
+                previous = self._sets[i]
+                retired: list[MappingSet] = []
+                if previous is not None and previous is not mapping_set:
+                    retired.append(previous)
                 self._sets[i] = mapping_set
+                del previous
                 prefix: list[MappingSet] = []
                 for item in self._sets:
                     if item is None:
@@ -118,6 +124,7 @@ class MappingRegistry:
                 extra={"source": self._sources[i].name, "entries": mapping_set.entries},
             )
             self._report(i, "success", mapping_set.entries)
+            release_gradually(retired)  # here in the source's thread, not a request's
 
         return update
 

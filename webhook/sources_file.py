@@ -7,16 +7,68 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from authenticator.errors import ConfigError
 from authenticator.mapping import MappingSet, parse_mapping_text
+from authenticator.mapping_child import ChildParseError, parse_in_child
 from authenticator.mapping_model import with_group_prefixes
 from webhook.settings import DEFAULT_MAX_FILE_BYTES
 from webhook.sources import Failure, Update, fail_unexpected, log_unexpected
 
 # One logger for every mapping source (webhook.sources, _file, _kube).
 log = logging.getLogger("webhook.sources")
+
+# A reload of a file at least this large is parsed in a child process
+# (authenticator.mapping_child): about 10,000 entries, 0.2 s of parsing.
+CHILD_PARSE_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedFile:
+    """A mapping file as read once: its set, content hash and stat.
+
+    ``kubeiam server`` reads each file before it forks its workers; they start
+    serving this set (shared with the arbiter's memory) instead of reading the
+    file again, and reload only when the stat and then the hash change.
+    """
+
+    mapping_set: MappingSet
+    digest: str
+    stat: tuple[int, ...] | None
+
+
+def read_mapping_file(
+    path: str | os.PathLike[str],
+    *,
+    reserved_prefixes: Sequence[str] = (),
+    source: str = "file",
+    reserved_group_prefixes: Sequence[str] = (),
+    max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+) -> LoadedFile:
+    """Read and parse a mapping file, keeping its hash and stat for reloads.
+
+    Arguments and errors are those of :func:`load_file_mappings`.
+    """
+    path = Path(path)
+    stat = _stat(path)
+    text, digest = _read_file(path, max_bytes)
+    mapping_set = with_group_prefixes(
+        parse_mapping_text(
+            text, source=source, where=str(path), reserved_prefixes=reserved_prefixes
+        ),
+        reserved_group_prefixes,
+    )
+    return LoadedFile(mapping_set, digest, stat)
+
+
+def _stat(path: Path) -> tuple[int, ...] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def load_file_mappings(
@@ -42,13 +94,13 @@ def load_file_mappings(
     Raises:
         ConfigError: The file cannot be read, or is invalid (every problem listed).
     """
-    text, _ = _read_file(Path(path), max_bytes)
-    return with_group_prefixes(
-        parse_mapping_text(
-            text, source=source, where=str(path), reserved_prefixes=reserved_prefixes
-        ),
-        reserved_group_prefixes,
-    )
+    return read_mapping_file(
+        path,
+        reserved_prefixes=reserved_prefixes,
+        source=source,
+        reserved_group_prefixes=reserved_group_prefixes,
+        max_bytes=max_bytes,
+    ).mapping_set
 
 
 def _read_file(path: Path, max_bytes: int) -> tuple[str, str]:
@@ -84,6 +136,10 @@ class FileSource:
         source: The source name.
         reserved_group_prefixes: Group prefixes this source may not grant.
         max_bytes: A larger file is refused before it is parsed.
+        initial: The file as already read (by the arbiter before it forked):
+            served at start instead of reading the file again.
+        child_parse_bytes: Reloads of a file this large or larger are parsed
+            in a child process.
     """
 
     def __init__(
@@ -95,8 +151,12 @@ class FileSource:
         source: str = "file",
         reserved_group_prefixes: Sequence[str] = (),
         max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        initial: LoadedFile | None = None,
+        child_parse_bytes: int = CHILD_PARSE_BYTES,
     ) -> None:
         self.name = source
+        self._initial = initial
+        self._child_parse_bytes = child_parse_bytes
         self._max_bytes = max_bytes
         self.path = Path(path)
         self._reserved = tuple(reserved_prefixes)
@@ -110,9 +170,14 @@ class FileSource:
         self._loaded = False
 
     def start(self, update: Update, fail: Failure) -> None:
-        """Load the file now, then watch it from a daemon thread."""
-        self._stat = self._stat_now()
-        self._load(update, fail)
+        """Load the file now (or serve ``initial``), then watch it from a thread."""
+        initial, self._initial = self._initial, None
+        if initial is not None and initial.stat == self._stat_now():
+            self._stat, self._digest, self._loaded = initial.stat, initial.digest, True
+            update(initial.mapping_set)
+        else:  # none, or the file changed since: read it now
+            self._stat = self._stat_now()
+            self._load(update, fail)
         self._thread = threading.Thread(
             target=self._poll,
             args=(update, fail),
@@ -128,11 +193,7 @@ class FileSource:
             self._thread.join(timeout=5)
 
     def _stat_now(self) -> tuple[int, ...] | None:
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return _stat(self.path)
 
     def _poll(self, update: Update, fail: Failure) -> None:
         while not self._stop.wait(self._interval):
@@ -163,14 +224,12 @@ class FileSource:
                     "mappings (to remove every entry, write `mapRoles: []`)"
                 )
             self._digest = digest
-            mapping_set = parse_mapping_text(
-                text,
-                source=self.name,
-                where=str(self.path),
-                reserved_prefixes=self._reserved,
-            )
-            mapping_set = with_group_prefixes(mapping_set, self._reserved_groups)
+            mapping_set = self._parse(text)
         except ConfigError as exc:
+            fail(str(exc))
+            return
+        except ChildParseError as exc:
+            self._digest, self._stat = "", None  # not the text: try again next poll
             fail(str(exc))
             return
         except Exception as exc:  # a bad file must not end the source
@@ -178,3 +237,23 @@ class FileSource:
             return
         self._loaded = True
         update(mapping_set)
+
+    def _parse(self, text: str) -> MappingSet:
+        """Parse here, or a large reload in a child process (off this process's CPU)."""
+        if self._loaded and len(text) >= self._child_parse_bytes:
+            return parse_in_child(
+                text.encode("utf-8"),
+                source=self.name,
+                where=str(self.path),
+                reserved_prefixes=self._reserved,
+                reserved_group_prefixes=self._reserved_groups,
+            )
+        return with_group_prefixes(
+            parse_mapping_text(
+                text,
+                source=self.name,
+                where=str(self.path),
+                reserved_prefixes=self._reserved,
+            ),
+            self._reserved_groups,
+        )

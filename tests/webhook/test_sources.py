@@ -20,9 +20,10 @@ from authenticator.mapping import (
     map_identity,
     parse_mappings,
 )
+from authenticator.mapping_child import ChildParseError
 from tests.fixtures.kubeapi import MAPPINGS, KubeAPI
 from webhook.sources import InlineSource, MappingRegistry, build_registry
-from webhook.sources_file import FileSource, load_file_mappings
+from webhook.sources_file import FileSource, load_file_mappings, read_mapping_file
 from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
 
 ACCT = "111122223333"
@@ -279,6 +280,80 @@ class TestFileSource:
         wait_until(lambda: len(rec.calls) == 2)
         assert rec.calls == [("file", "success", 1), ("file", "error", 1)]
         assert usernames(registry) == ["a"]
+
+    def test_large_reload_is_parsed_in_a_child(
+        self, tmp_path: Path, started: Starter, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A large reload is parsed by the child; a bad one stays out."""
+        import webhook.sources_file as sources_file
+
+        children: list[bytes] = []
+        real = sources_file.parse_in_child  # type: ignore[attr-defined]  # its import
+
+        def spy(data: bytes, **options: object) -> object:
+            children.append(data)
+            return real(data, **options)  # type: ignore[arg-type]  # the keywords
+
+        monkeypatch.setattr(sources_file, "parse_in_child", spy)
+        path = tmp_path / "m.yaml"
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
+        rec = Recorder()
+        source = FileSource(path, poll_interval=0.05, child_parse_bytes=1)
+        registry = started(source, on_reload=rec)
+        assert children == []  # the first load is in process
+        new = "mapRoles:\n" + roles_yaml(("A", "changed"), ("B", "b"))
+        write(path, new, atomic=True)
+        wait_until(lambda: usernames(registry) == ["changed", "b"], timeout=10)
+        assert children == [new.encode()]
+        before = registry.snapshot()
+        write(path, "mapRoles:\n- rolearn: nope\n  username: x\n", atomic=True)
+        wait_until(lambda: ("file", "error", 2) in rec.calls, timeout=10)
+        assert registry.snapshot() is before
+
+    def test_a_failed_child_is_retried(
+        self, tmp_path: Path, started: Starter, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A child that dies is an error now and a new try at the next poll."""
+        import webhook.sources_file as sources_file
+
+        failures = [ChildParseError("the mapping parser process exited -9")]
+        real = sources_file.parse_in_child  # type: ignore[attr-defined]  # its import
+
+        def flaky(data: bytes, **options: object) -> object:
+            if failures:
+                raise failures.pop()
+            return real(data, **options)  # type: ignore[arg-type]  # the keywords
+
+        monkeypatch.setattr(sources_file, "parse_in_child", flaky)
+        path = tmp_path / "m.yaml"
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
+        rec = Recorder()
+        registry = started(
+            FileSource(path, poll_interval=0.05, child_parse_bytes=1), on_reload=rec
+        )
+        write(path, "mapRoles:\n" + roles_yaml(("A", "b")), atomic=True)
+        wait_until(lambda: usernames(registry) == ["b"], timeout=10)
+        assert rec.calls == [
+            ("file", "success", 1),
+            ("file", "error", 1),
+            ("file", "success", 1),
+        ]
+
+    def test_preloaded_file_is_served_as_read(
+        self, tmp_path: Path, started: Starter
+    ) -> None:
+        """The arbiter's set is served as is; a file changed since is read again."""
+        path = tmp_path / "m.yaml"
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
+        loaded = read_mapping_file(path)
+        registry = started(FileSource(path, poll_interval=0.05, initial=loaded))
+        assert registry.snapshot() == (loaded.mapping_set,)
+        assert registry.snapshot()[0] is loaded.mapping_set
+
+        stale = read_mapping_file(path)
+        write(path, "mapRoles:\n" + roles_yaml(("A", "newer")), atomic=True)
+        fresh = started(FileSource(path, poll_interval=0.05, initial=stale))
+        assert usernames(fresh) == ["newer"]
 
 
 class TestRegistry:
