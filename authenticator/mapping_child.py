@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 from authenticator.errors import ConfigError, KubeIAMError
 from authenticator.mapping import MappingSet, parse_mapping_text
@@ -204,7 +205,9 @@ def _rebuild(out: bytes) -> MappingSet:
         for frame in frames:
             time.sleep(0)  # let waiting request threads take the GIL first
             assert isinstance(frame, list)  # noqa: S101 - written by _answer
-            for arn, username, groups, kind, where, sso, key in frame:
+            for arn, username, groups, kind, where, sso, key in zip(
+                *frame, strict=True
+            ):
                 entry = MappingEntry(
                     arn,
                     shared.setdefault(username, username),  # type: ignore[arg-type]
@@ -241,7 +244,7 @@ def _entry_tuple(entry: MappingEntry) -> _Entry:
     )
 
 
-def _write(frame: dict[str, object] | list[_Entry]) -> None:
+def _write(frame: dict[str, object] | list[list[Any]]) -> None:
     blob = marshal.dumps(frame)
     sys.stdout.buffer.write(_LENGTH.pack(len(blob)))
     sys.stdout.buffer.write(blob)
@@ -278,7 +281,10 @@ def _answer(options: dict[str, object], data: bytes) -> None:
     )
     entries = [*mapping_set.roles, *mapping_set.users]
     for start in range(0, len(entries), _FRAME_ENTRIES):
-        _write([_entry_tuple(e) for e in entries[start : start + _FRAME_ENTRIES]])
+        rows = [_entry_tuple(e) for e in entries[start : start + _FRAME_ENTRIES]]
+        # By column: the server then makes no short-lived tuple per entry,
+        # which would leave the new table's memory pages full of holes.
+        _write([list(column) for column in zip(*rows, strict=True)])
 
 
 def _texts(value: object) -> tuple[str, ...]:
