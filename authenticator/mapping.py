@@ -38,6 +38,7 @@ from authenticator.arn import canonicalize_arn, parse_arn
 from authenticator.errors import InvalidARNError
 from authenticator.identity import Identity
 from authenticator.mapping_formats import (
+    IdentityMappingTable,
     MappingReport,
     inspect_mapping_text,
     parse_aws_auth,
@@ -59,6 +60,7 @@ from authenticator.mapping_model import (
 from authenticator.yamlio import NumericText
 
 __all__ = [
+    "IdentityMappingTable",
     "KubernetesUser",
     "MappingEntry",
     "MappingOutcome",

@@ -23,9 +23,9 @@ from kubernetes.config.config_exception import ConfigException
 
 from authenticator.errors import ConfigError
 from authenticator.mapping import (
+    IdentityMappingTable,
     MappingSet,
     parse_aws_auth,
-    parse_identity_mappings,
 )
 from authenticator.mapping_model import (
     DEFAULT_RESERVED_GROUP_PREFIXES,
@@ -46,6 +46,9 @@ DEFAULT_WATCH_TIMEOUT_S = 300
 DEFAULT_BACKOFF_S = (1.0, 30.0)
 # HTTP 410 Gone: the watch's resourceVersion is too old; list again.
 _GONE = 410
+# After publishing a set, events that arrive within this long are applied
+# together (a burst of 1,000 object creations is a few rebuilds, not 1,000).
+APPLY_INTERVAL_S = 0.1
 
 
 def load_api_client(
@@ -104,6 +107,13 @@ class _WatchSource:
         self._thread: threading.Thread | None = None
         self._resp: urllib3.HTTPResponse | None = None
         self._objects: dict[str, Mapping[str, object]] = {}
+        # _objects (and a subclass's parsed state) change under _lock; one
+        # set is built and published at a time (_apply_lock); _dirty wakes
+        # the applier thread after events.
+        self._lock = threading.Lock()
+        self._apply_lock = threading.Lock()
+        self._dirty = threading.Event()
+        self._applier: threading.Thread | None = None
 
     # --- per-kind hooks -----------------------------------------------------
     def _call(self, **kwargs: object) -> urllib3.HTTPResponse:
@@ -111,6 +121,15 @@ class _WatchSource:
 
     def _build(self) -> MappingSet:
         raise NotImplementedError
+
+    def _listed(self) -> None:
+        """``_objects`` was replaced by a fresh list (called under ``_lock``)."""
+
+    def _put(self, name: str, obj: Mapping[str, object]) -> None:
+        """An object was added or changed (called under ``_lock``)."""
+
+    def _removed(self, name: str) -> None:
+        """An object was deleted (called under ``_lock``)."""
 
     # --- the loop -------------------------------------------------------------
     def start(self, update: Update, fail: Failure) -> None:
@@ -121,7 +140,14 @@ class _WatchSource:
             name=f"kubeiam-{self.name}",
             daemon=True,
         )
+        self._applier = threading.Thread(
+            target=self._apply_loop,
+            args=(update, fail),
+            name=f"kubeiam-{self.name}-apply",
+            daemon=True,
+        )
         self._thread.start()
+        self._applier.start()
 
     def stop(self) -> None:
         """Stop watching and close the open watch connection."""
@@ -136,6 +162,21 @@ class _WatchSource:
                 except (OSError, ValueError):
                     log.debug("closing the watch connection failed")
             thread.join(0.05)
+        self._dirty.set()  # wake the applier to see the stop
+        if self._applier is not None:
+            self._applier.join(max(deadline - time.monotonic(), 0.1))
+
+    def _apply_loop(self, update: Update, fail: Failure) -> None:
+        """Publish after events: at once, then at most every APPLY_INTERVAL_S."""
+        while not self._stop.is_set():
+            if not self._dirty.wait(1.0) or self._stop.is_set():
+                continue
+            self._dirty.clear()
+            try:
+                self._apply(update, fail)
+            except Exception as exc:  # a failing hook must not end the applier
+                fail_unexpected(self.name, exc, fail)
+            self._stop.wait(APPLY_INTERVAL_S)
 
     def _run(self, update: Update, fail: Failure) -> None:
         delay = self._backoff[0]
@@ -187,10 +228,13 @@ class _WatchSource:
         if not isinstance(body, dict):
             raise ValueError("list reply is not an object")
         items = body.get("items") or []
-        self._objects = {}
+        objects: dict[str, Mapping[str, object]] = {}
         for item in items if isinstance(items, list) else []:
             if isinstance(item, dict):
-                self._objects[_name(item)] = item
+                objects[_name(item)] = item
+        with self._lock:
+            self._objects = objects
+            self._listed()
         return str(_metadata(body).get("resourceVersion", ""))
 
     def _watch(self, version: str, update: Update, fail: Failure) -> str:
@@ -224,25 +268,31 @@ class _WatchSource:
         new_version = str(_metadata(obj).get("resourceVersion", version))
         if kind == "BOOKMARK":
             return new_version
-        if kind in ("ADDED", "MODIFIED"):
-            self._objects[_name(obj)] = obj
-        elif kind == "DELETED":
-            self._objects.pop(_name(obj), None)
-        else:
+        if kind not in ("ADDED", "MODIFIED", "DELETED"):
             raise ValueError(f"unknown watch event type {kind!r}")
-        self._apply(update, fail)
+        name = _name(obj)
+        with self._lock:
+            if kind == "DELETED":
+                self._objects.pop(name, None)
+                self._removed(name)
+            else:
+                self._objects[name] = obj
+                self._put(name, obj)
+        self._dirty.set()  # the applier thread publishes (events coalesce)
         return new_version
 
     def _apply(self, update: Update, fail: Failure) -> None:
-        try:
-            mapping_set = self._build()
-        except ConfigError as exc:
-            fail(str(exc))
-            return
-        except Exception as exc:  # a bad object must not end the watch
-            fail_unexpected(self.name, exc, fail)
-            return
-        update(mapping_set)
+        with self._apply_lock:
+            try:
+                with self._lock:
+                    mapping_set = self._build()
+            except ConfigError as exc:
+                fail(str(exc))
+                return
+            except Exception as exc:  # a bad object must not end the watch
+                fail_unexpected(self.name, exc, fail)
+                return
+            update(mapping_set)
 
 
 def _lines(resp: urllib3.HTTPResponse) -> Iterator[str]:
@@ -365,20 +415,25 @@ class CRDSource(_WatchSource):
             reserved_group_prefixes=reserved_group_prefixes,
         )
         self._api = kubernetes.client.CustomObjectsApi(api_client)
+        self._table = IdentityMappingTable(
+            where=CRD_PLURAL, reserved_prefixes=self._reserved, source=self.name
+        )
 
     def _call(self, **kwargs: object) -> urllib3.HTTPResponse:
         return self._api.list_cluster_custom_object(  # type: ignore[no-any-return]  # the client is untyped
             CRD_GROUP, CRD_VERSION, CRD_PLURAL, **kwargs
         )
 
+    def _listed(self) -> None:
+        self._table.keep_only(self._objects)
+        for name, obj in self._objects.items():
+            self._table.put(name, obj)  # parsed again only if its version changed
+
+    def _put(self, name: str, obj: Mapping[str, object]) -> None:
+        self._table.put(name, obj)
+
+    def _removed(self, name: str) -> None:
+        self._table.remove(name)
+
     def _build(self) -> MappingSet:
-        items = [self._objects[name] for name in sorted(self._objects)]
-        return with_group_prefixes(
-            parse_identity_mappings(
-                items,
-                where=CRD_PLURAL,
-                reserved_prefixes=self._reserved,
-                source=self.name,
-            ),
-            self._reserved_groups,
-        )
+        return with_group_prefixes(self._table.build(), self._reserved_groups)

@@ -14,6 +14,7 @@ from authenticator.errors import ConfigError, InvalidARNError
 from authenticator.identity import Identity
 from authenticator.mapping import (
     PRINCIPAL_ID_EXTRA,
+    IdentityMappingTable,
     MappingEntry,
     MappingOutcome,
     MappingSet,
@@ -892,3 +893,84 @@ class TestFastEntryChecks:
                 source="file",
                 where="t",
             )
+
+
+def crd_object(
+    name: str, arn: str, username: str, version: str = "1"
+) -> dict[str, object]:
+    """An IAMIdentityMapping object as the API server lists it."""
+    return {
+        "metadata": {"name": name, "resourceVersion": version},
+        "spec": {"arn": arn, "username": username, "groups": ["g"]},
+    }
+
+
+class TestIdentityMappingTable:
+    """Objects parsed one at a time give what parsing them all at once gives."""
+
+    def objects(self) -> dict[str, dict[str, object]]:
+        """Roles, users, an sso object, out of name order."""
+        return {
+            "zz": crd_object("zz", f"arn:aws:iam::{ACCT}:role/p/Z", "z"),
+            "aa": crd_object("aa", f"arn:aws:iam::{ACCT}:user/a", "a"),
+            "mm": crd_object("mm", f"arn:aws:iam::{ACCT}:role/M", "m"),
+            "sso": {
+                "metadata": {"name": "sso", "resourceVersion": "3"},
+                "spec": {
+                    "sso": {"permissionSetName": "Admin", "accountID": ACCT},
+                    "username": "admin",
+                },
+            },
+        }
+
+    def table(
+        self, objects: Mapping[str, Mapping[str, object]]
+    ) -> IdentityMappingTable:
+        """A table holding ``objects``."""
+        table = IdentityMappingTable(
+            where="iamidentitymappings", reserved_prefixes=("x-",)
+        )
+        for name, obj in objects.items():
+            table.put(name, obj)
+        return table
+
+    def whole(self, objects: Mapping[str, Mapping[str, object]]) -> MappingSet:
+        """parse_identity_mappings over the objects in name order."""
+        return parse_identity_mappings(
+            [objects[n] for n in sorted(objects)],
+            where="iamidentitymappings",
+            reserved_prefixes=("x-",),
+        )
+
+    def test_same_set_as_one_parse(self) -> None:
+        """Entries, order, keys and prefixes equal the one-shot parse."""
+        objects = self.objects()
+        built, whole = self.table(objects).build(), self.whole(objects)
+        assert built == whole
+        assert [e.match_key for e in built.roles] == [e.match_key for e in whole.roles]
+
+    def test_same_problems_as_one_parse(self) -> None:
+        """Invalid objects give the one-shot parse's message, in name order."""
+        objects = self.objects()
+        objects["bb"] = crd_object("bb", "arn:aws:s3:::bucket", "b")
+        objects["ab"] = crd_object("ab", f"arn:aws:iam::{ACCT}:role/R", "")
+        with pytest.raises(ConfigError) as whole:
+            self.whole(objects)
+        with pytest.raises(ConfigError) as built:
+            self.table(objects).build()
+        assert str(built.value) == str(whole.value)
+
+    def test_versions_changes_and_removals(self) -> None:
+        """A known version is not parsed again; a new one is; removed objects go."""
+        objects = self.objects()
+        table = self.table(objects)
+        first = table.build().find_entry(f"arn:aws:iam::{ACCT}:role/m")
+        table.put("mm", crd_object("mm", f"arn:aws:iam::{ACCT}:role/M", "ignored"))
+        assert table.build().find_entry(f"arn:aws:iam::{ACCT}:role/m") is first
+        table.put("mm", crd_object("mm", f"arn:aws:iam::{ACCT}:role/M", "m2", "2"))
+        changed = table.build().find_entry(f"arn:aws:iam::{ACCT}:role/m")
+        assert changed is not None and changed.username == "m2"
+        table.remove("aa")
+        table.keep_only(["mm", "zz", "aa"])
+        assert len(table) == 2
+        assert [e.username for e in table.build().roles] == ["m2", "z"]

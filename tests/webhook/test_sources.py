@@ -560,6 +560,26 @@ class TestCRDSource:
             "/apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings"
         )
 
+    def test_a_burst_of_events_is_applied_together(
+        self, kubeapi: KubeAPI, started: Starter
+    ) -> None:
+        """300 creations arrive as events; far fewer rebuilds publish all of them."""
+        rec = Recorder()
+        registry = started(
+            CRDSource(api_client=kubeapi.api_client(), backoff=FAST), on_reload=rec
+        )
+        assert registry.wait_ready(3)
+        kubeapi.wait_watching()
+        for i in range(300):
+            kubeapi.set_mapping(
+                f"m{i:03}",
+                {"arn": f"arn:aws:iam::{ACCT}:role/R{i}", "username": f"u{i}"},
+            )
+        wait_until(lambda: len(usernames(registry)) == 300, timeout=10)
+        assert usernames(registry) == [f"u{i}" for i in range(300)]
+        assert all(call[1] == "success" for call in rec.calls)
+        assert len(rec.calls) < 100  # the first list plus a few coalesced rebuilds
+
     @pytest.mark.parametrize("group", ["system:masters", "system:nodes"])
     def test_crd_cannot_grant_system_groups_by_default(
         self, kubeapi: KubeAPI, started: Starter, group: str
