@@ -56,7 +56,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) deps-system peer-npm
+bench: $(STAMP) deps-system peers peer-npm
 	$(PY) -m bench
 
 # The differentials at full size (make test runs a bounded, fixed-seed part of each):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeGuard, TypeVar
 
 from authenticator.arn import canonicalize_arn
 from authenticator.errors import ConfigError, InvalidARNError
@@ -359,16 +359,21 @@ def _aws_auth_into(parser: _Parser, data: object) -> None:
             parser.account_list(value, path)
 
 
+def _is_mapping(value: object) -> TypeGuard[Mapping[str, object]]:
+    """isinstance(value, Mapping), with the usual case (a dict) checked first."""
+    return type(value) is dict or isinstance(value, Mapping)
+
+
 def _crd_into(parser: _Parser, items: Sequence[object]) -> None:
     for i, item in enumerate(items):
-        if not isinstance(item, Mapping):
+        if not _is_mapping(item):
             parser.problem(f"items[{i}]", "must be an IAMIdentityMapping object")
             continue
         metadata = item.get("metadata")
-        name = metadata.get("name") if isinstance(metadata, Mapping) else None
+        name = metadata.get("name") if _is_mapping(metadata) else None
         path = f"iamidentitymapping/{name}" if isinstance(name, str) else f"items[{i}]"
         spec = item.get("spec")
-        if not isinstance(spec, Mapping):
+        if not _is_mapping(spec):
             parser.problem(f"{path}.spec", "is required")
             continue
         sso: SSOMatch | None = None
