@@ -326,6 +326,23 @@ def _freeze(creds: Any, frozen: Any) -> StaticCredentials:  # botocore is untype
     )
 
 
+def _sts_client(
+    base: StaticCredentials, *, region: str, endpoint_url: str | None
+) -> Any:  # botocore is untyped
+    """A botocore STS client signing with ``base`` (two attempts per call)."""
+    import botocore.config
+
+    return _botocore_session(None).create_client(
+        "sts",
+        region_name=region,
+        endpoint_url=endpoint_url,
+        aws_access_key_id=base.access_key_id,
+        aws_secret_access_key=base.secret_access_key,
+        aws_session_token=base.session_token,
+        config=botocore.config.Config(retries={"max_attempts": 2}),
+    )
+
+
 def call_assume_role(
     *,
     base: StaticCredentials,
@@ -359,10 +376,8 @@ def call_assume_role(
         STSRejectedError: STS refused the AssumeRole call.
         STSUnavailableError: STS could not be reached.
     """
-    import botocore.config
     import botocore.exceptions
 
-    session = _botocore_session(None)
     params: dict[str, object] = {
         "RoleArn": role_arn,
         "RoleSessionName": session_name
@@ -376,15 +391,7 @@ def call_assume_role(
         params["SerialNumber"] = mfa_serial
         params["TokenCode"] = prompt(MFA_PROMPT).strip()
     try:
-        client = session.create_client(
-            "sts",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            aws_access_key_id=base.access_key_id,
-            aws_secret_access_key=base.secret_access_key,
-            aws_session_token=base.session_token,
-            config=botocore.config.Config(retries={"max_attempts": 2}),
-        )
+        client = _sts_client(base, region=region, endpoint_url=endpoint_url)
         answer = client.assume_role(**params)
     except botocore.exceptions.ParamValidationError as exc:
         raise ConfigError(f"AssumeRole {role_arn}: {exc}") from exc
@@ -429,20 +436,10 @@ def caller_session_name(
         STSRejectedError: STS refused the call.
         STSUnavailableError: STS could not be reached.
     """
-    import botocore.config
     import botocore.exceptions
 
-    session = _botocore_session(None)
     try:
-        client = session.create_client(
-            "sts",
-            region_name=region,
-            endpoint_url=endpoint_url,
-            aws_access_key_id=base.access_key_id,
-            aws_secret_access_key=base.secret_access_key,
-            aws_session_token=base.session_token,
-            config=botocore.config.Config(retries={"max_attempts": 2}),
-        )
+        client = _sts_client(base, region=region, endpoint_url=endpoint_url)
         answer = client.get_caller_identity()
     except botocore.exceptions.ClientError as exc:
         code = exc.response.get("Error", {}).get("Code", "error")

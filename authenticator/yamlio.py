@@ -78,6 +78,7 @@ _FALSE = frozenset({"false", "False", "FALSE"})
 _INT = re.compile(r"[-+]?(?:0|[1-9][0-9]{0,10})")
 _FLOAT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\.[0-9]+(?:[eE][-+]?[0-9]+)?")
 _TOO_DEEP = f"nested deeper than {MAX_YAML_DEPTH} levels"
+_ALIAS_BOMB = "YAML document too large (aliases expand too far)"
 _LIBYAML_TOO_DEEP = "exceeded maximum nesting depth"
 _RESOLVE: Callable[[type[yaml.Node], str, tuple[bool, bool]], str] = (
     yaml.resolver.Resolver().resolve
@@ -388,9 +389,6 @@ def _build(events: Iterable[Any], typed: bool) -> list[object]:
         else:
             top.append(value)  # type: ignore[union-attr]  # not is_map: a list
     return docs
-
-
-_ALIAS_BOMB = "YAML document too large (aliases expand too far)"
 
 
 def _measure(target: _Anchored, budget: int, mark: _Mark | None) -> None:

@@ -28,11 +28,21 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
+import kubernetes.client
 import requests
 
 from bench.bench_webhook import start_emulator
 from bench.common import Row, paired_row
+from webhook.sources import MappingRegistry
+from webhook.sources_kube import (
+    CRD_GROUP,
+    CRD_PLURAL,
+    CRD_VERSION,
+    CRDSource,
+    load_api_client,
+)
 
 OBJECTS = 100_000
 BURST = 1_000
@@ -40,8 +50,7 @@ ACCOUNT = "111122223333"
 LOAD_BUDGET_S = 2.0
 SAMPLES = 3
 _TXN_OPS = 128  # etcd's default --max-txn-ops
-_GROUP = "iamauthenticator.k8s.aws"
-_PLURAL = "iamidentitymappings"
+_GROUP, _VERSION, _PLURAL = CRD_GROUP, CRD_VERSION, CRD_PLURAL
 
 
 def _object(i: int, created: str) -> dict[str, object]:
@@ -82,25 +91,14 @@ def _fill_etcd(etcd_url: str, count: int) -> None:
         resp.raise_for_status()
 
 
-def _listed(cp: object, session: requests.Session, timeout: float = 180) -> int:
+def _listed(api: Any, timeout: float = 180) -> int:
     """Wait until the API server lists every object (``limit=1``); the count."""
-    from tests.fixtures.controlplane import ControlPlane
-
-    assert isinstance(cp, ControlPlane)
-    cert = _admin_cert(cp)
     deadline = time.monotonic() + timeout
     total = 0
     while time.monotonic() < deadline:
-        resp = session.get(
-            f"{cp.url}/apis/{_GROUP}/v1alpha1/{_PLURAL}?limit=1",
-            cert=cert,
-            verify=str(cp.ca_file),
-            timeout=60,
-        )
-        resp.raise_for_status()
-        doc = resp.json()
-        total = len(doc.get("items", [])) + int(
-            doc.get("metadata", {}).get("remainingItemCount", 0) or 0
+        page = api.list_cluster_custom_object(_GROUP, _VERSION, _PLURAL, limit=1)
+        total = len(page.get("items", [])) + int(
+            page.get("metadata", {}).get("remainingItemCount", 0) or 0
         )
         if total >= OBJECTS:
             return total
@@ -108,34 +106,40 @@ def _listed(cp: object, session: requests.Session, timeout: float = 180) -> int:
     raise RuntimeError(f"the API server lists {total} of {OBJECTS} objects")
 
 
+def _started(
+    client: Any, on_reload: Callable[[str, str, int], None] | None = None
+) -> MappingRegistry:
+    """A registry over a new CRDSource, started and loaded."""
+    registry = MappingRegistry([CRDSource(api_client=client)], on_reload=on_reload)
+    registry.start()
+    if not registry.wait_ready(120):
+        raise RuntimeError("the CRD source did not load")
+    return registry
+
+
 def run() -> list[Row]:
     """Load 100,000 objects through CRDSource; then a burst of creations."""
     from tests.fixtures.controlplane import start_control_plane
-    from webhook.sources import MappingRegistry
-    from webhook.sources_kube import CRDSource, load_api_client
 
     work = Path(tempfile.mkdtemp(prefix="kubeiam-bench-crd-"))
     emulator = start_emulator(None, work / "sts.log")
     cp = None
     try:
         cp = start_control_plane(work / "cp", emulator.url)
+        client = load_api_client(cp.admin_kubeconfig)
+        api = kubernetes.client.CustomObjectsApi(client)
         started = time.perf_counter()
         _fill_etcd(cp.etcd_url, OBJECTS)
-        _listed(cp, requests.Session())
+        _listed(api)
         print(
             f"bench_crd_scale: {OBJECTS:,} objects in the API server after "
             f"{time.perf_counter() - started:.1f} s",
             flush=True,
         )
-        client = load_api_client(cp.admin_kubeconfig)
         loads: list[float] = []
         for _ in range(SAMPLES):
-            source = CRDSource(api_client=client)
-            registry = MappingRegistry([source])
             start = time.perf_counter()
-            registry.start()
-            if not registry.wait_ready(120):
-                raise RuntimeError("the CRD source did not load")
+            registry = _started(client)
             loads.append(time.perf_counter() - start)
             entries = registry.snapshot()[0].entries
             registry.stop()
@@ -143,38 +147,24 @@ def run() -> list[Row]:
                 raise RuntimeError(f"the CRD source has {entries} entries")
 
         floor: list[float] = []
-        lister = requests.Session()
-        cert = _admin_cert(cp)
         for _ in range(SAMPLES):
             start = time.perf_counter()
-            resp = lister.get(
-                f"{cp.url}/apis/{_GROUP}/v1alpha1/{_PLURAL}",
-                cert=cert,
-                verify=str(cp.ca_file),
-                timeout=120,
+            resp = api.list_cluster_custom_object(
+                _GROUP, _VERSION, _PLURAL, _preload_content=False
             )
-            size_mb = len(resp.content) / 1e6
+            size_mb = len(resp.data) / 1e6
+            resp.release_conn()
             floor.append(time.perf_counter() - start)
-            resp.raise_for_status()
 
         published: list[int] = []
-        source = CRDSource(api_client=client)
-        registry = MappingRegistry(
-            [source], on_reload=lambda _s, _r, n: published.append(n)
-        )
-        registry.start()
-        if not registry.wait_ready(120):
-            raise RuntimeError("the CRD source did not load")
+        registry = _started(client, lambda _s, _r, n: published.append(n))
         before = len(published)
-        api = requests.Session()
-        admin = _admin_session(cp, api)
-        url = f"{cp.url}/apis/{_GROUP}/v1alpha1/{_PLURAL}"
         created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
         def create(i: int) -> None:
             body = _object(OBJECTS + i, created)
             body["metadata"] = {"name": f"m-{OBJECTS + i:06}"}
-            admin(url, body)
+            api.create_cluster_custom_object(_GROUP, _VERSION, _PLURAL, body)
 
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(create, range(BURST)))
@@ -203,7 +193,7 @@ def run() -> list[Row]:
                 "s",
                 ours=loads,
                 peer=floor,
-                peer_name="GET .../iamidentitymappings (requests)",
+                peer_name="the same list call, body read, not parsed",
                 labels=("CRD source load", "bare LIST"),
             ),
             Row(
@@ -223,48 +213,3 @@ def run() -> list[Row]:
                 cp.stop()
         emulator.stop()
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _admin_cert(cp: object) -> tuple[str, str]:
-    """The admin kubeconfig's client certificate and key, as files."""
-    import yaml
-
-    from tests.fixtures.controlplane import ControlPlane
-
-    assert isinstance(cp, ControlPlane)
-    config = yaml.safe_load(cp.admin_kubeconfig.read_text())
-    user = config["users"][0]["user"]
-    directory = cp.admin_kubeconfig.parent
-    return (
-        _material(directory, user, "client-certificate"),
-        _material(directory, user, "client-key"),
-    )
-
-
-def _admin_session(
-    cp: object, session: requests.Session
-) -> Callable[[str, dict[str, object]], None]:
-    """POST as the admin (the admin kubeconfig's client certificate)."""
-    from tests.fixtures.controlplane import ControlPlane
-
-    assert isinstance(cp, ControlPlane)
-    cert = _admin_cert(cp)
-
-    def post(url: str, body: dict[str, object]) -> None:
-        resp = session.post(
-            url, json=body, cert=cert, verify=str(cp.ca_file), timeout=30
-        )
-        if resp.status_code != 201:
-            raise RuntimeError(f"create failed: {resp.status_code} {resp.text[:200]}")
-
-    return post
-
-
-def _material(directory: Path, user: dict[str, str], field: str) -> str:
-    if field in user:
-        path = Path(user[field])
-        return str(path if path.is_absolute() else directory / path)
-    data = base64.b64decode(user[f"{field}-data"])
-    out = directory / f"bench-{field}.pem"
-    out.write_bytes(data)
-    return str(out)

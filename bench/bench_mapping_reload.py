@@ -35,9 +35,8 @@ from bench.bench_webhook import (
     WORKERS,
     review_body,
     start_emulator,
-    start_server,
 )
-from bench.common import Row, median, paired_row
+from bench.common import Row, median, paired_row, process_tree
 
 ENTRIES = 100_000
 ACCOUNT = "111122223333"
@@ -98,12 +97,8 @@ def _memory_mb(pid: int) -> tuple[float, float]:
     modules and the table the workers inherit from the arbiter) once per
     process, and is shown for comparison.
     """
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
     pss_kb = rss_kb = 0
-    for p in pids:
+    for p in process_tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
@@ -135,6 +130,7 @@ def run() -> list[Row]:
     from tests.fixtures.webhook import (
         WebhookServer,
         free_port,
+        launch_server,
         make_pki,
         wait_ready,
         write_config,
@@ -167,15 +163,14 @@ def run() -> list[Row]:
             },
         )
         started = time.perf_counter()
-        process = start_server(config, work / "server.log")
-        server = WebhookServer(
-            url=f"https://127.0.0.1:{port}",
+        server = launch_server(
+            config,
+            port=port,
             pki=pki,
-            config_path=config,
             mapping_path=mapping_path,
             output_path=work / "server.log",
-            process=process,
         )
+        process = server.process
         wait_ready(server, timeout=120)
         ready_s = time.perf_counter() - started
         time.sleep(1)  # let every worker finish its first load

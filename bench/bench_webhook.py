@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bench.common import Row, median, paired_row
+from bench.common import Row, median, paired_row, process_tree
 
 if TYPE_CHECKING:
     from tests.fixtures.webhook import PKI, WebhookServer
@@ -333,12 +333,8 @@ def start_emulator(tree: Path | None, log: Path) -> _Emulator:
 
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of a process and its children (gunicorn's workers)."""
-    pids = [pid]
-    with contextlib.suppress(OSError):
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
     ticks = 0
-    for p in pids:
+    for p in process_tree(pid):
         with contextlib.suppress(OSError, IndexError, ValueError):
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])

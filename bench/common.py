@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,15 @@ def time_call(func: Callable[[], object], *, runs: int) -> list[float]:
 def median(values: Sequence[float]) -> float:
     """The median of ``values``."""
     return float(statistics.median(values))
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its children (a gunicorn arbiter and its workers)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    return pids
 
 
 def render_table(rows: Sequence[Row]) -> str:

@@ -129,8 +129,6 @@ def build_mapping_registry(
             assert spec.path is not None  # noqa: S101 - parse_settings requires it
             # Taken out, so the worker frees it once a reload replaces it.
             initial = preloaded.pop(i, None) if preloaded is not None else None
-            if initial is not None and initial.mapping_set.source != name:
-                initial = None  # read under another name: read it again
             sources.append(
                 FileSource(
                     spec.path,

@@ -19,7 +19,13 @@ from typing import Any
 
 from webhook.services import Services
 from webhook.tokenreview import MAX_BODY_BYTES
-from webhook.views import Review, finish, internal_error, review_outcome
+from webhook.views import (
+    Review,
+    finish,
+    internal_error,
+    read_stream,
+    review_outcome,
+)
 
 __all__ = ["TokenReviewFront"]
 
@@ -60,7 +66,7 @@ class TokenReviewFront:
         ):
             return self._app(environ, start_response)
         review = Review(start=time.perf_counter())
-        body = _read(environ["wsgi.input"], int(length))
+        body = read_stream(environ["wsgi.input"], int(length))
         try:
             result, reason, status, answer = review_outcome(
                 self._services, review, body
@@ -76,17 +82,3 @@ class TokenReviewFront:
             ],
         )
         return [text]
-
-
-def _read(stream: Any, length: int) -> bytes:
-    """Read exactly the declared length (less when the client stops early)."""
-    parts: list[bytes] = []
-    size = 0
-    # A read may return less than asked: loop.
-    while size < length:
-        part = stream.read(length - size)
-        if not part:
-            break
-        parts.append(part)
-        size += len(part)
-    return parts[0] if len(parts) == 1 else b"".join(parts)

@@ -172,11 +172,11 @@ class FileSource:
     def start(self, update: Update, fail: Failure) -> None:
         """Load the file now (or serve ``initial``), then watch it from a thread."""
         initial, self._initial = self._initial, None
-        if initial is not None and initial.stat == self._stat_now():
+        if initial is not None and initial.stat == _stat(self.path):
             self._stat, self._digest, self._loaded = initial.stat, initial.digest, True
             update(initial.mapping_set)
         else:  # none, or the file changed since: read it now
-            self._stat = self._stat_now()
+            self._stat = _stat(self.path)
             self._load(update, fail)
         self._thread = threading.Thread(
             target=self._poll,
@@ -192,9 +192,6 @@ class FileSource:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def _stat_now(self) -> tuple[int, ...] | None:
-        return _stat(self.path)
-
     def _poll(self, update: Update, fail: Failure) -> None:
         while not self._stop.wait(self._interval):
             try:
@@ -203,10 +200,10 @@ class FileSource:
                 log_unexpected(self.name, exc)
 
     def _check(self, update: Update, fail: Failure) -> None:
-        current = self._stat_now()
+        current = _stat(self.path)
         if current == self._stat:
             return
-        if self._stop.wait(self._settle) or self._stat_now() != current:
+        if self._stop.wait(self._settle) or _stat(self.path) != current:
             return  # still being written: look again at the next poll
         self._stat = current
         self._load(update, fail)

@@ -89,12 +89,11 @@ class _WatchSource:
         self,
         *,
         api_client: kubernetes.client.ApiClient,
-        reserved_prefixes: Sequence[str],
-        watch_timeout: int,
-        backoff: tuple[float, float],
+        reserved_prefixes: Sequence[str] = (),
+        watch_timeout: int = DEFAULT_WATCH_TIMEOUT_S,
+        backoff: tuple[float, float] = DEFAULT_BACKOFF_S,
         reserved_group_prefixes: Sequence[str] | None = None,
     ) -> None:
-        self._api_client = api_client
         self._reserved = tuple(reserved_prefixes)
         self._reserved_groups = (
             DEFAULT_RESERVED_GROUP_PREFIXES.get(self.name, ())
@@ -114,8 +113,12 @@ class _WatchSource:
         self._apply_lock = threading.Lock()
         self._dirty = threading.Event()
         self._applier: threading.Thread | None = None
+        self._setup(api_client)
 
     # --- per-kind hooks -----------------------------------------------------
+    def _setup(self, api_client: kubernetes.client.ApiClient) -> None:
+        """Build the kind's API and state (the end of ``__init__``)."""
+
     def _call(self, **kwargs: object) -> urllib3.HTTPResponse:
         raise NotImplementedError
 
@@ -398,22 +401,7 @@ class CRDSource(_WatchSource):
 
     name = "crd"
 
-    def __init__(
-        self,
-        *,
-        api_client: kubernetes.client.ApiClient,
-        reserved_prefixes: Sequence[str] = (),
-        watch_timeout: int = DEFAULT_WATCH_TIMEOUT_S,
-        backoff: tuple[float, float] = DEFAULT_BACKOFF_S,
-        reserved_group_prefixes: Sequence[str] | None = None,
-    ) -> None:
-        super().__init__(
-            api_client=api_client,
-            reserved_prefixes=reserved_prefixes,
-            watch_timeout=watch_timeout,
-            backoff=backoff,
-            reserved_group_prefixes=reserved_group_prefixes,
-        )
+    def _setup(self, api_client: kubernetes.client.ApiClient) -> None:
         self._api = kubernetes.client.CustomObjectsApi(api_client)
         self._table = IdentityMappingTable(
             where=CRD_PLURAL, reserved_prefixes=self._reserved, source=self.name

@@ -16,6 +16,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass, field
+from typing import Any
 
 from flask import Blueprint, Response, current_app, g, request
 from flask.typing import ResponseReturnValue
@@ -175,20 +176,28 @@ def read_body() -> bytes:
         # No length and a server that does not end the stream: Werkzeug reads
         # no body either.
         return b""
-    stream = environ["wsgi.input"]
-    want = length if length is not None else MAX_BODY_BYTES + 1
+    body = read_stream(
+        environ["wsgi.input"], length if length is not None else MAX_BODY_BYTES + 1
+    )
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return body
+
+
+def read_stream(stream: Any, length: int) -> bytes:
+    """Read ``length`` bytes from a WSGI input (fewer when the client stops early).
+
+    A read may return less than asked (one chunk of a chunked body): loop.
+    """
     parts: list[bytes] = []
     size = 0
-    # A read may return less than asked (one chunk of a chunked body): loop.
-    while size < want:
-        part = stream.read(want - size)
+    while size < length:
+        part = stream.read(length - size)
         if not part:
             break
         parts.append(part)
         size += len(part)
-    if size > MAX_BODY_BYTES:
-        raise RequestEntityTooLarge()
-    return b"".join(parts)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _identity(svc: Services, review: Review, token: str) -> Identity:

@@ -97,16 +97,6 @@ def complete(url: str, region: str, *, akid: str = AKID) -> str:
     return f"{base}?{'&'.join(pieces)}"
 
 
-@pytest.fixture(scope="module")
-def canary() -> Iterator[LocalServer]:
-    """A loopback endpoint that a rejected token must never reach."""
-    server = LocalServer().start()
-    try:
-        yield server
-    finally:
-        server.close()
-
-
 @pytest.fixture
 def sts() -> Iterator[LocalServer]:
     """A fresh local STS stand-in per test."""

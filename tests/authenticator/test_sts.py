@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
@@ -67,13 +66,9 @@ def xml_body(
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
+def server(local_sts: LocalServer) -> LocalServer:
     """A fresh local STS stand-in per test."""
-    srv = LocalServer().start()
-    try:
-        yield srv
-    finally:
-        srv.close()
+    return local_sts
 
 
 def run(

@@ -6,7 +6,6 @@ import http.client
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 
 import pytest
@@ -18,13 +17,9 @@ from tests.fixtures.verifier import USER, LocalServer, call_for, json_body, repl
 
 
 @pytest.fixture
-def server() -> Iterator[LocalServer]:
+def server(local_sts: LocalServer) -> LocalServer:
     """A fresh local STS stand-in per test."""
-    srv = LocalServer().start()
-    try:
-        yield srv
-    finally:
-        srv.close()
+    return local_sts
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,8 +18,8 @@ from tests.fixtures.webhook import (
     WebhookFactory,
     WebhookServer,
     free_port,
+    launch_server,
     make_pki,
-    server_env,
     wait_ready,
 )
 
@@ -157,22 +155,12 @@ class TestReferenceServerConfig:
             # kubeiam's addition: the loopback STS emulator is allowed.
             f"sts:\n  extraEndpoints: [{sts_emulator.url}]\n"
         )
-        log = directory / "server.log"
-        with log.open("wb") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "kubeiam", "server", "--config", str(config)],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env=server_env(),
-                start_new_session=True,
-            )
-        server = WebhookServer(
-            url=f"https://127.0.0.1:{port}",
+        server = launch_server(
+            config,
+            port=port,
             pki=pki,
-            config_path=config,
             mapping_path=config,
-            output_path=log,
-            process=process,
+            output_path=directory / "server.log",
         )
         try:
             wait_ready(server)
