@@ -5,10 +5,13 @@ a serving process, that work holds the GIL in 5 ms slices and its million
 short-lived objects set off garbage collections, so reviews answered by the
 same process wait; done by every worker at once, it also takes every core.
 :func:`parse_in_child` runs the parse in ``python -m
-authenticator.mapping_child`` at a lower CPU priority (``nice``) and reads the
-result back as length-prefixed :mod:`marshal` frames of plain tuples, a few
-thousand entries each: the serving process only rebuilds the entries (about a
-sixth of the parse) in small steps, with the garbage collector paused.
+authenticator.mapping_child`` at a lower CPU priority (``nice``, and
+``SCHED_IDLE`` on Linux) and reads the result back as length-prefixed frames:
+a :mod:`marshal` header, then the roles and the users as
+:class:`~authenticator.mapping_model.PackedEntries` buffers. The serving
+process builds no entries at all: it serves the lookups from the bytes the
+child sent (about 25 MB for 100,000 entries, against 40 MB of objects and the
+fragmented pages they leave behind).
 
 The child gets the text on stdin (the exact bytes the caller read and
 hashed, never a second read of the file) and the options as one JSON
@@ -23,18 +26,20 @@ import contextlib
 import gc
 import json
 import marshal
+import mmap
 import os
 import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import BinaryIO
 
 from authenticator.errors import ConfigError, KubeIAMError
 from authenticator.mapping import MappingSet, parse_mapping_text
-from authenticator.mapping_model import MappingEntry, SSOMatch, with_group_prefixes
+from authenticator.mapping_model import MappingEntry, PackedEntries, with_group_prefixes
 
 __all__ = [
     "CHILD_NICE",
@@ -46,13 +51,11 @@ __all__ = [
 
 # How much lower the child's CPU priority is than the server's.
 CHILD_NICE = 19
-# Entries per frame: each frame is one short marshal.loads in the server.
-_FRAME_ENTRIES = 500
+# Buffers per packed entry list (PackedEntries.pack).
+_PACKED = 6
 # A parse that takes longer than this is stopped (the last good set stays).
 _TIMEOUT_S = 600.0
 _LENGTH = struct.Struct("<Q")
-
-_Entry = tuple[str, str, tuple[str, ...], str, str, tuple[str, str, str] | None, str]
 
 
 class ChildParseError(KubeIAMError):
@@ -95,27 +98,45 @@ def parse_in_child(
     }
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    try:
-        done = subprocess.run(  # noqa: S603 - our own module, no shell
-            [sys.executable, "-m", "authenticator.mapping_child", json.dumps(options)],
-            input=data,
-            capture_output=True,
-            timeout=_TIMEOUT_S,
-            env=env,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise ChildParseError(f"cannot run the mapping parser process: {exc}") from exc
-    if done.returncode != 0:
-        last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
-        raise ChildParseError(
-            f"the mapping parser process exited {done.returncode}"
-            + (f": {last[0][:200]}" if last else "")
-        )
-    return _rebuild(done.stdout)
+    # The text goes in and the answer comes back through unlinked temporary
+    # files: one write here, no pipe to pump with the GIL held, and the answer
+    # is mapped, not copied into this process's heap (freed with the set, to
+    # the last page, and shared with the workers when the arbiter parses).
+    with tempfile.TemporaryFile() as text_in, tempfile.TemporaryFile() as answer:
+        text_in.write(data)
+        text_in.seek(0)
+        try:
+            done = subprocess.run(  # noqa: S603 - our own module, no shell
+                [
+                    sys.executable,
+                    "-m",
+                    "authenticator.mapping_child",
+                    json.dumps(options),
+                ],
+                stdin=text_in,
+                stdout=answer,
+                stderr=subprocess.PIPE,
+                timeout=_TIMEOUT_S,
+                env=env,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise ChildParseError(
+                f"cannot run the mapping parser process: {exc}"
+            ) from exc
+        if done.returncode != 0:
+            last = done.stderr.decode("utf-8", "replace").strip().splitlines()[-1:]
+            raise ChildParseError(
+                f"the mapping parser process exited {done.returncode}"
+                + (f": {last[0][:200]}" if last else "")
+            )
+        if os.fstat(answer.fileno()).st_size == 0:
+            raise ChildParseError("the mapping parser gave no answer")
+        mapped = mmap.mmap(answer.fileno(), 0, access=mmap.ACCESS_READ)
+    return _rebuild(mapped)
 
 
-def _frames(out: bytes) -> Iterator[object]:
+def _frames(out: bytes | mmap.mmap) -> Iterator[memoryview]:
     view = memoryview(out)
     offset = 0
     while offset < len(view):
@@ -125,15 +146,13 @@ def _frames(out: bytes) -> Iterator[object]:
         offset += _LENGTH.size
         if offset + length > len(view):
             raise ChildParseError("the mapping parser's answer is cut short")
-        # marshal of plain tuples our own child wrote, over a private pipe
-        yield marshal.loads(view[offset : offset + length])  # noqa: S302
+        yield view[offset : offset + length]
         offset += length
 
 
-# Rebuilding in a serving process: the collector paused (a million new
-# objects would set off full collections) and the GIL handed over every
-# 0.5 ms instead of 5 ms, while any rebuild runs (counted: sources reload
-# from their own threads).
+# Bulk work in a serving process (freeing a large table of objects): the
+# collector paused and the GIL handed over every 0.5 ms instead of 5 ms,
+# while any such work runs (counted: sources reload from their own threads).
 _QUIET_LOCK = threading.Lock()
 _QUIET_SWITCH_S = 0.0005
 _quiet_depth = 0
@@ -167,11 +186,12 @@ _RELEASE_CHUNK = 1_000
 def release_gradually(retired: list[MappingSet]) -> None:
     """Drop replaced sets a thousand entries at a time.
 
-    Freeing a 100,000-entry set at once is one long stretch of deallocation
-    that holds the GIL (longer in a worker whose set was shared with the
-    arbiter: every page it frees is first copied). The entries are held in a
-    list, the set is dropped (only references go), and the entries are then
-    dropped in chunks with request threads let in between.
+    Freeing a 100,000-entry set of objects at once is one long stretch of
+    deallocation that holds the GIL. The entries are held in a list, the set
+    is dropped (only references go), and the entries are then dropped in
+    chunks with request threads let in between. Packed entries
+    (:class:`~authenticator.mapping_model.PackedEntries`) are a few buffers
+    and simply go.
 
     Args:
         retired: The replaced sets, taken out of the list here; the list
@@ -181,8 +201,9 @@ def release_gradually(retired: list[MappingSet]) -> None:
     entries: list[MappingEntry] = []
     while retired:
         mapping_set = retired.pop()
-        entries += mapping_set.roles
-        entries += mapping_set.users
+        for part in (mapping_set.roles, mapping_set.users):
+            if not isinstance(part, PackedEntries):
+                entries += part
         del mapping_set
     with quiet_section():
         while entries:
@@ -190,71 +211,45 @@ def release_gradually(retired: list[MappingSet]) -> None:
             time.sleep(0)
 
 
-def _rebuild(out: bytes) -> MappingSet:
-    frames = _frames(out)
-    header = next(frames, None)
+def _rebuild(out: bytes | mmap.mmap) -> MappingSet:
+    frames = list(_frames(out))
+    # marshal our own child wrote, over a private pipe
+    header = marshal.loads(frames[0]) if frames else None  # noqa: S302
     if not isinstance(header, dict):
         raise ChildParseError("the mapping parser gave no answer")
     if "error" in header:
         raise ConfigError(str(header["error"]))
-    shared: dict[object, object] = {}
-    roles: list[MappingEntry] = []
-    users: list[MappingEntry] = []
-    with quiet_section():
-        role_count = int(header["roles"])
-        for frame in frames:
-            time.sleep(0)  # let waiting request threads take the GIL first
-            assert isinstance(frame, list)  # noqa: S101 - written by _answer
-            for arn, username, groups, kind, where, sso, key in zip(
-                *frame, strict=True
-            ):
-                entry = MappingEntry(
-                    arn,
-                    shared.setdefault(username, username),  # type: ignore[arg-type]
-                    shared.setdefault(groups, groups),  # type: ignore[arg-type]
-                    kind,
-                    where,
-                    SSOMatch(*sso) if sso is not None else None,
-                    key,
-                )
-                (roles if len(roles) < role_count else users).append(entry)
-        mapping_set = MappingSet(
-            str(header["source"]),
-            tuple(roles),
-            tuple(users),
-            tuple(header["accounts"]),
-            tuple(header["reserved_prefixes"]),
-            tuple(header["reserved_group_prefixes"]),
-        )
+    if len(frames) != 1 + 2 * _PACKED:
+        raise ChildParseError("the mapping parser's answer is incomplete")
+    try:
+        roles = PackedEntries(frames[1 : 1 + _PACKED])
+        users = PackedEntries(frames[1 + _PACKED :])
+    except ValueError as exc:
+        raise ChildParseError(f"the mapping parser's answer is damaged: {exc}") from exc
+    mapping_set = MappingSet(
+        str(header["source"]),
+        roles,
+        users,
+        tuple(header["accounts"]),
+        tuple(header["reserved_prefixes"]),
+        tuple(header["reserved_group_prefixes"]),
+    )
     if mapping_set.entries != header["entries"]:
         raise ChildParseError("the mapping parser's answer is incomplete")
     return mapping_set
 
 
-def _entry_tuple(entry: MappingEntry) -> _Entry:
-    sso = entry.sso
-    return (
-        entry.arn,
-        entry.username,
-        entry.groups,
-        entry.kind,
-        entry.where,
-        (sso.permission_set, sso.account_id, sso.partition) if sso else None,
-        entry.match_key,
-    )
+def _write(out: BinaryIO, frame: dict[str, object] | bytes) -> None:
+    blob = frame if isinstance(frame, bytes) else marshal.dumps(frame)
+    out.write(_LENGTH.pack(len(blob)))
+    out.write(blob)
 
 
-def _write(frame: dict[str, object] | list[list[Any]]) -> None:
-    blob = marshal.dumps(frame)
-    sys.stdout.buffer.write(_LENGTH.pack(len(blob)))
-    sys.stdout.buffer.write(blob)
-
-
-def _answer(options: dict[str, object], data: bytes) -> None:
+def _answer(options: dict[str, object], data: bytes, out: BinaryIO) -> None:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        _write({"error": f"{options['where']}: not UTF-8 text"})
+        _write(out, {"error": f"{options['where']}: not UTF-8 text"})
         return
     try:
         mapping_set = with_group_prefixes(
@@ -267,24 +262,21 @@ def _answer(options: dict[str, object], data: bytes) -> None:
             _texts(options["reserved_group_prefixes"]),
         )
     except ConfigError as exc:
-        _write({"error": str(exc)})
+        _write(out, {"error": str(exc)})
         return
     _write(
+        out,
         {
             "source": mapping_set.source,
             "accounts": list(mapping_set.accounts),
             "reserved_prefixes": list(mapping_set.reserved_prefixes),
             "reserved_group_prefixes": list(mapping_set.reserved_group_prefixes),
             "entries": mapping_set.entries,
-            "roles": len(mapping_set.roles),
-        }
+        },
     )
-    entries = [*mapping_set.roles, *mapping_set.users]
-    for start in range(0, len(entries), _FRAME_ENTRIES):
-        rows = [_entry_tuple(e) for e in entries[start : start + _FRAME_ENTRIES]]
-        # By column: the server then makes no short-lived tuple per entry,
-        # which would leave the new table's memory pages full of holes.
-        _write([list(column) for column in zip(*rows, strict=True)])
+    for entries in (mapping_set.roles, mapping_set.users):
+        for buffer in PackedEntries.pack(entries):
+            _write(out, buffer)
 
 
 def _texts(value: object) -> tuple[str, ...]:
@@ -302,7 +294,7 @@ def main(argv: Sequence[str]) -> int:
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     gc.disable()  # a short-lived process: nothing to collect
-    _answer(options, sys.stdin.buffer.read())
+    _answer(options, sys.stdin.buffer.read(), sys.stdout.buffer)
     sys.stdout.buffer.flush()
     return 0
 

@@ -7,8 +7,12 @@ them); import them from :mod:`authenticator.mapping`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import marshal
+import zlib
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Literal, overload
 
 from authenticator.arn import canonicalize_arn, strip_role_path
 from authenticator.errors import InvalidARNError
@@ -79,8 +83,9 @@ class MappingSet:
 
     Attributes:
         source: ``"inline"``, ``"file"``, ``"configMap"`` or ``"crd"``.
-        roles: Entries from mapRoles, in source order.
-        users: Entries from mapUsers, in source order.
+        roles: Entries from mapRoles, in source order (a tuple, or for a
+            large file parsed in a child process a :class:`PackedEntries`).
+        users: Entries from mapUsers, in source order (likewise).
         accounts: Account IDs whose principals map to their canonical ARN.
         reserved_prefixes: Username prefixes this source may not grant.
         reserved_group_prefixes: Group prefixes this source may not grant: a
@@ -88,15 +93,15 @@ class MappingSet:
     """
 
     source: str
-    roles: tuple[MappingEntry, ...]
-    users: tuple[MappingEntry, ...]
+    roles: Sequence[MappingEntry]
+    users: Sequence[MappingEntry]
     accounts: tuple[str, ...]
     reserved_prefixes: tuple[str, ...] = ()
     reserved_group_prefixes: tuple[str, ...] = ()
-    _roles_by_key: dict[str, MappingEntry] = field(
+    _find_role: Callable[[str], MappingEntry | None] = field(
         init=False, repr=False, compare=False
     )
-    _users_by_key: dict[str, MappingEntry] = field(
+    _find_user: Callable[[str], MappingEntry | None] = field(
         init=False, repr=False, compare=False
     )
     _accounts: frozenset[str] = field(init=False, repr=False, compare=False)
@@ -104,11 +109,14 @@ class MappingSet:
 
     def __post_init__(self) -> None:
         """Index the entries by match key; the first entry in source order wins."""
-        object.__setattr__(
-            self, "_sso_roles", tuple(e for e in self.roles if e.sso is not None)
-        )
-        object.__setattr__(self, "_roles_by_key", _index(self.roles))
-        object.__setattr__(self, "_users_by_key", _index(self.users))
+        roles = self.roles
+        if isinstance(roles, PackedEntries):  # indexed by the packer
+            sso_roles = roles.sso_entries()
+        else:
+            sso_roles = tuple(e for e in roles if e.sso is not None)
+        object.__setattr__(self, "_sso_roles", sso_roles)
+        object.__setattr__(self, "_find_role", _finder(roles))
+        object.__setattr__(self, "_find_user", _finder(self.users))
         object.__setattr__(self, "_accounts", frozenset(self.accounts))
 
     @property
@@ -126,16 +134,213 @@ class MappingSet:
             The first matching entry in source order (an exact role ARN before
             an ``sso`` pattern), or None.
         """
-        found = self._roles_by_key.get(match_key)
+        found = self._find_role(match_key)
         if found is None:
             found = next(
                 (e for e in self._sso_roles if e.sso and e.sso.matches(match_key)), None
             )
-        return found or self._users_by_key.get(match_key)
+        return found or self._find_user(match_key)
 
     def maps_account(self, account_id: str) -> bool:
         """Return whether this source's mapAccounts lists ``account_id``."""
         return account_id in self._accounts
+
+
+_PACK_SECTIONS = 6
+# Offsets, slots and rows: signed 64-bit, native order (the packer and the
+# reader are the same machine).
+_INT: Literal["q"] = "q"
+
+
+class PackedEntries(Sequence[MappingEntry]):
+    """Mapping entries and their match-key index packed into six buffers.
+
+    A 100,000-entry table as :class:`MappingEntry` objects is about half a
+    million Python objects (40 MB, more once the allocator's pages are
+    fragmented) that a serving process must build, keep and free beside its
+    requests. Packed, it is five flat buffers, built by the process that
+    parsed the text (:mod:`authenticator.mapping_child`) and served from the
+    bytes it sent: nothing to build, a few buffers to free, pages that forked
+    workers share untouched.
+
+    The buffers: each entry as a :mod:`marshal` tuple (``data``) with its
+    start offsets (``offsets``, one more than entries); the match keys of the
+    indexed entries as UTF-8 (``keys``, ``key_offsets`` by row); an
+    open-addressing hash table (``slots``, a power of two, ``-1`` empty, CRC-32
+    of the key, linear probing) of row numbers; and the rows of the ``sso``
+    entries (``sso``). An entry is decoded when it is looked up or iterated.
+    """
+
+    __slots__ = (
+        "_data",
+        "_key_offsets",
+        "_keys",
+        "_mask",
+        "_offsets",
+        "_slots",
+        "_sso",
+        "_sso_rows",
+    )
+
+    def __init__(self, buffers: Sequence[bytes | memoryview]) -> None:
+        """Serve entries from :meth:`pack`'s buffers (bytes or views of them).
+
+        Raises:
+            ValueError: The buffers do not fit together.
+        """
+        if len(buffers) != _PACK_SECTIONS:
+            raise ValueError(f"packed entries need {_PACK_SECTIONS} buffers")
+        data, offsets, keys, key_offsets, slots, sso_rows = (
+            memoryview(b) for b in buffers
+        )
+        self._data = data
+        self._offsets = offsets.cast(_INT)
+        self._keys = keys
+        self._key_offsets = key_offsets.cast(_INT)
+        self._slots = slots.cast(_INT)
+        self._sso_rows = sso_rows.cast(_INT)
+        size = len(self._slots)
+        count = len(self._offsets) - 1
+        if (
+            count < 0
+            or self._offsets[-1] != len(data)
+            or len(self._key_offsets) != count + 1
+            or self._key_offsets[-1] != len(keys)
+            or size < 1
+            or size & (size - 1)
+            or any(not 0 <= row < count for row in self._sso_rows)
+        ):
+            raise ValueError("packed entries: the buffers do not fit together")
+        self._mask = size - 1
+        self._sso: tuple[MappingEntry, ...] | None = None
+
+    @staticmethod
+    def pack(entries: Sequence[MappingEntry]) -> list[bytes]:
+        """Pack entries (in source order) and their index into six buffers."""
+        blobs: list[bytes] = []
+        keys: list[bytes] = []
+        sso_rows = array(_INT)
+        rows = index_rows(entries)
+        for row, entry in enumerate(entries):
+            sso = entry.sso
+            if sso is not None:
+                sso_rows.append(row)
+            blobs.append(
+                marshal.dumps(
+                    (
+                        entry.arn,
+                        entry.username,
+                        entry.groups,
+                        entry.kind,
+                        entry.where,
+                        (sso.permission_set, sso.account_id, sso.partition)
+                        if sso
+                        else None,
+                        entry.match_key,
+                    )
+                )
+            )
+            keys.append(b"")
+        size = 1
+        while size < 2 * len(rows) or size < 1:
+            size *= 2
+        mask = size - 1
+        slots = array(_INT, [-1]) * size
+        for key, row in rows.items():
+            encoded = key.encode("utf-8")
+            keys[row] = encoded
+            i = zlib.crc32(encoded) & mask
+            while slots[i] >= 0:
+                i = (i + 1) & mask
+            slots[i] = row
+        return [
+            b"".join(blobs),
+            _starts(blobs).tobytes(),
+            b"".join(keys),
+            _starts(keys).tobytes(),
+            slots.tobytes(),
+            sso_rows.tobytes(),
+        ]
+
+    def get(self, match_key: str) -> MappingEntry | None:
+        """Return the indexed entry for a match key (the first in source order)."""
+        encoded = match_key.encode("utf-8")
+        mask, slots, keys = self._mask, self._slots, self._keys
+        starts = self._key_offsets
+        i = zlib.crc32(encoded) & mask
+        while (row := slots[i]) >= 0:
+            if keys[starts[row] : starts[row + 1]] == encoded:
+                return self._entry(row)
+            i = (i + 1) & mask
+        return None
+
+    def sso_entries(self) -> tuple[MappingEntry, ...]:
+        """Return the ``sso`` entries, in source order (decoded once)."""
+        if self._sso is None:
+            self._sso = tuple(self._entry(row) for row in self._sso_rows)
+        return self._sso
+
+    def _entry(self, row: int) -> MappingEntry:
+        start, end = self._offsets[row], self._offsets[row + 1]
+        # marshal our own packer wrote (a child process of this server)
+        arn, username, groups, kind, where, sso, key = marshal.loads(  # noqa: S302
+            self._data[start:end]
+        )
+        return MappingEntry(
+            arn,
+            username,
+            groups,
+            kind,
+            where,
+            SSOMatch(*sso) if sso is not None else None,
+            key,
+        )
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> MappingEntry: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[MappingEntry, ...]: ...
+
+    def __getitem__(
+        self, index: int | slice
+    ) -> MappingEntry | tuple[MappingEntry, ...]:
+        if isinstance(index, slice):
+            return tuple(self._entry(i) for i in range(*index.indices(len(self))))
+        count = len(self)
+        if index < 0:
+            index += count
+        if not 0 <= index < count:
+            raise IndexError("packed entry index out of range")
+        return self._entry(index)
+
+    def __iter__(self) -> Iterator[MappingEntry]:
+        return (self._entry(i) for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str | bytes):
+            return NotImplemented
+        return len(self) == len(other) and all(
+            a == b for a, b in zip(self, other, strict=True)
+        )
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return f"PackedEntries({len(self)} entries)"
+
+
+def _starts(blobs: Sequence[bytes]) -> array[int]:
+    starts = array(_INT, [0]) * (len(blobs) + 1)
+    total = 0
+    for i, blob in enumerate(blobs, 1):
+        total += len(blob)
+        starts[i] = total
+    return starts
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +423,43 @@ def identity_match_key(canonical_arn: str) -> str | None:
         return None
 
 
-def _index(entries: Iterable[MappingEntry]) -> dict[str, MappingEntry]:
+def index_rows(entries: Sequence[MappingEntry]) -> dict[str, int]:
+    """Return each match key's winning row: the first non-``sso`` entry with it.
+
+    Args:
+        entries: Entries in source order.
+
+    Returns:
+        Match key to row number; entries whose ARN can never match are left out.
+    """
+    rows: dict[str, int] = {}
+    for key, row in _keyed(entries):
+        rows.setdefault(key, row)
+    return rows
+
+
+def _finder(entries: Sequence[MappingEntry]) -> Callable[[str], MappingEntry | None]:
+    """The lookup by match key: the packer's index, or a dict built here."""
+    if isinstance(entries, PackedEntries):
+        return entries.get
+    index = _index(entries)
+    return lambda key: index.get(key)
+
+
+def _index(entries: Sequence[MappingEntry]) -> dict[str, MappingEntry]:
     index: dict[str, MappingEntry] = {}
-    for entry in entries:
+    for key, row in _keyed(entries):
+        index.setdefault(key, entries[row])
+    return index
+
+
+def _keyed(entries: Sequence[MappingEntry]) -> Iterator[tuple[str, int]]:
+    for row, entry in enumerate(entries):
         if entry.sso is not None:
             continue
         key = entry.match_key or entry_match_key(entry.arn)
         if key is not None:
-            index.setdefault(key, entry)
-    return index
+            yield key, row
 
 
 # Group prefixes each source kind may not grant unless configured otherwise

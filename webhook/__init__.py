@@ -31,7 +31,12 @@ from webhook.sources import (
     Source,
     build_registry,
 )
-from webhook.sources_file import FileSource, LoadedFile, read_mapping_file
+from webhook.sources_file import (
+    CHILD_PARSE_BYTES,
+    FileSource,
+    LoadedFile,
+    read_mapping_file,
+)
 from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
 from webhook.tokenreview import MAX_BODY_BYTES
 
@@ -204,6 +209,7 @@ def check_settings(settings: WebhookSettings) -> dict[int, LoadedFile]:
                     source=names[i],
                     reserved_group_prefixes=spec.reserved_group_prefixes or (),
                     max_bytes=spec.max_bytes,
+                    child_parse_bytes=CHILD_PARSE_BYTES,
                 )
             else:
                 # Build (no request yet) the client a configMap/crd source needs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -20,8 +21,9 @@ from webhook.sources import Failure, Update, fail_unexpected, log_unexpected
 # One logger for every mapping source (webhook.sources, _file, _kube).
 log = logging.getLogger("webhook.sources")
 
-# A reload of a file at least this large is parsed in a child process
-# (authenticator.mapping_child): about 10,000 entries, 0.2 s of parsing.
+# A file at least this large is parsed in a child process
+# (authenticator.mapping_child) and served packed: about 10,000 entries,
+# 0.2 s of parsing.
 CHILD_PARSE_BYTES = 1024 * 1024
 
 
@@ -46,14 +48,31 @@ def read_mapping_file(
     source: str = "file",
     reserved_group_prefixes: Sequence[str] = (),
     max_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    child_parse_bytes: int | None = None,
 ) -> LoadedFile:
     """Read and parse a mapping file, keeping its hash and stat for reloads.
 
-    Arguments and errors are those of :func:`load_file_mappings`.
+    Arguments and errors are those of :func:`load_file_mappings`;
+    ``child_parse_bytes``: a file this large or larger is parsed in a child
+    process and served packed (``kubeiam server``'s arbiter, whose table the
+    workers share), or in this process if no child can be run.
     """
     path = Path(path)
     stat = _stat(path)
     text, digest = _read_file(path, max_bytes)
+    if child_parse_bytes is not None and len(text) >= child_parse_bytes:
+        with contextlib.suppress(ChildParseError):  # the same set, parsed here
+            return LoadedFile(
+                parse_in_child(
+                    text.encode("utf-8"),
+                    source=source,
+                    where=str(path),
+                    reserved_prefixes=reserved_prefixes,
+                    reserved_group_prefixes=reserved_group_prefixes,
+                ),
+                digest,
+                stat,
+            )
     mapping_set = with_group_prefixes(
         parse_mapping_text(
             text, source=source, where=str(path), reserved_prefixes=reserved_prefixes
@@ -138,8 +157,8 @@ class FileSource:
         max_bytes: A larger file is refused before it is parsed.
         initial: The file as already read (by the arbiter before it forked):
             served at start instead of reading the file again.
-        child_parse_bytes: Reloads of a file this large or larger are parsed
-            in a child process.
+        child_parse_bytes: A file this large or larger is parsed in a child
+            process (and served packed).
     """
 
     def __init__(
@@ -236,8 +255,8 @@ class FileSource:
         update(mapping_set)
 
     def _parse(self, text: str) -> MappingSet:
-        """Parse here, or a large reload in a child process (off this process's CPU)."""
-        if self._loaded and len(text) >= self._child_parse_bytes:
+        """Parse here, or a large file in a child process (off this process's CPU)."""
+        if len(text) >= self._child_parse_bytes:
             return parse_in_child(
                 text.encode("utf-8"),
                 source=self.name,

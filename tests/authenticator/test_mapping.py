@@ -19,6 +19,8 @@ from authenticator.mapping import (
     MappingOutcome,
     MappingSet,
     NumericText,
+    PackedEntries,
+    SSOMatch,
     entry_match_key,
     evaluate_mapping,
     inspect_mapping_text,
@@ -974,3 +976,75 @@ class TestIdentityMappingTable:
         table.keep_only(["mm", "zz", "aa"])
         assert len(table) == 2
         assert [e.username for e in table.build().roles] == ["m2", "z"]
+
+
+# Entry ARNs that collide after path stripping and case folding, never match
+# (sessions, malformed), or are sso patterns: what the packed index must get
+# exactly as the dict index does.
+_PACKED_ARNS = st.sampled_from(
+    [
+        f"arn:aws:iam::{ACCT}:role/Deploy",
+        f"arn:aws:iam::{ACCT}:role/team/Deploy",
+        f"arn:aws:iam::{ACCT}:role/deploy",
+        f"arn:aws:iam::{ACCT}:role/Other",
+        f"arn:aws:iam::{ACCT}:user/alice",
+        f"arn:aws:iam::{ACCT}:user/ops/alice",
+        f"arn:aws-cn:iam::{ACCT}:role/Deploy",
+        f"arn:aws:sts::{ACCT}:assumed-role/Deploy/s",
+        "not-an-arn",
+        "sso",
+    ]
+)
+
+
+def _entry(arn: str, n: int, kind: str) -> MappingEntry:
+    if arn == "sso":
+        sso = SSOMatch("Admin", ACCT)
+        return MappingEntry(sso.arn_pattern, f"u{n}", ("g",), kind, f"w{n}", sso)
+    return MappingEntry(arn, f"u{n}-é", (f"g{n}", "x"), kind, f"m.yaml: [{n}]")
+
+
+class TestPackedEntries:
+    """The packed table a child process sends serves what the objects serve."""
+
+    @given(arns=st.lists(_PACKED_ARNS, max_size=40))
+    def test_lookups_and_order_match_the_dict_index(self, arns: list[str]) -> None:
+        """Same entries in order, the same winner for every key, no extra hits."""
+        entries = tuple(_entry(a, n, "role") for n, a in enumerate(arns))
+        packed = PackedEntries(PackedEntries.pack(entries))
+        plain = MappingSet("file", entries, (), ())
+        served = MappingSet("file", packed, PackedEntries(PackedEntries.pack(())), ())
+        assert len(packed) == len(entries) and tuple(packed) == entries
+        assert packed == entries and served == plain
+        keys = {entry_match_key(a) for a in arns} | {"", "arn:aws:iam::1:role/x"}
+        keys |= {f"arn:aws:iam::{ACCT}:role/awsreservedsso_admin_1"}
+        for key in keys - {None}:
+            assert key is not None
+            assert served.find_entry(key) == plain.find_entry(key)
+        if entries:
+            assert packed[-1] == entries[-1] and packed[1:3] == entries[1:3]
+
+    def test_a_large_table_has_every_key(self) -> None:
+        """Ten thousand keys in a table of a power-of-two size, all found."""
+        entries = tuple(
+            MappingEntry(f"arn:aws:iam::{ACCT}:role/r{i}", f"u{i}", (), "user")
+            for i in range(10_000)
+        )
+        packed = PackedEntries(PackedEntries.pack(entries))
+        for i in range(0, 10_000, 7):
+            found = packed.get(f"arn:aws:iam::{ACCT}:role/r{i}")
+            assert found is not None and found.username == f"u{i}"
+        assert packed.get(f"arn:aws:iam::{ACCT}:role/r10000") is None
+
+    def test_buffers_that_do_not_fit_are_refused(self) -> None:
+        """Wrong count, a cut buffer or a slot table that is no power of two."""
+        buffers = PackedEntries.pack((_entry("sso", 0, "role"),))
+        with pytest.raises(ValueError, match="6 buffers"):
+            PackedEntries(buffers[:5])
+        for i, damaged in ((0, buffers[0][:-1]), (4, buffers[4] * 3), (5, b"\1" * 8)):
+            broken = list(buffers)
+            broken[i] = damaged
+            with pytest.raises(ValueError, match="do not fit"):
+                PackedEntries(broken)
+        with pytest.raises(IndexError):
+            PackedEntries(buffers)[1]

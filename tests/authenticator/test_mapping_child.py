@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import gc
+import io
+import struct
 import sys
 
 import pytest
 
+from authenticator import mapping_child
 from authenticator.errors import ConfigError
 from authenticator.mapping import MappingSet, parse_mapping_text
 from authenticator.mapping_child import (
@@ -15,7 +18,7 @@ from authenticator.mapping_child import (
     quiet_section,
     release_gradually,
 )
-from authenticator.mapping_model import with_group_prefixes
+from authenticator.mapping_model import PackedEntries, with_group_prefixes
 
 ACCT = "111122223333"
 TEXT = f"""\
@@ -65,8 +68,10 @@ def test_child_gives_the_same_set() -> None:
     """Entries, order, match keys, sso, accounts and both prefix lists agree."""
     ours, theirs = in_child(TEXT), in_process(TEXT)
     assert ours == theirs
-    assert [e.match_key for e in ours.roles + ours.users] == [
-        e.match_key for e in theirs.roles + theirs.users
+    assert isinstance(ours.roles, PackedEntries)
+    assert isinstance(ours.users, PackedEntries)
+    assert [e.match_key for e in (*ours.roles, *ours.users)] == [
+        e.match_key for e in (*theirs.roles, *theirs.users)
     ]
     assert ours.find_entry(f"arn:aws:iam::{ACCT}:role/deploy") == theirs.roles[0]
     assert ours.roles[2].sso is not None and ours.maps_account(ACCT)
@@ -146,3 +151,57 @@ def test_release_gradually_drops_every_reference() -> None:
     assert retired == []
     # the users tuple and the by-key index held it; only ours is left
     assert sys.getrefcount(entry) == before - 2
+
+
+def test_release_gradually_lets_packed_sets_go() -> None:
+    """A packed set is not unpacked to be released: its buffers just go."""
+    mapping_set = in_child(TEXT)
+    assert isinstance(mapping_set.roles, PackedEntries)
+    buffer = mapping_set.roles._data  # the buffer the set serves from
+    before = sys.getrefcount(buffer)
+    retired = [mapping_set]
+    del mapping_set
+    release_gradually(retired)
+    assert retired == []
+    assert sys.getrefcount(buffer) == before - 1
+
+
+def _answer(text: str) -> bytes:
+    """The bytes the child writes for ``text``."""
+    out = io.BytesIO()
+    mapping_child._answer(
+        {
+            "source": "file",
+            "where": "m.yaml",
+            "reserved_prefixes": [],
+            "reserved_group_prefixes": [],
+        },
+        text.encode(),
+        out,
+    )
+    return out.getvalue()
+
+
+def test_the_answer_read_back_is_the_set() -> None:
+    """What the child writes is read back as the in-process set."""
+    assert mapping_child._rebuild(_answer(TEXT)) == parse_mapping_text(
+        TEXT, source="file", where="m.yaml"
+    )
+
+
+@pytest.mark.parametrize("cut", [1, 9, 200])
+def test_a_short_or_damaged_answer_is_a_child_error(cut: int) -> None:
+    """An answer cut short, or with buffers that do not fit, is never served."""
+    answer = _answer(TEXT)
+    with pytest.raises(ChildParseError, match=r"cut short|incomplete|damaged"):
+        mapping_child._rebuild(answer[:-cut])
+    frames = bytearray(answer)
+    # the roles' last entry offset, made to point past their data
+    header = struct.unpack_from("<Q", frames)[0]
+    first = 8 + header
+    data_len = struct.unpack_from("<Q", frames, first)[0]
+    offsets_at = first + 8 + data_len
+    offsets_len = struct.unpack_from("<Q", frames, offsets_at)[0]
+    struct.pack_into("<q", frames, offsets_at + offsets_len, 1 << 40)
+    with pytest.raises(ChildParseError, match="damaged"):
+        mapping_child._rebuild(bytes(frames))

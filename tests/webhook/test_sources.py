@@ -16,6 +16,7 @@ from authenticator.identity import Identity
 from authenticator.mapping import (
     MappingOutcome,
     MappingSet,
+    PackedEntries,
     evaluate_mapping,
     map_identity,
     parse_mappings,
@@ -284,7 +285,7 @@ class TestFileSource:
     def test_large_reload_is_parsed_in_a_child(
         self, tmp_path: Path, started: Starter, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        """A large reload is parsed by the child; a bad one stays out."""
+        """A large file is parsed by the child (start, reloads); bad text stays out."""
         import webhook.sources_file as sources_file
 
         children: list[bytes] = []
@@ -296,15 +297,17 @@ class TestFileSource:
 
         monkeypatch.setattr(sources_file, "parse_in_child", spy)
         path = tmp_path / "m.yaml"
-        write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
+        first = "mapRoles:\n" + roles_yaml(("A", "a"))
+        write(path, first)
         rec = Recorder()
         source = FileSource(path, poll_interval=0.05, child_parse_bytes=1)
         registry = started(source, on_reload=rec)
-        assert children == []  # the first load is in process
+        assert children == [first.encode()] and usernames(registry) == ["a"]
         new = "mapRoles:\n" + roles_yaml(("A", "changed"), ("B", "b"))
         write(path, new, atomic=True)
         wait_until(lambda: usernames(registry) == ["changed", "b"], timeout=10)
-        assert children == [new.encode()]
+        assert children == [first.encode(), new.encode()]
+        assert isinstance(registry.snapshot()[0].roles, PackedEntries)
         before = registry.snapshot()
         write(path, "mapRoles:\n- rolearn: nope\n  username: x\n", atomic=True)
         wait_until(lambda: ("file", "error", 2) in rec.calls, timeout=10)
@@ -324,13 +327,13 @@ class TestFileSource:
                 raise failures.pop()
             return real(data, **options)  # type: ignore[arg-type]  # the keywords
 
-        monkeypatch.setattr(sources_file, "parse_in_child", flaky)
         path = tmp_path / "m.yaml"
         write(path, "mapRoles:\n" + roles_yaml(("A", "a")))
         rec = Recorder()
         registry = started(
             FileSource(path, poll_interval=0.05, child_parse_bytes=1), on_reload=rec
         )
+        monkeypatch.setattr(sources_file, "parse_in_child", flaky)
         write(path, "mapRoles:\n" + roles_yaml(("A", "b")), atomic=True)
         wait_until(lambda: usernames(registry) == ["b"], timeout=10)
         assert rec.calls == [
@@ -354,6 +357,29 @@ class TestFileSource:
         write(path, "mapRoles:\n" + roles_yaml(("A", "newer")), atomic=True)
         fresh = started(FileSource(path, poll_interval=0.05, initial=stale))
         assert usernames(fresh) == ["newer"]
+
+    def test_arbiter_packs_a_large_file(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A large file is read packed; with no child to run, the same set here."""
+        import webhook.sources_file as sources_file
+
+        path = tmp_path / "m.yaml"
+        write(path, "mapRoles:\n" + roles_yaml(("A", "a"), ("B", "b")))
+        packed = read_mapping_file(path, child_parse_bytes=1)
+        in_process = read_mapping_file(path)
+        assert isinstance(packed.mapping_set.roles, PackedEntries)
+        assert not isinstance(in_process.mapping_set.roles, PackedEntries)
+        assert packed == in_process
+        assert read_mapping_file(path, child_parse_bytes=1 << 20) == in_process
+
+        def broken(data: bytes, **options: object) -> object:
+            raise ChildParseError("cannot run the mapping parser process")
+
+        monkeypatch.setattr(sources_file, "parse_in_child", broken)
+        fallback = read_mapping_file(path, child_parse_bytes=1)
+        assert fallback == in_process
+        assert not isinstance(fallback.mapping_set.roles, PackedEntries)
 
 
 class TestRegistry:
