@@ -366,39 +366,65 @@ def _is_mapping(value: object) -> TypeGuard[Mapping[str, object]]:
 
 def _crd_into(parser: _Parser, items: Sequence[object]) -> None:
     for i, item in enumerate(items):
-        if not _is_mapping(item):
-            parser.problem(f"items[{i}]", "must be an IAMIdentityMapping object")
-            continue
-        metadata = item.get("metadata")
-        name = metadata.get("name") if _is_mapping(metadata) else None
-        path = f"iamidentitymapping/{name}" if isinstance(name, str) else f"items[{i}]"
-        spec = item.get("spec")
-        if not _is_mapping(spec):
-            parser.problem(f"{path}.spec", "is required")
-            continue
-        sso: SSOMatch | None = None
-        if spec.get("sso") is not None:
-            if spec.get("arn") is not None:
-                parser.problem(f"{path}.spec", "give either arn or sso, not both")
-                continue
-            sso = parser._sso(spec["sso"], f"{path}.spec.sso")
-            arn = sso.arn_pattern if sso is not None else None
-        else:
-            arn = parser._arn(spec.get("arn"), f"{path}.spec.arn")
-        username = parser._text(spec.get("username"), f"{path}.spec.username")
-        groups = parser._groups(spec.get("groups"), f"{path}.spec.groups")
-        if arn is None or username is None or groups is None:
-            continue
-        kind = "role" if sso is not None or _is_role_arn(arn) else "user"
-        entry = parser.entry(arn, username, groups, kind, path, sso)
-        (parser.roles if kind == "role" else parser.users).append(entry)
+        _crd_object(parser, item, i)
 
 
-@dataclass(frozen=True, slots=True)
-class _ParsedObject:
-    version: str
-    entry: MappingEntry | None
-    problems: tuple[MappingProblem, ...]
+def _crd_object(parser: _Parser, item: object, i: int) -> None:
+    """Parse ``items[i]`` into ``parser`` (an entry, or its problems)."""
+    if not _is_mapping(item):
+        parser.problem(f"items[{i}]", "must be an IAMIdentityMapping object")
+        return
+    metadata = item.get("metadata")
+    name = metadata.get("name") if _is_mapping(metadata) else None
+    path = f"iamidentitymapping/{name}" if isinstance(name, str) else f"items[{i}]"
+    spec = item.get("spec")
+    if type(spec) is dict and spec.get("sso") is None:
+        arn, username, groups = (
+            spec.get("arn"),
+            spec.get("username"),
+            spec.get("groups"),
+        )
+        if (
+            type(arn) is str
+            and type(username) is str
+            and username
+            and (
+                groups is None
+                or (type(groups) is list and all(type(g) is str and g for g in groups))
+            )
+            and (match := _IAM_NAMED_ARN.fullmatch(arn)) is not None
+        ):
+            # The usual object (a user or role ARN kept as is by
+            # canonicalize_arn, text, plain groups): nothing to report.
+            parser._keys[arn] = _match_key(arn, match)
+            kind = match[2]
+            entry = parser.entry(arn, username, tuple(groups or ()), kind, path, None)
+            (parser.roles if kind == "role" else parser.users).append(entry)
+            return
+    if not _is_mapping(spec):
+        parser.problem(f"{path}.spec", "is required")
+        return
+    sso: SSOMatch | None = None
+    if spec.get("sso") is not None:
+        if spec.get("arn") is not None:
+            parser.problem(f"{path}.spec", "give either arn or sso, not both")
+            return
+        sso = parser._sso(spec["sso"], f"{path}.spec.sso")
+        arn = sso.arn_pattern if sso is not None else None
+    else:
+        arn = parser._arn(spec.get("arn"), f"{path}.spec.arn")
+    username = parser._text(spec.get("username"), f"{path}.spec.username")
+    groups = parser._groups(spec.get("groups"), f"{path}.spec.groups")
+    if arn is None or username is None or groups is None:
+        return
+    kind = "role" if sso is not None or _is_role_arn(arn) else "user"
+    entry = parser.entry(arn, username, groups, kind, path, sso)
+    (parser.roles if kind == "role" else parser.users).append(entry)
+
+
+# One object as parsed: its resourceVersion, its entry (None if invalid),
+# its problems.
+_ParsedObject = tuple[str, MappingEntry | None, tuple[MappingProblem, ...]]
 
 
 class IdentityMappingTable:
@@ -430,20 +456,25 @@ class IdentityMappingTable:
 
     def put(self, name: str, obj: Mapping[str, object]) -> None:
         """Add or replace the object ``name`` (parsed unless its version is known)."""
-        metadata = obj.get("metadata")
-        version = (
-            metadata.get("resourceVersion") if isinstance(metadata, Mapping) else None
-        )
-        version = version if isinstance(version, str) else ""
-        known = self._parsed.get(name)
-        if known is not None and version and known.version == version:
-            return
+        self.put_many(((name, obj),))
+
+    def put_many(self, objects: Iterable[tuple[str, Mapping[str, object]]]) -> None:
+        """Add or replace objects by name (each parsed unless its version is known)."""
         parser = _Parser(self._where)
         parser._interned = self._interned  # equal templates shared across objects
-        _crd_into(parser, [obj])
-        entries = parser.roles or parser.users
-        entry = entries[0] if entries else None
-        self._parsed[name] = _ParsedObject(version, entry, tuple(parser.problems))
+        parsed = self._parsed
+        roles, users, problems = parser.roles, parser.users, parser.problems
+        for name, obj in objects:
+            metadata = obj.get("metadata")
+            version = metadata.get("resourceVersion") if _is_mapping(metadata) else None
+            version = version if isinstance(version, str) else ""
+            known = parsed.get(name)
+            if known is not None and version and known[0] == version:
+                continue
+            r, u, p = len(roles), len(users), len(problems)
+            _crd_object(parser, obj, 0)
+            entry = roles[r] if len(roles) > r else users[u] if len(users) > u else None
+            parsed[name] = (version, entry, tuple(problems[p:]))
 
     def remove(self, name: str) -> None:
         """Forget the object ``name``."""
@@ -464,11 +495,13 @@ class IdentityMappingTable:
         roles: list[MappingEntry] = []
         users: list[MappingEntry] = []
         problems: list[MappingProblem] = []
-        for name in sorted(self._parsed):
-            parsed = self._parsed[name]
-            problems += parsed.problems
-            if parsed.entry is not None:
-                (roles if parsed.entry.kind == "role" else users).append(parsed.entry)
+        parsed = self._parsed
+        for name in sorted(parsed):
+            _, entry, found = parsed[name]
+            if found:
+                problems += found
+            if entry is not None:
+                (roles if entry.kind == "role" else users).append(entry)
         _raise_if_problems(problems, self._where)
         return MappingSet(
             source=self._source,

@@ -8,15 +8,17 @@ exponentially (the reference re-watches 5 s after an error).
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import os
+import queue
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 
 import kubernetes.client
 import kubernetes.config
+import orjson
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
@@ -49,6 +51,8 @@ _GONE = 410
 # After publishing a set, events that arrive within this long are applied
 # together (a burst of 1,000 object creations is a few rebuilds, not 1,000).
 APPLY_INTERVAL_S = 0.1
+# A list is read in pages of this many objects (about 4 MB of JSON each).
+LIST_PAGE = 10_000
 
 
 def load_api_client(
@@ -124,6 +128,9 @@ class _WatchSource:
 
     def _build(self) -> MappingSet:
         raise NotImplementedError
+
+    def _page(self, page: Sequence[tuple[str, Mapping[str, object]]]) -> None:
+        """A page of a list came in, by name (called under ``_lock``)."""
 
     def _listed(self) -> None:
         """``_objects`` was replaced by a fresh list (called under ``_lock``)."""
@@ -223,22 +230,89 @@ class _WatchSource:
                 delay = min(delay * 2, self._backoff[1])
 
     def _list(self) -> str:
-        resp = self._call(_preload_content=False, _request_timeout=(10, 60))
-        try:
-            body = json.loads(resp.data)
-        finally:
-            resp.release_conn()
-        if not isinstance(body, dict):
-            raise ValueError("list reply is not an object")
-        items = body.get("items") or []
+        """List every object (in pages) into ``_objects``; the list's version.
+
+        The next page is fetched and decoded in a helper thread while this one
+        is handed to ``_page`` (the API server's work and ours overlap). No set
+        is published until the whole list is in (``_apply_lock`` is held).
+        """
         objects: dict[str, Mapping[str, object]] = {}
-        for item in items if isinstance(items, list) else []:
-            if isinstance(item, dict):
-                objects[_name(item)] = item
-        with self._lock:
-            self._objects = objects
-            self._listed()
-        return str(_metadata(body).get("resourceVersion", ""))
+        version = ""
+        with self._apply_lock:
+            for n, body in enumerate(self._pages()):
+                if n == 0:
+                    version = str(_metadata(body).get("resourceVersion", ""))
+                items = body.get("items") or []
+                page = [
+                    (_name(item), item)
+                    for item in (items if isinstance(items, list) else [])
+                    if isinstance(item, dict)
+                ]
+                objects.update(page)
+                with self._lock:
+                    self._page(page)
+            with self._lock:
+                self._objects = objects
+                self._listed()
+        return version
+
+    def _pages(self) -> Iterator[dict[str, object]]:
+        """The list's pages, decoded, each fetched while the one before is used."""
+        ready: queue.Queue[tuple[dict[str, object] | None, BaseException | None]]
+        ready = queue.Queue(maxsize=1)
+        done = threading.Event()
+
+        def offer(item: tuple[dict[str, object] | None, BaseException | None]) -> None:
+            while not (done.is_set() or self._stop.is_set()):
+                with contextlib.suppress(queue.Full):
+                    ready.put(item, timeout=0.1)
+                    return
+
+        def fetch() -> None:
+            token = ""
+            try:
+                while not (done.is_set() or self._stop.is_set()):
+                    extra = {"_continue": token} if token else {}
+                    resp = self._call(
+                        limit=LIST_PAGE,
+                        _preload_content=False,
+                        _request_timeout=(10, 60),
+                        **extra,
+                    )
+                    try:
+                        body = orjson.loads(resp.data)
+                    finally:
+                        resp.release_conn()
+                    if not isinstance(body, dict):
+                        raise ValueError("list reply is not an object")
+                    token = str(_metadata(body).get("continue") or "")
+                    offer((body, None))
+                    if not token:
+                        offer((None, None))
+                        return
+            except BaseException as exc:  # handed to the listing thread
+                offer((None, exc))
+
+        helper = threading.Thread(
+            target=fetch, name=f"kubeiam-{self.name}-list", daemon=True
+        )
+        helper.start()
+        try:
+            while True:
+                try:
+                    body, error = ready.get(timeout=0.5)
+                except queue.Empty:
+                    if self._stop.is_set() or not helper.is_alive():
+                        raise ValueError("the list was stopped") from None
+                    continue
+                if error is not None:
+                    raise error
+                if body is None:
+                    return
+                yield body
+        finally:
+            done.set()
+            helper.join(5)
 
     def _watch(self, version: str, update: Update, fail: Failure) -> str:
         resp = self._call(
@@ -254,7 +328,7 @@ class _WatchSource:
             for line in _lines(resp):
                 if self._stop.is_set():
                     break
-                version = self._event(json.loads(line), version, update, fail)
+                version = self._event(orjson.loads(line), version, update, fail)
         finally:
             self._resp = None
             resp.release_conn()
@@ -412,10 +486,11 @@ class CRDSource(_WatchSource):
             CRD_GROUP, CRD_VERSION, CRD_PLURAL, **kwargs
         )
 
+    def _page(self, page: Sequence[tuple[str, Mapping[str, object]]]) -> None:
+        self._table.put_many(page)  # parsed again only if its version changed
+
     def _listed(self) -> None:
         self._table.keep_only(self._objects)
-        for name, obj in self._objects.items():
-            self._table.put(name, obj)  # parsed again only if its version changed
 
     def _put(self, name: str, obj: Mapping[str, object]) -> None:
         self._table.put(name, obj)

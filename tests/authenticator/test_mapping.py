@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import ClassVar
 
 import pytest
@@ -1048,3 +1048,81 @@ class TestPackedEntries:
                 PackedEntries(broken)
         with pytest.raises(IndexError):
             PackedEntries(buffers)[1]
+
+
+# Specs around the quick path's edges: the usual object (a user or role ARN,
+# text, plain groups), then up to two fields replaced by odd values (session
+# and odd ARNs, empty or non-text text, bad group members, sso beside an arn)
+# and some removed.
+_KEYS = st.sampled_from(["arn", "username", "groups", "sso"])
+_ODD_VALUES = st.sampled_from(
+    [
+        f"arn:aws:sts::{ACCT}:assumed-role/R/s",
+        f"arn:aws:iam::{ACCT}:root",
+        "arn:aws:s3:::bucket",
+        "name",
+        "",
+        None,
+        7,
+        [],
+        ["g", ""],
+        ["g", 3],
+        "g",
+        {"permissionSetName": "Admin", "accountID": ACCT},
+    ]
+)
+_USUAL = st.fixed_dictionaries(
+    {
+        "arn": st.sampled_from(
+            [
+                f"arn:aws:iam::{ACCT}:role/team/R",
+                f"arn:aws:iam::{ACCT}:user/u",
+                f"arn:aws-cn:iam::{ACCT}:role/R",
+            ]
+        ),
+        "username": st.sampled_from(["u-{{SessionName}}", "u"]),
+    },
+    optional={"groups": st.sampled_from([["g"], ["g", "h"], []])},
+)
+_SPECS = st.builds(
+    lambda usual, odd, gone: {
+        k: v for k, v in {**usual, **odd}.items() if k not in gone
+    },
+    _USUAL,
+    st.dictionaries(_KEYS, _ODD_VALUES, max_size=2),
+    st.sets(_KEYS, max_size=1),
+)
+
+
+class TestIdentityMappingQuickPath:
+    """put_many's quick path for the usual object gives what the full checks give."""
+
+    @given(specs=st.lists(_SPECS, max_size=6))
+    @settings(max_examples=300)
+    def test_same_entries_and_problems(self, specs: list[dict[str, object]]) -> None:
+        """Each spec as a dict (quick path) and as a read-only mapping (full checks)."""
+        from types import MappingProxyType
+
+        def built(wrap: Callable[[dict[str, object]], object]) -> str | MappingSet:
+            table = IdentityMappingTable(where="iamidentitymappings")
+            table.put_many(
+                (
+                    f"m{i}",
+                    {
+                        "metadata": {"name": f"m{i}", "resourceVersion": "1"},
+                        "spec": wrap(s),
+                    },
+                )
+                for i, s in enumerate(specs)
+            )
+            try:
+                return table.build()
+            except ConfigError as exc:
+                return str(exc)
+
+        quick, full = built(lambda s: s), built(MappingProxyType)
+        assert quick == full
+        if isinstance(quick, MappingSet) and isinstance(full, MappingSet):
+            assert [e.match_key for e in (*quick.roles, *quick.users)] == [
+                e.match_key for e in (*full.roles, *full.users)
+            ]

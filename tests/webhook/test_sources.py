@@ -23,6 +23,7 @@ from authenticator.mapping import (
 )
 from authenticator.mapping_child import ChildParseError
 from tests.fixtures.kubeapi import MAPPINGS, KubeAPI
+from webhook import sources_kube
 from webhook.sources import InlineSource, MappingRegistry, build_registry
 from webhook.sources_file import FileSource, load_file_mappings, read_mapping_file
 from webhook.sources_kube import ConfigMapSource, CRDSource, load_api_client
@@ -585,6 +586,38 @@ class TestCRDSource:
         assert kubeapi.requests[0].startswith(
             "/apis/iamauthenticator.k8s.aws/v1alpha1/iamidentitymappings"
         )
+
+    def test_a_list_in_pages_is_one_set(
+        self, kubeapi: KubeAPI, started: Starter, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Seven objects in pages of two: one set of all seven, then a failed page."""
+        monkeypatch.setattr(sources_kube, "LIST_PAGE", 2)
+        for i in range(7):
+            kubeapi.set_mapping(
+                f"m{i}", {"arn": f"arn:aws:iam::{ACCT}:role/R{i}", "username": f"u{i}"}
+            )
+        rec = Recorder()
+        registry = started(
+            CRDSource(api_client=kubeapi.api_client(), backoff=FAST), on_reload=rec
+        )
+        assert registry.wait_ready(3)
+        assert usernames(registry) == [f"u{i}" for i in range(7)]
+        assert rec.calls == [("crd", "success", 7)]  # no set from a part of the list
+        pages = [r for r in kubeapi.requests if "watch" not in r]
+        assert len(pages) == 4 and all("limit=2" in r for r in pages)
+        assert [r for r in pages if "continue=" in r] == pages[1:]
+
+        # A page that fails mid-list: nothing published from the part, and
+        # the list is tried again (the second try succeeds).
+        registry.stop()
+        kubeapi.requests.clear()
+        kubeapi.fail_next = [0, 500]  # the first page succeeds, the second fails
+        fresh = started(
+            CRDSource(api_client=kubeapi.api_client(), backoff=FAST), on_reload=rec
+        )
+        assert fresh.wait_ready(5)
+        assert usernames(fresh) == [f"u{i}" for i in range(7)]
+        assert rec.calls[1:] == [("crd", "success", 7)]
 
     def test_a_burst_of_events_is_applied_together(
         self, kubeapi: KubeAPI, started: Starter
