@@ -1,4 +1,4 @@
-"""Parse a large mapping text in a child process and rebuild the set here.
+"""Parse a large mapping text in a child process and serve the packed result.
 
 A 100,000-entry mapping file is about 1.8 s of CPU to parse and check. Done in
 a serving process, that work holds the GIL in 5 ms slices and its million
@@ -6,18 +6,19 @@ short-lived objects set off garbage collections, so reviews answered by the
 same process wait; done by every worker at once, it also takes every core.
 :func:`parse_in_child` runs the parse in ``python -m
 authenticator.mapping_child`` at a lower CPU priority (``nice``, and
-``SCHED_IDLE`` on Linux) and reads the result back as length-prefixed frames:
-a :mod:`marshal` header, then the roles and the users as
+``SCHED_IDLE`` on Linux). The child answers in length-prefixed frames: a
+:mod:`marshal` header, then the roles and the users as
 :class:`~authenticator.mapping_model.PackedEntries` buffers. The serving
-process builds no entries at all: it serves the lookups from the bytes the
-child sent (about 25 MB for 100,000 entries, against 40 MB of objects and the
+process builds no entries at all: it maps the answer and serves the lookups
+from it (about 25 MB for 100,000 entries, against 40 MB of objects and the
 fragmented pages they leave behind).
 
-The child gets the text on stdin (the exact bytes the caller read and
-hashed, never a second read of the file) and the options as one JSON
-argument. It answers ``{"error": message}`` for an invalid text (the same
+The text goes in and the answer comes back through unlinked temporary files:
+the child reads the exact bytes the caller read and hashed (never a second
+read of the mapping file) and gets the options as one JSON argument. It
+answers ``{"error": message}`` for an invalid text (the same
 :class:`~authenticator.errors.ConfigError` message an in-process parse gives)
-or a header and the entries.
+or a header and the packed entries.
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def parse_in_child(
         if os.fstat(answer.fileno()).st_size == 0:
             raise ChildParseError("the mapping parser gave no answer")
         mapped = mmap.mmap(answer.fileno(), 0, access=mmap.ACCESS_READ)
-    return _rebuild(mapped)
+    return _read_answer(mapped)
 
 
 def _frames(out: bytes | mmap.mmap) -> Iterator[memoryview]:
@@ -211,9 +212,9 @@ def release_gradually(retired: list[MappingSet]) -> None:
             time.sleep(0)
 
 
-def _rebuild(out: bytes | mmap.mmap) -> MappingSet:
+def _read_answer(out: bytes | mmap.mmap) -> MappingSet:
     frames = list(_frames(out))
-    # marshal our own child wrote, over a private pipe
+    # marshal our own child wrote, into a private temporary file
     header = marshal.loads(frames[0]) if frames else None  # noqa: S302
     if not isinstance(header, dict):
         raise ChildParseError("the mapping parser gave no answer")

@@ -1,4 +1,4 @@
-"""Parsing mapping text in a child process; rebuilding and releasing beside requests."""
+"""Parsing mapping text in a child process; reading its answer; releasing old sets."""
 
 from __future__ import annotations
 
@@ -184,7 +184,7 @@ def _answer(text: str) -> bytes:
 
 def test_the_answer_read_back_is_the_set() -> None:
     """What the child writes is read back as the in-process set."""
-    assert mapping_child._rebuild(_answer(TEXT)) == parse_mapping_text(
+    assert mapping_child._read_answer(_answer(TEXT)) == parse_mapping_text(
         TEXT, source="file", where="m.yaml"
     )
 
@@ -194,7 +194,7 @@ def test_a_short_or_damaged_answer_is_a_child_error(cut: int) -> None:
     """An answer cut short, or with buffers that do not fit, is never served."""
     answer = _answer(TEXT)
     with pytest.raises(ChildParseError, match=r"cut short|incomplete|damaged"):
-        mapping_child._rebuild(answer[:-cut])
+        mapping_child._read_answer(answer[:-cut])
     frames = bytearray(answer)
     # the roles' last entry offset, made to point past their data
     header = struct.unpack_from("<Q", frames)[0]
@@ -204,4 +204,4 @@ def test_a_short_or_damaged_answer_is_a_child_error(cut: int) -> None:
     offsets_len = struct.unpack_from("<Q", frames, offsets_at)[0]
     struct.pack_into("<q", frames, offsets_at + offsets_len, 1 << 40)
     with pytest.raises(ChildParseError, match="damaged"):
-        mapping_child._rebuild(bytes(frames))
+        mapping_child._read_answer(bytes(frames))
