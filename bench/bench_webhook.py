@@ -56,7 +56,7 @@ WRK_THREADS = 2
 # that needs more fails loudly rather than turning into cache hits).
 COLD_CONNECTIONS = 16
 COLD_SECONDS = 3
-COLD_TOKENS = 4000
+COLD_TOKENS = 8000
 COLD_USERS = 16
 # Sequential latency samples.
 LATENCY_REVIEWS = 200
